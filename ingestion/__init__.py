@@ -1,0 +1,1 @@
+"""Plain-Python ingestion: landing-zone writer and loaders into the warehouse. No Dagster imports here."""
