@@ -1,0 +1,227 @@
+"""Load landing-zone files into raw warehouse tables, each file once and each event once.
+
+The lines are read, split, validated and parsed by DuckDB (``read_text`` and its JSON functions); Python
+only lists files and, for ``.jsonl.gz`` files, decompresses them to a scratch copy first. Each batch of
+files commits in one transaction: its rows, its quarantined lines and the record that the files are loaded
+land together or not at all, so a crash can never load a file twice or half.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, list_landing_files
+
+RAW_SCHEMA = "raw"
+# Files are loaded in batches of about this many bytes, so memory stays bounded whatever the backlog.
+BATCH_BYTES = 256 * 1024 * 1024
+QUARANTINED_LINE_CHARS = 10_000
+
+DDL = f"""
+create schema if not exists {RAW_SCHEMA};
+create table if not exists {RAW_SCHEMA}.loaded_files (
+    source varchar not null, file varchar not null, size_bytes bigint, lines bigint, loaded_rows bigint,
+    duplicate_rows bigint, quarantined_rows bigint, loaded_at timestamp not null
+);
+create table if not exists {RAW_SCHEMA}.stripe_events (
+    event_id varchar not null, event_type varchar not null, api_version varchar, created_at timestamp not null,
+    object_id varchar, object_type varchar, livemode boolean, payload json not null,
+    _file varchar not null, _line bigint not null, _loaded_at timestamp not null
+);
+create table if not exists {RAW_SCHEMA}.tracking_events (
+    message_id varchar not null, type varchar not null, event_name varchar, anonymous_id varchar,
+    user_id varchar, event_timestamp timestamp not null, payload json not null,
+    _file varchar not null, _line bigint not null, _loaded_at timestamp not null
+);
+create table if not exists {RAW_SCHEMA}.quarantine (
+    source varchar not null, file varchar not null, line_number bigint not null, reason varchar not null,
+    line_text varchar, quarantined_at timestamp not null
+);
+"""
+
+# Why a line is refused, in order; the first that applies is recorded. `j` is the parsed line.
+STRIPE_CHECKS = """
+    when json_extract_string(j, '$.id') is null or json_extract_string(j, '$.id') = ''
+        then 'missing required field: id'
+    when json_extract_string(j, '$.type') is null then 'missing required field: type'
+    when try_cast(json_extract_string(j, '$.created') as bigint) is null
+        then 'missing or non-integer field: created'
+    when json_type(j, '$.data.object') is distinct from 'OBJECT' then 'missing required field: data.object'
+"""
+TRACKING_CHECKS = """
+    when json_extract_string(j, '$.messageId') is null or json_extract_string(j, '$.messageId') = ''
+        then 'missing required field: messageId'
+    when json_extract_string(j, '$.type') is null then 'missing required field: type'
+    when json_extract_string(j, '$.type') not in ('page', 'identify', 'track')
+        then 'unsupported type: ' || json_extract_string(j, '$.type')
+    when json_extract_string(j, '$.timestamp') is null then 'missing required field: timestamp'
+    when try_cast(json_extract_string(j, '$.timestamp') as timestamptz) is null
+        then 'timestamp is not an ISO-8601 date-time'
+    when coalesce(json_extract_string(j, '$.anonymousId'), '') = ''
+         and coalesce(json_extract_string(j, '$.userId'), '') = ''
+        then 'missing required field: one of anonymousId or userId'
+"""
+STRIPE_INSERT = f"""
+insert into {RAW_SCHEMA}.stripe_events
+select json_extract_string(j, '$.id'), json_extract_string(j, '$.type'), json_extract_string(j, '$.api_version'),
+       make_timestamp(cast(json_extract_string(j, '$.created') as bigint) * 1000000),
+       json_extract_string(j, '$.data.object.id'), json_extract_string(j, '$.data.object.object'),
+       try_cast(json_extract_string(j, '$.livemode') as boolean), j, file, line_number, $now
+from _valid v
+where not exists (select 1 from {RAW_SCHEMA}.stripe_events r where r.event_id = json_extract_string(v.j, '$.id'))
+qualify row_number() over (partition by json_extract_string(j, '$.id') order by file, line_number) = 1
+"""
+TRACKING_INSERT = f"""
+insert into {RAW_SCHEMA}.tracking_events
+select json_extract_string(j, '$.messageId'), json_extract_string(j, '$.type'), json_extract_string(j, '$.event'),
+       nullif(json_extract_string(j, '$.anonymousId'), ''), nullif(json_extract_string(j, '$.userId'), ''),
+       cast(json_extract_string(j, '$.timestamp') as timestamptz) at time zone 'UTC', j, file, line_number, $now
+from _valid v
+where not exists (select 1 from {RAW_SCHEMA}.tracking_events r
+                  where r.message_id = json_extract_string(v.j, '$.messageId'))
+qualify row_number() over (partition by json_extract_string(j, '$.messageId') order by file, line_number) = 1
+"""
+SOURCE_SQL = {STRIPE_DIR: (STRIPE_CHECKS, STRIPE_INSERT), TRACKING_DIR: (TRACKING_CHECKS, TRACKING_INSERT)}
+
+
+@dataclass
+class SourceLoad:
+    source: str
+    files: int = 0
+    lines: int = 0
+    loaded_rows: int = 0
+    duplicate_rows: int = 0
+    quarantined_rows: int = 0
+    file_names: list[str] = field(default_factory=list)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def pending_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) -> list[Path]:
+    """Landing files of one source not loaded yet (by their path relative to the landing dir)."""
+    ensure_schema(con)
+    landing_dir = Path(landing_dir)
+    loaded = {r[0] for r in con.execute(
+        f"select file from {RAW_SCHEMA}.loaded_files where source = ?", [source]).fetchall()}
+    return [p for p in list_landing_files(landing_dir, source) if p.relative_to(landing_dir).as_posix() not in loaded]
+
+
+def _batches(files: list[Path]) -> list[list[Path]]:
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for f in files:
+        s = f.stat().st_size
+        if batches[-1] and size + s > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(f)
+        size += s
+    return [b for b in batches if b]
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, files: list[Path],
+                scratch: Path, result: SourceLoad) -> None:
+    checks, insert = SOURCE_SQL[source]
+    mapping = []
+    for f in files:
+        read_path = f
+        if f.name.endswith(".gz"):
+            read_path = scratch / f"{len(mapping)}.jsonl"
+            with gzip.open(f, "rb") as src, open(read_path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        mapping.append((str(read_path), f.relative_to(landing_dir).as_posix(), f.stat().st_size))
+    con.execute("begin transaction")
+    try:
+        con.execute("create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint)")
+        con.executemany("insert into _files values (?, ?, ?)", mapping)
+        # Every line with its 1-based number; a trailing newline's empty remainder is not a line.
+        con.execute("""
+            create or replace temp table _lines as
+            with split as (
+                select f.file, string_split(t.content, chr(10)) as parts
+                from read_text(?) t join _files f on f.read_path = t.filename
+            )
+            select file, unnest(range(1, len(parts) + 1)) as line_number,
+                   rtrim(unnest(parts), chr(13)) as line
+            from split
+        """, [[m[0] for m in mapping]])
+        con.execute(f"""
+            create or replace temp table _checked as
+            select file, line_number, line,
+                   case when not json_valid(line) then 'invalid JSON'
+                        when json_type(line) <> 'OBJECT' then 'not a JSON object'
+                        else null end as reason
+            from _lines where trim(line) <> ''
+        """)
+        con.execute(f"""
+            create or replace temp table _classified as
+            select file, line_number, line,
+                   coalesce(reason, case {checks} else null end) as reason
+            from (select *, case when reason is null then line::json end as j from _checked)
+        """)
+        con.execute("create or replace temp table _valid as "
+                    "select file, line_number, line::json as j from _classified where reason is null")
+        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchone()[0]
+        before = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchone()[0]
+        con.execute(insert.replace("$now", "?"), [now])
+        after = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchone()[0]
+        con.execute(f"""
+            insert into {RAW_SCHEMA}.quarantine
+            select ?, file, line_number, reason, left(line, {QUARANTINED_LINE_CHARS}), ?
+            from _classified where reason is not null
+        """, [source, now])
+        con.execute(f"""
+            insert into {RAW_SCHEMA}.loaded_files
+            select ?, f.file, f.size_bytes,
+                   (select count(*) from _classified c where c.file = f.file),
+                   (select count(*) from {RAW_SCHEMA}.{_table(source)} r where r._file = f.file and r._loaded_at = ?),
+                   (select count(*) from _classified c where c.file = f.file and c.reason is null)
+                     - (select count(*) from {RAW_SCHEMA}.{_table(source)} r where r._file = f.file and r._loaded_at = ?),
+                   (select count(*) from _classified c where c.file = f.file and c.reason is not null),
+                   ?
+            from _files f
+        """, [source, now, now, now])
+        stats = con.execute("select count(*), count(*) filter (where reason is not null) from _classified").fetchone()
+        con.execute("drop table _lines; drop table _checked; drop table _classified; drop table _valid; "
+                    "drop table _files")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    result.files += len(files)
+    result.lines += stats[0]
+    result.quarantined_rows += stats[1]
+    result.loaded_rows += after - before
+    result.duplicate_rows += stats[0] - stats[1] - (after - before)
+    result.file_names += [m[1] for m in mapping]
+
+
+def _table(source: str) -> str:
+    return {STRIPE_DIR: "stripe_events", TRACKING_DIR: "tracking_events"}[source]
+
+
+def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) -> SourceLoad:
+    """Load every new landing file of one source. Returns what was loaded, deduplicated and quarantined."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown landing source {source!r}; expected one of {SOURCES}")
+    landing_dir = Path(landing_dir).resolve()
+    result = SourceLoad(source=source)
+    files = pending_files(con, landing_dir, source)
+    with tempfile.TemporaryDirectory(prefix="landing-gunzip-") as scratch:
+        for batch in _batches(files):
+            _load_batch(con, landing_dir, source, batch, Path(scratch), result)
+            for p in Path(scratch).iterdir():
+                p.unlink()
+    return result
+
+
+def load_all(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> dict[str, SourceLoad]:
+    return {source: load_source(con, landing_dir, source) for source in SOURCES}
