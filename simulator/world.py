@@ -254,9 +254,10 @@ class World:
             ad = rng.choice(TIKTOK_CAMPAIGNS[campaign])
             ttclid = "E.C.P." + self._token(48)
             params = {"ttclid": ttclid}
-            if rng.random() < 0.9:   # a tenth of ads were set up without UTM tags: the click id must carry it
-                params.update({"utm_source": "tiktok", "utm_medium": "paid_social", "utm_campaign": campaign,
-                               "utm_content": ad})
+            if rng.random() < 0.9:
+                params.update({"utm_source": "tiktok", "utm_medium": "paid_social"})
+            # a tenth of the ads carry only the campaign and ad macros: the click id alone must say "TikTok"
+            params.update({"utm_campaign": campaign, "utm_content": ad})
             return ({"channel": "tiktok", "source": "tiktok", "medium": "paid_social", "campaign": campaign,
                      "ad": ad, "click_id_type": "ttclid", "click_id": ttclid, "params": params},
                     "https://www.tiktok.com/", None)

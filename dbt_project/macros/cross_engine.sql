@@ -1,0 +1,33 @@
+{# SQL that differs between engines. Each macro has a DuckDB (default) and a PostgreSQL implementation. #}
+
+{# json_text('payload', 'data.object.lines.data[0].id') -> the value at that path as text #}
+{% macro json_text(column, path) %}{{ return(adapter.dispatch('json_text', 'ttattribution')(column, path)) }}{% endmacro %}
+{% macro default__json_text(column, path) %}json_extract_string({{ column }}, '$.{{ path }}'){% endmacro %}
+{% macro postgres__json_text(column, path) -%}
+    {%- set parts = path | replace('[', '.') | replace(']', '') -%}
+    ({{ column }} #>> '{ {{- parts.split('.') | join(',') -}} }')
+{%- endmacro %}
+
+{% macro epoch_to_timestamp(expr) %}{{ return(adapter.dispatch('epoch_to_timestamp', 'ttattribution')(expr)) }}{% endmacro %}
+{% macro default__epoch_to_timestamp(expr) %}make_timestamp(cast({{ expr }} as bigint) * 1000000){% endmacro %}
+{% macro postgres__epoch_to_timestamp(expr) %}(to_timestamp(cast({{ expr }} as bigint)) at time zone 'UTC'){% endmacro %}
+
+{% macro iso_to_timestamp(expr) %}{{ return(adapter.dispatch('iso_to_timestamp', 'ttattribution')(expr)) }}{% endmacro %}
+{% macro default__iso_to_timestamp(expr) %}(cast({{ expr }} as timestamptz) at time zone 'UTC'){% endmacro %}
+
+{% macro regex_matches(expr, pattern) %}{{ return(adapter.dispatch('regex_matches', 'ttattribution')(expr, pattern)) }}{% endmacro %}
+{% macro default__regex_matches(expr, pattern) %}regexp_matches({{ expr }}, {{ pattern }}){% endmacro %}
+{% macro postgres__regex_matches(expr, pattern) %}({{ expr }} ~ {{ pattern }}){% endmacro %}
+
+{% macro regex_extract(expr, pattern) %}{{ return(adapter.dispatch('regex_extract', 'ttattribution')(expr, pattern)) }}{% endmacro %}
+{% macro default__regex_extract(expr, pattern) %}nullif(regexp_extract({{ expr }}, {{ pattern }}, 1), ''){% endmacro %}
+{% macro postgres__regex_extract(expr, pattern) %}nullif(substring({{ expr }} from {{ pattern }}), ''){% endmacro %}
+
+{% macro url_decode(expr) %}{{ return(adapter.dispatch('url_decode', 'ttattribution')(expr)) }}{% endmacro %}
+{% macro default__url_decode(expr) %}url_decode(replace({{ expr }}, '+', ' ')){% endmacro %}
+{% macro postgres__url_decode(expr) %}replace({{ expr }}, '+', ' '){% endmacro %}
+
+{% macro digits_only(expr) %}{{ return(adapter.dispatch('digits_only', 'ttattribution')(expr)) }}{% endmacro %}
+{% macro default__digits_only(expr) %}regexp_replace({{ expr }}, '[^0-9]', '', 'g'){% endmacro %}
+
+{% macro md5_hex(expr) %}md5({{ expr }}){% endmacro %}

@@ -1,0 +1,136 @@
+-- One row per distinct identity edge (a pair of identifiers seen together), with whether the stitch
+-- uses it and, if not, why: this is also the audit of every merge that was refused.
+-- Nodes are "<type>:<value>" with type browser, email (trimmed, lowercased), phone (E.164),
+-- user (site user id), stripe_customer and purchase.
+with tracking as (
+    select * from {{ ref('stg_tracking__events') }}
+    where reveals_identity or user_id is not null
+),
+
+purchases as (
+    select * from {{ ref('int_purchases') }}
+),
+
+customers as (
+    select * from {{ ref('stg_stripe__customers') }}
+),
+
+sessions as (
+    select * from {{ ref('stg_stripe__checkout_sessions') }}
+),
+
+raw_edges as (
+    select 'tracking_identify' as edge_source, 'browser' as left_type, anonymous_id as left_value,
+           'email' as right_type, email_normalised as right_value, event_at as observed_at from tracking
+    union all
+    select 'tracking_identify', 'browser', anonymous_id, 'phone', phone_normalised, event_at from tracking
+    union all
+    select 'tracking_identify', 'browser', anonymous_id, 'user', user_id, event_at from tracking
+    union all
+    select 'tracking_identify', 'user', user_id, 'email', email_normalised, event_at from tracking
+    union all
+    select 'tracking_identify', 'user', user_id, 'phone', phone_normalised, event_at from tracking
+    union all
+    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('email') }}, created_at
+    from customers
+    union all
+    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('phone') }}, created_at
+    from customers
+    union all
+    select 'checkout_session', 'browser', client_reference_id, 'stripe_customer', stripe_customer_id, created_at
+    from sessions
+    union all
+    select 'checkout_session', 'browser', client_reference_id, 'email', {{ normalise_email('customer_email') }}, created_at
+    from sessions
+    union all
+    select 'purchase', 'purchase', purchase_id, 'stripe_customer', stripe_customer_id, purchased_at from purchases
+    union all
+    select 'purchase', 'purchase', purchase_id, 'email', email_normalised, purchased_at from purchases
+    union all
+    select 'purchase', 'purchase', purchase_id, 'phone', phone_normalised, purchased_at from purchases
+    union all
+    select 'purchase', 'purchase', purchase_id, 'browser', client_reference_id, purchased_at from purchases
+),
+
+edges as (
+    select
+        left_type || ':' || left_value as left_node,
+        right_type || ':' || right_value as right_node,
+        left_type,
+        left_value,
+        right_type,
+        right_value,
+        min(edge_source) as edge_source,
+        min(observed_at) as first_seen_at,
+        max(observed_at) as last_seen_at,
+        count(*) as times_seen
+    from raw_edges
+    where left_value is not null and right_value is not null
+      and (right_type <> 'phone' or {{ valid_e164('right_value') }})
+    group by 1, 2, 3, 4, 5, 6
+),
+
+endpoints as (
+    select left_node as node, left_type as node_type, left_value as node_value from edges
+    union
+    select right_node, right_type, right_value from edges
+),
+
+blocked_nodes as (
+    select distinct endpoints.node, 'blocked_value: ' || blocked.why as reason
+    from endpoints
+    join {{ ref('blocked_identifiers') }} as blocked
+        on blocked.identifier_type = endpoints.node_type
+       and {{ regex_matches('endpoints.node_value', 'blocked.pattern') }}
+),
+
+usable_edges as (
+    select * from edges
+    where left_node not in (select node from blocked_nodes)
+      and right_node not in (select node from blocked_nodes)
+),
+
+-- super-node guards: degree caps per identifier type, counted over unblocked edges only
+capped_nodes as (
+    select left_node as node,
+           'shared_browser: ' || count(distinct right_value) || ' emails' as reason
+    from usable_edges where left_type = 'browser' and right_type = 'email'
+    group by left_node having count(distinct right_value) > {{ var('max_emails_per_browser') }}
+    union all
+    select left_node,
+           'shared_browser: ' || count(distinct right_value) || ' phones'
+    from usable_edges where left_type = 'browser' and right_type = 'phone'
+    group by left_node having count(distinct right_value) > {{ var('max_phones_per_browser') }}
+    union all
+    select right_node,
+           'shared_email: ' || count(distinct left_value) || ' stripe customers'
+    from usable_edges where left_type = 'stripe_customer' and right_type = 'email'
+    group by right_node having count(distinct left_value) > {{ var('max_customers_per_email') }}
+),
+
+refused_nodes as (
+    select node, min(reason) as reason
+    from (select * from blocked_nodes union all select * from capped_nodes) as refused
+    group by node
+),
+
+final as (
+    select
+        edges.left_node,
+        edges.right_node,
+        edges.left_type,
+        edges.right_type,
+        edges.edge_source,
+        edges.first_seen_at,
+        edges.last_seen_at,
+        edges.times_seen,
+        (left_refused.node is null and right_refused.node is null) as is_used,
+        coalesce(left_refused.reason, right_refused.reason) as unused_reason,
+        coalesce(case when left_refused.node is not null then edges.left_node end,
+                 case when right_refused.node is not null then edges.right_node end) as refused_node
+    from edges
+    left join refused_nodes as left_refused on left_refused.node = edges.left_node
+    left join refused_nodes as right_refused on right_refused.node = edges.right_node
+)
+
+select * from final
