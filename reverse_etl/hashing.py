@@ -1,0 +1,64 @@
+"""Normalisation and SHA-256 hashing of match keys, as TikTok's Events API expects them.
+
+email: trimmed, lowercased. phone: E.164 (parsed with `phonenumbers`, a default region for numbers typed
+without a country code; what cannot be parsed is dropped). A value that already is 64 hex characters is
+passed through, never hashed twice. ttclid, ttp, ip, user agent and locale are never hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import phonenumbers
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def is_sha256(value: str) -> bool:
+    return bool(_SHA256.match(value))
+
+
+def normalise_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    return v if "@" in v or is_sha256(v) else None
+
+
+def normalise_phone(value: str | None, default_region: str = "US") -> str | None:
+    if value is None or not value.strip():
+        return None
+    v = value.strip()
+    if is_sha256(v):
+        return v.lower()
+    if v.startswith("00"):
+        v = "+" + v[2:]
+    try:
+        parsed = phonenumbers.parse(v, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def hash_email(value: str | None) -> str | None:
+    v = normalise_email(value)
+    return None if v is None else (v if is_sha256(v) else sha256_hex(v))
+
+
+def hash_phone(value: str | None, default_region: str = "US") -> str | None:
+    v = normalise_phone(value, default_region)
+    return None if v is None else (v if is_sha256(v) else sha256_hex(v))
+
+
+def hash_external_id(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    v = value.strip()
+    return v.lower() if is_sha256(v) else sha256_hex(v)
