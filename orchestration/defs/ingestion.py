@@ -1,0 +1,46 @@
+"""Landing zone -> raw warehouse tables."""
+
+import dagster as dg
+
+from ingestion.landing import STRIPE_DIR, TRACKING_DIR
+from ingestion.loader import load_source
+from orchestration.resources import LandingZoneResource, WarehouseResource
+
+WAREHOUSE_POOL = "warehouse"
+
+
+def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource,
+          source: str, table: str) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        result = load_source(con, landing_zone.resolved_path, source)
+        total = con.execute(f"select count(*) from raw.{table}").fetchone()[0]
+        quarantined = con.execute("select count(*) from raw.quarantine where source = ?", [source]).fetchone()[0]
+    context.log.info(f"{source}: {result.files} new files, {result.loaded_rows} new rows, "
+                     f"{result.duplicate_rows} duplicates skipped, {result.quarantined_rows} lines quarantined")
+    return dg.MaterializeResult(metadata={
+        "new_files": result.files,
+        "new_rows": result.loaded_rows,
+        "duplicates_skipped": result.duplicate_rows,
+        "lines_quarantined": result.quarantined_rows,
+        "dagster/row_count": total,
+        "quarantine_total": quarantined,
+    })
+
+
+@dg.asset(key=["raw", "stripe_events"], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb", "stripe"},
+          description="Stripe events from $LANDING_DIR/stripe_events, each file once, each event id once; "
+                      "malformed lines go to raw.quarantine.")
+def raw_stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                      landing_zone: LandingZoneResource) -> dg.MaterializeResult:
+    return _load(context, warehouse, landing_zone, STRIPE_DIR, "stripe_events")
+
+
+@dg.asset(key=["raw", "tracking_events"], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb"},
+          description="Tracking events from $LANDING_DIR/tracking, each file once, each messageId once; "
+                      "malformed lines go to raw.quarantine.")
+def raw_tracking_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        landing_zone: LandingZoneResource) -> dg.MaterializeResult:
+    return _load(context, warehouse, landing_zone, TRACKING_DIR, "tracking_events")
+
+
+defs = dg.Definitions(assets=[raw_stripe_events, raw_tracking_events])

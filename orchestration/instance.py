@@ -1,0 +1,24 @@
+"""The Dagster instance for headless runs: $DAGSTER_HOME (default ./data/dagster_home), made absolute, and given
+the embedded dagster.yaml (pool limits) when it has none of its own."""
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+EMBEDDED_CONFIG = Path(__file__).with_name("dagster.yaml")
+
+
+def prepare_dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or "./data/dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(EMBEDDED_CONFIG, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def get_instance() -> dg.DagsterInstance:
+    prepare_dagster_home()
+    return dg.DagsterInstance.get()
