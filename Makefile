@@ -1,0 +1,61 @@
+# The two set-up commands are `make demo` and `make test`; each creates .venv and installs when needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# Configuration (see .env.example); the environment wins over these defaults.
+export LANDING_DIR ?= $(CURDIR)/data/landing
+export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+DEMO_DIR ?= $(CURDIR)/data/demo
+DEMO_VISITORS ?= 3000
+DEMO_SEED ?= 7
+PORT ?= 3000
+
+.PHONY: help install demo test run dev dev-demo clean
+
+help:
+	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
+	@echo "make test      run the whole test suite"
+	@echo "make run       materialise every asset once over LANDING_DIR and WAREHOUSE_PATH"
+	@echo "make dev       the Dagster UI on http://127.0.0.1:$(PORT) over the same configuration"
+	@echo "make dev-demo  the Dagster UI over the demo's data"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
+	LANDING_DIR=$(DEMO_DIR)/landing $(PY) -m simulator --visitors $(DEMO_VISITORS) --seed $(DEMO_SEED)
+	LANDING_DIR=$(DEMO_DIR)/landing WAREHOUSE_PATH=$(DEMO_DIR)/warehouse.duckdb DAGSTER_LOG_LEVEL=WARNING \
+		$(PY) -m orchestration.run
+	LANDING_DIR=$(DEMO_DIR)/landing WAREHOUSE_PATH=$(DEMO_DIR)/warehouse.duckdb $(PY) -m simulator.report
+	@echo
+	@echo "The run is recorded in the Dagster instance at $(DAGSTER_HOME)."
+	@echo "Open the Dagster UI over the demo's data with:  make dev-demo   (then http://127.0.0.1:$(PORT))"
+	@echo "Query the marts with DuckDB:  $(PY) -c \"import duckdb; print(duckdb.connect('$(DEMO_DIR)/warehouse.duckdb', read_only=True).sql('from marts.attributed_purchases limit 5'))\""
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: $(STAMP)
+	$(PY) -m orchestration.run
+
+dev: $(STAMP)
+	$(PY) -c 'from orchestration.instance import prepare_dagster_home; prepare_dagster_home()'
+	$(VENV)/bin/dagster dev -m orchestration.definitions -h 127.0.0.1 -p $(PORT)
+
+dev-demo:
+	$(MAKE) dev LANDING_DIR=$(DEMO_DIR)/landing WAREHOUSE_PATH=$(DEMO_DIR)/warehouse.duckdb
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs .pytest_cache
