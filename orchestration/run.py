@@ -11,9 +11,10 @@ import dagster as dg
 from orchestration.instance import get_instance
 
 
-def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "INFO") -> dg.ExecuteInProcessResult:
-    from orchestration.definitions import defs
-
+def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "INFO",
+                 defs: dg.Definitions | None = None) -> dg.ExecuteInProcessResult:
+    if defs is None:
+        from orchestration.definitions import defs
     job = defs.resolve_job_def("pipeline")
     return job.execute_in_process(instance=instance or get_instance(), raise_on_error=False,
                                   tags={"trigger": "make run"},

@@ -1,0 +1,78 @@
+"""Shared fixtures: small simulated worlds on disk, real DuckDB files, Dagster runs on a temporary instance."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from simulator.cli import write_world
+from simulator.world import WorldConfig
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "ground_truth" / "purchases.jsonl"
+
+    def add_world(self, visitors: int, seed: int) -> dict:
+        return write_world(WorldConfig(visitors=visitors, seed=seed), self.landing, self.truth)
+
+    def resources(self) -> dict:
+        from orchestration.resources import LandingZoneResource, TikTokResource, WarehouseResource
+
+        return {"warehouse": WarehouseResource(path=str(self.warehouse)),
+                "landing_zone": LandingZoneResource(path=str(self.landing)),
+                "tiktok": TikTokResource()}
+
+    def defs(self) -> dg.Definitions:
+        from orchestration.definitions import build_defs
+
+        return build_defs(self.resources())
+
+    def run(self) -> dg.ExecuteInProcessResult:
+        from orchestration.run import run_pipeline
+
+        with dg.instance_for_test() as instance:
+            result = run_pipeline(instance=instance, defs=self.defs(), log_level="WARNING")
+        return result
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.query(sql, params)[0][0]
+
+    def truth_rows(self) -> list[dict]:
+        return [json.loads(line) for line in self.truth.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def built_world(tmp_path_factory) -> Workspace:
+    """One small world run through the whole pipeline once, shared by the read-only tests."""
+    ws = Workspace(tmp_path_factory.mktemp("built_world"))
+    ws.add_world(visitors=1500, seed=11)
+    result = ws.run()
+    assert result.success, "the pipeline failed on the shared small world"
+    return ws
