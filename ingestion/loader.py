@@ -135,8 +135,11 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
         read_path = f
         if f.name.endswith(".gz"):
             read_path = scratch / f"{len(mapping)}.jsonl"
-            with gzip.open(f, "rb") as src, open(read_path, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with gzip.open(f, "rb") as src, open(read_path, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as e:
+                raise UnreadableFile(f"not a readable gzip file ({e})") from e
         mapping.append((str(read_path), f.relative_to(landing_dir).as_posix(), f.stat().st_size))
     con.execute("begin transaction")
     try:
@@ -208,6 +211,26 @@ def _table(source: str) -> str:
     return {STRIPE_DIR: "stripe_events", TRACKING_DIR: "tracking_events"}[source]
 
 
+class UnreadableFile(Exception):
+    """A landing file that cannot be read as UTF-8 JSON lines at all (corrupt gzip, binary content)."""
+
+
+def _quarantine_file(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, path: Path, reason: str,
+                     result: SourceLoad) -> None:
+    """Record a whole unreadable file in the quarantine (line 0) and as loaded: files are immutable, so
+    retrying it would fail forever and hold back every file after it."""
+    rel = path.relative_to(landing_dir).as_posix()
+    con.execute("begin transaction")
+    con.execute(f"insert into {RAW_SCHEMA}.quarantine values (?, ?, 0, ?, null, now() at time zone 'UTC')",
+                [source, rel, f"unreadable file: {reason}"[:1000]])
+    con.execute(f"insert into {RAW_SCHEMA}.loaded_files values (?, ?, ?, 0, 0, 0, 1, now() at time zone 'UTC')",
+                [source, rel, path.stat().st_size])
+    con.execute("commit")
+    result.files += 1
+    result.quarantined_rows += 1
+    result.file_names.append(rel)
+
+
 def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) -> SourceLoad:
     """Load every new landing file of one source. Returns what was loaded, deduplicated and quarantined."""
     if source not in SOURCES:
@@ -217,9 +240,20 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
     files = pending_files(con, landing_dir, source)
     with tempfile.TemporaryDirectory(prefix="landing-gunzip-") as scratch:
         for batch in _batches(files):
-            _load_batch(con, landing_dir, source, batch, Path(scratch), result)
-            for p in Path(scratch).iterdir():
-                p.unlink()
+            try:
+                _load_batch(con, landing_dir, source, batch, Path(scratch), result)
+            except (UnreadableFile, duckdb.InvalidInputException):
+                # one bad file fails the batch; load its files one by one to find and quarantine it
+                for path in batch:
+                    try:
+                        _load_batch(con, landing_dir, source, [path], Path(scratch), result)
+                    except UnreadableFile as e:
+                        _quarantine_file(con, landing_dir, source, path, str(e), result)
+                    except duckdb.InvalidInputException as e:
+                        _quarantine_file(con, landing_dir, source, path, str(e).split("\n")[0], result)
+            finally:
+                for p in Path(scratch).iterdir():
+                    p.unlink()
     return result
 
 

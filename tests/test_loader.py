@@ -127,3 +127,18 @@ def test_landing_files_are_immutable(tmp_path):
         write_jsonl_atomic(target, [page(2)])
     assert json.loads(target.read_text())["messageId"] == "m-1"
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_an_unreadable_file_is_quarantined_whole_and_the_other_files_still_load(tmp_path, con):
+    landing = tmp_path / "landing"
+    write_jsonl_atomic(landing / "tracking" / "a.jsonl", [page(1)])
+    (landing / "tracking" / "b.jsonl.gz").write_bytes(b"this is not gzip")
+    (landing / "tracking" / "c.jsonl").write_bytes(b"\xff\xfe binary \x00 garbage\n")
+    write_jsonl_atomic(landing / "tracking" / "d.jsonl", [page(2)])
+    result = load_source(con, landing, "tracking")
+    assert count(con, "tracking_events") == 2 and result.files == 4
+    rows = con.execute("select file, line_number, reason from raw.quarantine order by file").fetchall()
+    assert [r[:2] for r in rows] == [("tracking/b.jsonl.gz", 0), ("tracking/c.jsonl", 0)]
+    assert rows[0][2].startswith("unreadable file: not a readable gzip file")
+    assert rows[1][2].startswith("unreadable file:")
+    assert load_source(con, landing, "tracking").files == 0

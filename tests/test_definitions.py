@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import dagster as dg
+
+from orchestration.defs.ingestion import WAREHOUSE_POOL
+
+
+def test_definitions_load_and_validate(workspace):
+    defs = workspace.defs()
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw/stripe_events", "raw/tracking_events", "staging/stg_stripe__invoices",
+            "intermediate/int_identity_components", "marts/attributed_purchases", "marts/customer_journeys",
+            "marts/tiktok_conversions", "reverse_etl/tiktok_deliveries"} <= keys
+    assert defs.resolve_job_def("pipeline")
+    assert defs.resolve_sensor_def("landing_zone_sensor")
+
+
+def test_dbt_sources_are_the_loader_assets_and_nothing_dangles(workspace):
+    graph = workspace.defs().resolve_asset_graph()
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    for key in graph.get_all_asset_keys():
+        for parent in graph.get(key).parent_keys:
+            assert parent in materializable, f"{key.to_user_string()} depends on unmaterializable {parent}"
+
+
+def test_every_warehouse_writer_runs_in_the_warehouse_pool(workspace):
+    defs = workspace.defs()
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        if assets_def.is_executable:
+            pools = {op.pool for op in assets_def.node_def.iterate_op_defs()}
+            assert pools == {WAREHOUSE_POOL}, assets_def.keys
+
+
+def test_the_code_location_loads_with_dagsters_own_validator(tmp_path):
+    env = {"LANDING_DIR": str(tmp_path / "landing"), "WAREHOUSE_PATH": str(tmp_path / "wh.duckdb"),
+           "DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    (tmp_path / "home").mkdir()
+    out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m",
+                          "orchestration.definitions"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "passed validation" in (out.stdout + out.stderr)

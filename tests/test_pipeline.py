@@ -1,0 +1,170 @@
+"""The whole pipeline through Dagster on small simulated worlds, checked against the world's ground truth."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ingestion.landing import write_jsonl_atomic
+
+pytestmark = pytest.mark.slow
+
+ATTRIBUTED_PURCHASES = ["purchase_id", "stripe_customer_id", "customer_id", "purchased_at", "amount",
+                        "refunded_amount", "net_amount", "currency", "is_first_purchase", "first_touch_at",
+                        "first_touch_channel", "first_touch_source", "first_touch_campaign", "first_touch_ttclid",
+                        "first_touch_landing_page", "last_touch_channel", "last_touch_campaign",
+                        "attributed_to_tiktok"]
+CUSTOMER_JOURNEYS = ["customer_id", "touch_index", "touched_at", "anonymous_id", "channel", "source", "medium",
+                     "campaign", "click_id_type", "click_id", "url"]
+TIKTOK_CONVERSIONS = ["event_id", "event_name", "event_time", "purchase_id", "value", "currency", "has_ttclid",
+                      "has_email", "has_phone", "eligible", "ineligible_reason"]
+LEDGER = ["event_id", "status", "attempts", "last_code", "last_message", "request_id", "first_attempt_at",
+          "last_attempt_at"]
+EXPONENT = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}
+
+
+def _columns(ws, schema, table):
+    return [r[0] for r in ws.query("select column_name from information_schema.columns where table_schema = ? "
+                                   "and table_name = ? order by ordinal_position", [schema, table])]
+
+
+def test_the_warehouse_relations_have_the_contracted_columns(built_world):
+    for schema, table, cols in [("marts", "attributed_purchases", ATTRIBUTED_PURCHASES),
+                                ("marts", "customer_journeys", CUSTOMER_JOURNEYS),
+                                ("marts", "tiktok_conversions", TIKTOK_CONVERSIONS),
+                                ("reverse_etl", "tiktok_deliveries", LEDGER)]:
+        missing = set(cols) - set(_columns(built_world, schema, table))
+        assert not missing, f"{schema}.{table} lacks {missing}"
+
+
+def test_tiktok_revenue_is_attributed_to_the_right_campaign_and_no_one_is_merged_by_mistake(built_world):
+    import duckdb
+
+    from simulator.evaluate import score
+
+    with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
+        s = score(con, built_world.truth)
+    print(f"\nground truth: {s.found_purchases}/{s.truth_purchases} purchases found; TikTok revenue on the right "
+          f"campaign {100 * s.tiktok_right_campaign_share:.2f}% of USD {s.tiktok_linkable_revenue:,.2f} linkable; "
+          f"USD {s.tiktok_unlinkable_revenue:,.2f} unlinkable; false merges {s.false_merges}")
+    assert s.found_purchases == s.truth_purchases
+    assert s.tiktok_right_campaign_share >= 0.99
+    assert s.false_merges == 0
+
+
+def test_money_is_counted_once_in_major_units_with_refunds_netted(built_world):
+    found = {r[0]: r[1:] for r in built_world.query(
+        "select purchase_id, amount, refunded_amount, net_amount, currency, is_renewal "
+        "from marts.attributed_purchases")}
+    truth = built_world.truth_rows()
+    assert len(found) == len(truth)
+    for t in truth:
+        amount, refunded, net, currency, is_renewal = found[t["purchase_id"]]
+        scale = 10 ** EXPONENT[t["currency"]]
+        assert currency == t["currency"]
+        assert float(amount) == pytest.approx(t["amount_minor"] / scale)
+        assert float(refunded) == pytest.approx(t.get("refunded_minor", 0) / scale)
+        assert float(net) == pytest.approx(float(amount) - float(refunded))
+        assert is_renewal == t["is_renewal"]
+
+
+def test_both_stripe_payload_shapes_are_read(built_world):
+    rows = built_world.query("""
+        select is_pre_basil_shape, count(*), count(subscription_id), count(payment_intent_id)
+        from staging.stg_stripe__invoices group by 1 order by 1""")
+    assert [r[0] for r in rows] == [False, True]
+    for _, n, with_sub, with_pi in rows:
+        assert n == with_sub == with_pi
+
+
+def test_junk_emails_and_shared_computers_are_refused_and_audited(built_world):
+    reasons = dict(built_world.query(
+        "select split_part(unused_reason, ':', 1), count(*) from intermediate.int_identity_edges "
+        "where not is_used group by 1"))
+    assert reasons.get("blocked_value", 0) > 0 and reasons.get("shared_browser", 0) > 0
+    assert built_world.scalar("select count(*) from intermediate.int_identity_components "
+                              "where node = 'email:test@test.com' and component_size > 1") == 0
+
+
+def test_consent_denied_is_never_sendable_and_every_eligible_conversion_is_in_the_ledger(built_world):
+    denied = built_world.query("""
+        select c.event_id, l.status from marts.tiktok_conversions c
+        left join reverse_etl.tiktok_deliveries l using (event_id) where not c.advertising_consent""")
+    assert denied and all(status == "no_consent" for _, status in denied)
+    missing = built_world.scalar("""
+        select count(*) from marts.tiktok_conversions c
+        where eligible and not exists (select 1 from reverse_etl.tiktok_deliveries l
+                                       where l.event_id = c.event_id and l.status = 'dry_run')""")
+    assert missing == 0
+    assert built_world.scalar("select count(*) - count(distinct event_id) from reverse_etl.tiktok_deliveries") == 0
+    leaked = built_world.scalar("select count(*) from reverse_etl.tiktok_deliveries where payload like '%@%'")
+    assert leaked == 0, "no clear-text email may leave in a payload"
+
+
+SNAPSHOT = {
+    "raw.stripe_events": "select event_id, _file, _line from raw.stripe_events order by all",
+    "raw.tracking_events": "select message_id, _file, _line from raw.tracking_events order by all",
+    "raw.quarantine": "select file, line_number, reason from raw.quarantine order by all",
+    "marts.attributed_purchases": "select * from marts.attributed_purchases order by purchase_id",
+    "marts.customer_journeys": "select * from marts.customer_journeys order by touch_id",
+    "marts.tiktok_conversions": "select * from marts.tiktok_conversions order by event_id",
+    "ledger": "select * exclude (payload) from reverse_etl.tiktok_deliveries order by event_id",
+}
+
+
+def _snapshot(ws):
+    return {name: ws.query(sql) for name, sql in SNAPSHOT.items()}
+
+
+def test_running_twice_changes_nothing_and_new_files_add_exactly_their_effect(workspace):
+    workspace.add_world(visitors=400, seed=21)
+    assert workspace.run().success
+    before = _snapshot(workspace)
+    assert workspace.run().success
+    assert _snapshot(workspace) == before
+
+    # a new day's files: a second world and a file with one malformed line among good ones
+    added = workspace.add_world(visitors=300, seed=22)
+    good = [{"messageId": f"extra-{i}", "type": "page", "timestamp": "2026-07-01T10:00:00Z",
+             "anonymousId": "b-extra", "context": {"page": {"url": "https://shop.example/"}}} for i in range(3)]
+    write_jsonl_atomic(workspace.landing / "tracking" / "manual" / "extra.jsonl",
+                       [good[0], "{broken", good[1], good[2]])
+    assert workspace.run().success
+    after = _snapshot(workspace)
+
+    new_stripe_ids = {r[0] for r in after["raw.stripe_events"]} - {r[0] for r in before["raw.stripe_events"]}
+    unique_added = len({e for e in _stripe_ids(workspace, "sim-s22")})
+    assert len(new_stripe_ids) == unique_added
+    assert len(after["raw.tracking_events"]) == len(before["raw.tracking_events"]) + added["tracking_events"] + 3
+    assert after["raw.quarantine"] == [("tracking/manual/extra.jsonl", 2, "invalid JSON")]
+
+    old_ledger = {r[0]: r for r in before["ledger"]}
+    new_ledger = {r[0]: r for r in after["ledger"]}
+    assert all(new_ledger[k] == v for k, v in old_ledger.items()), "ledger rows already written never change"
+    eligible_or_denied = {r[0] for r in workspace.query(
+        "select event_id from marts.tiktok_conversions where eligible or ineligible_reason = 'no_consent'")}
+    assert set(new_ledger) == eligible_or_denied
+    new_purchases = {t["purchase_id"] for t in workspace.truth_rows() if t["seed"] == 22}
+    assert set(new_ledger) - set(old_ledger) <= new_purchases
+
+
+def _stripe_ids(ws, folder):
+    import json
+
+    for path in (ws.landing / "stripe_events" / folder).glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            yield json.loads(line)["id"]
+
+
+def test_make_run_exits_non_zero_and_says_why_when_a_step_fails(tmp_path):
+    not_a_file = tmp_path / "warehouse-is-a-directory"
+    not_a_file.mkdir()
+    env = {**os.environ, "LANDING_DIR": str(tmp_path / "landing"), "WAREHOUSE_PATH": str(not_a_file),
+           "DAGSTER_HOME": str(tmp_path / "home"), "DAGSTER_LOG_LEVEL": "WARNING"}
+    out = subprocess.run([sys.executable, "-m", "orchestration.run"], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 1
+    assert "FAILED in:" in out.stderr and "raw__stripe_events" in out.stderr
+    assert str(not_a_file) in out.stderr
