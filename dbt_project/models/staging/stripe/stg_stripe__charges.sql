@@ -5,13 +5,9 @@ with latest as (
     where object_type = 'charge'
 ),
 
-exponents as (
-    select currency, exponent from {{ ref('currency_exponents') }}
-),
-
 final as (
     select
-        latest.object_id as charge_id,
+        object_id as charge_id,
         {{ json_text('payload', o ~ 'customer') }} as stripe_customer_id,
         {{ json_text('payload', o ~ 'payment_intent') }} as payment_intent_id,
         {{ json_text('payload', o ~ 'invoice') }} as invoice_id,
@@ -19,17 +15,16 @@ final as (
         {{ json_text('payload', o ~ 'billing_details.phone') }} as billing_phone,
         {{ json_text('payload', o ~ 'billing_details.name') }} as billing_name,
         {{ json_text('payload', o ~ 'status') }} as status,
-        upper({{ json_text('payload', o ~ 'currency') }}) as currency,
+        currency,
         cast({{ json_text('payload', o ~ 'amount') }} as bigint) as amount_minor,
         cast({{ json_text('payload', o ~ 'amount_refunded') }} as bigint) as amount_refunded_minor,
-        {{ to_major_units(json_text('payload', o ~ 'amount'), 'exponents.exponent') }} as amount,
-        {{ to_major_units(json_text('payload', o ~ 'amount_refunded'), 'exponents.exponent') }} as amount_refunded,
+        {{ to_major_units(json_text('payload', o ~ 'amount'), 'currency_exponent') }} as amount,
+        {{ to_major_units(json_text('payload', o ~ 'amount_refunded'), 'currency_exponent') }} as amount_refunded,
         {{ epoch_to_timestamp(json_text('payload', o ~ 'created')) }} as created_at,
-        latest.api_version,
-        latest.event_id as last_event_id,
+        api_version,
+        event_id as last_event_id,
         latest.created_at as last_event_at
     from latest
-    left join exponents on exponents.currency = upper({{ json_text('payload', o ~ 'currency') }})
 )
 
 select * from final

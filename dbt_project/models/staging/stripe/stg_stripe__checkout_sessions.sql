@@ -5,13 +5,9 @@ with latest as (
     where object_type = 'checkout.session'
 ),
 
-exponents as (
-    select currency, exponent from {{ ref('currency_exponents') }}
-),
-
 final as (
     select
-        latest.object_id as checkout_session_id,
+        object_id as checkout_session_id,
         {{ json_text('payload', o ~ 'customer') }} as stripe_customer_id,
         coalesce({{ json_text('payload', o ~ 'customer_details.email') }},
                  {{ json_text('payload', o ~ 'customer_email') }}) as customer_email,
@@ -25,17 +21,16 @@ final as (
         {{ json_text('payload', o ~ 'invoice') }} as invoice_id,
         {{ json_text('payload', o ~ 'subscription') }} as subscription_id,
         {{ json_text('payload', o ~ 'payment_intent') }} as payment_intent_id,
-        upper({{ json_text('payload', o ~ 'currency') }}) as currency,
+        currency,
         cast({{ json_text('payload', o ~ 'amount_total') }} as bigint) as amount_total_minor,
-        {{ to_major_units(json_text('payload', o ~ 'amount_total'), 'exponents.exponent') }} as amount_total,
+        {{ to_major_units(json_text('payload', o ~ 'amount_total'), 'currency_exponent') }} as amount_total,
         {{ epoch_to_timestamp(json_text('payload', o ~ 'created')) }} as created_at,
         -- the session object has no completion time: the completed event's time is it
-        case when latest.event_type = 'checkout.session.completed' then latest.created_at end as completed_at,
-        latest.api_version,
-        latest.event_id as last_event_id,
+        case when event_type = 'checkout.session.completed' then latest.created_at end as completed_at,
+        api_version,
+        event_id as last_event_id,
         latest.created_at as last_event_at
     from latest
-    left join exponents on exponents.currency = upper({{ json_text('payload', o ~ 'currency') }})
 )
 
 select * from final

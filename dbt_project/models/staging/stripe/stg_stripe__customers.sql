@@ -15,7 +15,7 @@ final as (
         {{ epoch_to_timestamp(json_text('payload', o ~ 'created')) }} as created_at,
         (event_type = 'customer.deleted') as is_deleted,
         event_id as last_event_id,
-        created_at as last_event_at
+        latest.created_at as last_event_at
     from latest
 )
 

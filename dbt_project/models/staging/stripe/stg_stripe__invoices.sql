@@ -5,13 +5,9 @@ with latest as (
     where object_type = 'invoice'
 ),
 
-exponents as (
-    select currency, exponent from {{ ref('currency_exponents') }}
-),
-
 final as (
     select
-        latest.object_id as invoice_id,
+        object_id as invoice_id,
         {{ json_text('payload', o ~ 'customer') }} as stripe_customer_id,
         {{ json_text('payload', o ~ 'customer_email') }} as customer_email,
         {{ json_text('payload', o ~ 'customer_phone') }} as customer_phone,
@@ -25,19 +21,18 @@ final as (
         coalesce({{ json_text('payload', o ~ 'payments.data[0].payment.payment_intent') }},
                  {{ json_text('payload', o ~ 'payment_intent') }}) as payment_intent_id,
         {{ json_text('payload', o ~ 'charge') }} as charge_id,
-        upper({{ json_text('payload', o ~ 'currency') }}) as currency,
+        currency,
         cast({{ json_text('payload', o ~ 'amount_paid') }} as bigint) as amount_paid_minor,
-        {{ to_major_units(json_text('payload', o ~ 'amount_paid'), 'exponents.exponent') }} as amount_paid,
-        {{ to_major_units(json_text('payload', o ~ 'total'), 'exponents.exponent') }} as total,
+        {{ to_major_units(json_text('payload', o ~ 'amount_paid'), 'currency_exponent') }} as amount_paid,
+        {{ to_major_units(json_text('payload', o ~ 'total'), 'currency_exponent') }} as total,
         {{ epoch_to_timestamp(json_text('payload', o ~ 'created')) }} as created_at,
         coalesce({{ epoch_to_timestamp(json_text('payload', o ~ 'status_transitions.paid_at')) }},
-                 case when latest.event_type = 'invoice.paid' then latest.created_at end) as paid_at,
-        latest.api_version,
-        latest.is_pre_basil_shape,
-        latest.event_id as last_event_id,
+                 case when event_type = 'invoice.paid' then latest.created_at end) as paid_at,
+        api_version,
+        is_pre_basil_shape,
+        event_id as last_event_id,
         latest.created_at as last_event_at
     from latest
-    left join exponents on exponents.currency = upper({{ json_text('payload', o ~ 'currency') }})
 )
 
 select * from final
