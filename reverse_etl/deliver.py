@@ -1,86 +1,334 @@
-"""Record TikTok conversions in the delivery ledger.
+"""Deliver marts.tiktok_conversions to the TikTok Events API, exactly once per event id, through the ledger.
 
-Without credentials (the default) this is a dry run: each eligible conversion not yet in the ledger gets its
-hashed payload recorded with status ``dry_run``, and each conversion whose customer denied advertising consent
-is recorded ``no_consent``; nothing is sent. Running again records nothing new for the same conversions.
+One run:
+1. Candidates: conversions with no ledger row, or whose row is ``dry_run`` or ``failed_retryable``.
+2. Each is classified: consent denied -> ``no_consent``; not eligible (no match key, still settling, zero value)
+   -> left for a later run; outside the sending policy -> left alone; older than the maximum age -> ``expired``;
+   payload invalid against the JSON schema -> ``failed_permanent``; otherwise it is sent (or, without
+   credentials, recorded ``dry_run`` with its hashed payload).
+3. Sending: batches of up to ``batch_size``, ``concurrency`` requests in flight under a requests-per-second cap.
+   HTTP 200 is not success: the body's ``code`` is. 40100, HTTP 429/5xx, timeouts and dropped connections are
+   retried with exponential backoff and jitter under the same event ids; a batch rejected for a bad parameter
+   (40002, HTTP 400/413) is bisected until the bad event is alone, and only that one fails; 40001 (or HTTP
+   401/403) stops the run with an actionable message. A batch still failing after ``max_attempts_per_run`` is
+   ``failed_retryable`` and tried again by later runs, until ``max_total_attempts`` makes it ``failed_permanent``.
+4. The ledger is written after every finished batch, in its own transaction.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import asyncio
+import os
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import duckdb
+import httpx
+import orjson
 
-from reverse_etl.ledger import TABLE, ensure_ledger
+from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNotFound, EventsApiClient,
+                                PermissionDenied, TikTokError, TransportFailure)
+from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
+from reverse_etl.validate import event_error
 
 CONVERSIONS = "marts.tiktok_conversions"
+CONTENTS = "marts.tiktok_conversion_contents"
+SCOPES = ("all", "tiktok_attributed")
 
 
-class DeliveryNotAvailable(RuntimeError):
-    """Raised when credentials ask for a real send that this version cannot do."""
+class DeliveryStopped(TikTokError):
+    """The run stopped because retrying cannot help (permission, wrong endpoint). The message says what to do."""
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """Which conversions are sent. ``scope``: ``all`` (every eligible conversion, i.e. with at least one match
+    key) or ``tiktok_attributed`` (first touch is TikTok Ads). Renewals can be left out. Conversions older than
+    ``max_event_age_days`` are recorded ``expired`` (TikTok's own limit is reported as 7 or 28 days)."""
+
+    scope: str = "all"
+    include_renewals: bool = True
+    max_event_age_days: float = 7.0
+
+    def __post_init__(self):
+        if self.scope not in SCOPES:
+            raise ValueError(f"TIKTOK_SEND_SCOPE must be one of {SCOPES}, not {self.scope!r}")
+        if self.max_event_age_days <= 0:
+            raise ValueError("TIKTOK_MAX_EVENT_AGE_DAYS must be positive")
 
 
 @dataclass(frozen=True)
 class DeliverySettings:
     access_token: str | None = None
     pixel_code: str | None = None
+    api_base_url: str = "https://business-api.tiktok.com"
     test_event_code: str | None = None
+    policy: SendPolicy = field(default_factory=SendPolicy)
     payload: PayloadSettings = field(default_factory=PayloadSettings)
+    batch_size: int = 1000
+    concurrency: int = 4
+    requests_per_second: float = 50.0
+    timeout_seconds: float = 15.0
+    max_attempts_per_run: int = 5
+    max_total_attempts: int = 15
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    now: datetime | None = None  # "now" for the age limit; the clock when None
+
+    def __post_init__(self):
+        if not 1 <= self.batch_size <= 1000:
+            raise ValueError("TIKTOK_BATCH_SIZE must be between 1 and 1000 (the Events API's limit)")
+        if self.concurrency < 1 or self.max_attempts_per_run < 1 or self.max_total_attempts < 1:
+            raise ValueError("TikTok concurrency and attempt limits must be at least 1")
 
     @property
     def dry_run(self) -> bool:
         return not (self.access_token and self.pixel_code)
 
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> DeliverySettings:
+        env = os.environ if env is None else env
+
+        def get(name, default=None, cast=str):
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return cast(raw)
+            except ValueError as e:
+                raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from e
+
+        return cls(
+            access_token=get("TIKTOK_ACCESS_TOKEN"), pixel_code=get("TIKTOK_PIXEL_CODE"),
+            api_base_url=get("TIKTOK_API_BASE_URL", "https://business-api.tiktok.com"),
+            test_event_code=get("TIKTOK_TEST_EVENT_CODE"),
+            policy=SendPolicy(scope=get("TIKTOK_SEND_SCOPE", "all"),
+                              include_renewals=get("TIKTOK_INCLUDE_RENEWALS", True, _bool),
+                              max_event_age_days=get("TIKTOK_MAX_EVENT_AGE_DAYS", 7.0, float)),
+            payload=PayloadSettings(default_phone_region=get("TIKTOK_DEFAULT_PHONE_REGION", "US"),
+                                    limited_data_use=get("TIKTOK_LIMITED_DATA_USE", False, _bool)),
+            batch_size=get("TIKTOK_BATCH_SIZE", 1000, int), concurrency=get("TIKTOK_CONCURRENCY", 4, int),
+            requests_per_second=get("TIKTOK_REQUESTS_PER_SECOND", 50.0, float),
+            timeout_seconds=get("TIKTOK_TIMEOUT_SECONDS", 15.0, float),
+            max_attempts_per_run=get("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5, int),
+            max_total_attempts=get("TIKTOK_MAX_TOTAL_ATTEMPTS", 15, int),
+        )
+
+
+def _bool(raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{raw!r} is not a boolean")
+
 
 @dataclass
 class DeliveryResult:
     dry_run: bool
-    recorded_dry_run: int = 0
-    recorded_no_consent: int = 0
-    already_in_ledger: int = 0
-    ineligible_not_recorded: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    requests: int = 0
+    seconds: float = 0.0
+
+    def __getitem__(self, key: str) -> int:
+        return self.counts.get(key, 0)
 
 
-def record_deliveries(con: duckdb.DuckDBPyConnection, settings: DeliverySettings) -> DeliveryResult:
-    if not settings.dry_run:
-        raise DeliveryNotAvailable(
-            "TIKTOK_ACCESS_TOKEN and TIKTOK_PIXEL_CODE are set, but sending to the TikTok Events API is not "
-            "built yet (the HTTP client, retries and batching are the next step). Unset them to record dry runs.")
-    ensure_ledger(con)
-    result = DeliveryResult(dry_run=True)
-    rows = con.execute(f"""
-        select c.* from {CONVERSIONS} c
-        where not exists (select 1 from {TABLE} l where l.event_id = c.event_id)
+@dataclass
+class _Item:
+    row: dict
+    event: dict
+    payload: str
+    prior_attempts: int
+    first_attempt_at: datetime | None
+
+
+@dataclass
+class _Outcome:
+    item: _Item
+    status: str
+    attempts: int
+    code: int | None
+    message: str
+    request_id: str | None
+
+
+def _utc_naive(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], dict[str, list[dict]]]:
+    cur = con.execute(f"""
+        select c.*, l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
+               l.first_attempt_at as ledger_first_attempt_at
+        from {CONVERSIONS} c left join {TABLE} l using (event_id)
+        where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
         order by c.event_time, c.event_id
     """)
-    columns = [d[0] for d in rows.description]
-    pending = [dict(zip(columns, r)) for r in rows.fetchall()]
-    result.already_in_ledger = con.execute(f"select count(*) from {TABLE}").fetchone()[0]
-    now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchone()[0]
-    dry, no_consent = [], []
-    for row in pending:
-        if row["ineligible_reason"] == "no_consent":
-            no_consent.append((row["event_id"], row["event_name"], now))
-        elif row["eligible"]:
-            payload = json.dumps(build_event(row, settings.payload), separators=(",", ":"))
-            dry.append((row["event_id"], row["event_name"], now, payload))
-        else:
-            # no match key yet, or still settling: not recorded, so a later run can still send it
-            result.ineligible_not_recorded += 1
-    con.execute("begin transaction")
-    try:
-        if dry:
-            con.executemany(f"insert into {TABLE} (event_id, event_name, status, recorded_at, payload) "
-                            "values (?, ?, 'dry_run', ?, ?)", dry)
-        if no_consent:
-            con.executemany(f"insert into {TABLE} (event_id, event_name, status, recorded_at) "
-                            "values (?, ?, 'no_consent', ?)", no_consent)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    result.recorded_dry_run = len(dry)
-    result.recorded_no_consent = len(no_consent)
+    cols = [d[0] for d in cur.description]
+    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    contents: dict[str, list[dict]] = defaultdict(list)
+    has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                               "and table_name = 'tiktok_conversion_contents'").fetchone()[0]
+    if rows and has_contents:
+        cur = con.execute(f"""
+            select t.* from {CONTENTS} t
+            where t.event_id in (select c.event_id from {CONVERSIONS} c left join {TABLE} l using (event_id)
+                                 where l.event_id is null or l.status in ('dry_run', 'failed_retryable'))
+            order by t.event_id, t.line_key
+        """)
+        ccols = [d[0] for d in cur.description]
+        for r in cur.fetchall():
+            c = dict(zip(ccols, r))
+            contents[c["event_id"]].append(c)
+    return rows, contents
+
+
+def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
+            transport: httpx.AsyncBaseTransport | None = None, log=None) -> DeliveryResult:
+    """One delivery run over the warehouse connection ``con`` (which must be able to write)."""
+    log = log or (lambda msg: None)
+    started = time.monotonic()
+    ensure_ledger(con)
+    result = DeliveryResult(dry_run=settings.dry_run)
+    now = _utc_naive(settings.now or datetime.now(UTC))
+    oldest = now - timedelta(days=settings.policy.max_event_age_days)
+    rows, contents = _load_candidates(con)
+    records: list[LedgerRow] = []
+    to_send: list[_Item] = []
+    for row in rows:
+        if not row["advertising_consent"]:
+            records.append(LedgerRow(row["event_id"], row["event_name"], "no_consent", row["ledger_attempts"],
+                                     recorded_at=now, last_message="advertising consent denied"))
+            continue
+        if not row["eligible"]:
+            result.counts[f"not_eligible_{row['ineligible_reason']}"] += 1
+            continue
+        if (settings.policy.scope == "tiktok_attributed" and not row.get("attributed_to_tiktok")) or \
+                (not settings.policy.include_renewals and row.get("is_renewal")):
+            result.counts["excluded_by_policy"] += 1
+            continue
+        if row["ledger_status"] == "dry_run" and settings.dry_run:
+            result.counts["already_dry_run"] += 1
+            continue
+        if row["event_time"] < oldest:
+            records.append(LedgerRow(row["event_id"], row["event_name"], "expired", row["ledger_attempts"],
+                                     recorded_at=now, last_message=f"older than {settings.policy.max_event_age_days:g}"
+                                     " days when first due to be sent"))
+            continue
+        event = build_event(row, settings.payload, contents.get(row["event_id"]))
+        payload = orjson.dumps(event).decode()
+        problem = event_error(event)
+        if problem:
+            records.append(LedgerRow(row["event_id"], row["event_name"], "failed_permanent", row["ledger_attempts"],
+                                     recorded_at=now, last_message=f"payload fails the schema: {problem}",
+                                     payload=payload))
+            continue
+        if settings.dry_run:
+            records.append(LedgerRow(row["event_id"], row["event_name"], "dry_run", 0, recorded_at=now,
+                                     payload=payload))
+            continue
+        to_send.append(_Item(row, event, payload, row["ledger_attempts"], row["ledger_first_attempt_at"]))
+    write_rows(con, records)
+    for r in records:
+        result.counts[r.status] += 1
+    if to_send:
+        log(f"sending {len(to_send)} events in batches of {settings.batch_size}")
+        asyncio.run(_send_all(con, settings, to_send, result, transport, log))
+    ensure_daily_view(con)
+    result.seconds = time.monotonic() - started
     return result
+
+
+async def _send_all(con, settings: DeliverySettings, items: list[_Item], result: DeliveryResult, transport,
+                    log) -> None:
+    batches = [items[i:i + settings.batch_size] for i in range(0, len(items), settings.batch_size)]
+    async with EventsApiClient(settings.api_base_url, settings.access_token, settings.pixel_code,
+                               test_event_code=settings.test_event_code, timeout_seconds=settings.timeout_seconds,
+                               concurrency=settings.concurrency, requests_per_second=settings.requests_per_second,
+                               transport=transport) as client:
+        sender = _BatchSender(client, settings, result)
+        pending = {asyncio.create_task(sender.send(batch)): batch for batch in batches}
+        stop: TikTokError | None = None
+        while pending and stop is None:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                batch = pending.pop(task)
+                error = task.exception()
+                if error is None:
+                    _record(con, settings, task.result(), result)
+                elif isinstance(error, (PermissionDenied, EndpointNotFound)):
+                    stop = stop or error
+                    code = error.response.code if error.response else None
+                    _record(con, settings, [_Outcome(it, "failed_retryable", 1, code, str(error)[:1000], None)
+                                            for it in batch], result)
+                else:
+                    raise error
+        if stop is not None:
+            # batches still in flight may or may not have reached TikTok: they keep no ledger row and the
+            # next run sends them again under the same event ids, which TikTok deduplicates
+            for task in pending:
+                task.cancel()
+            for task, outcome in zip(list(pending), await asyncio.gather(*pending, return_exceptions=True)):
+                if isinstance(outcome, list):
+                    _record(con, settings, outcome, result)
+            log(f"stopped: {stop}")
+            raise DeliveryStopped(str(stop), stop.response) from stop
+
+
+def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: DeliveryResult) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = []
+    for o in outcomes:
+        total = o.item.prior_attempts + o.attempts
+        status, message = o.status, o.message
+        if status == "failed_retryable" and total >= settings.max_total_attempts:
+            status, message = "failed_permanent", f"gave up after {total} attempts; last: {message}"
+        rows.append(LedgerRow(o.item.row["event_id"], o.item.row["event_name"], status, total, o.code, message,
+                              o.request_id, o.item.first_attempt_at or now, now, now, o.item.payload))
+        result.counts[status] += 1
+    write_rows(con, rows)
+
+
+class _BatchSender:
+    def __init__(self, client: EventsApiClient, settings: DeliverySettings, result: DeliveryResult):
+        self.client = client
+        self.settings = settings
+        self.result = result
+
+    def _backoff(self, attempt: int, throttled: bool) -> float:
+        base = self.settings.backoff_base_seconds * (4 if throttled else 1)
+        return min(self.settings.backoff_max_seconds, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+    async def send(self, items: list[_Item]) -> list[_Outcome]:
+        attempts = 0
+        while True:
+            attempts += 1
+            self.result.requests += 1
+            throttled = False
+            try:
+                response = await self.client.track([it.event for it in items])
+            except TransportFailure as e:
+                last = (None, str(e), None)
+            else:
+                if response.ok:
+                    return [_Outcome(it, "sent", attempts, 0, response.message or "OK", response.request_id)
+                            for it in items]
+                last = (response.code if response.code is not None else response.http_status,
+                        response.message, response.request_id)
+                if response.code == INVALID_PARAMETER or response.http_status in (400, 413):
+                    if len(items) == 1:
+                        return [_Outcome(items[0], "failed_permanent", attempts, *last)]
+                    # one bad event must not block the others: split until it is alone
+                    mid = len(items) // 2
+                    halves = await asyncio.gather(self.send(items[:mid]), self.send(items[mid:]))
+                    return [replace(o, attempts=o.attempts + attempts) for half in halves for o in half]
+                throttled = response.code == TOO_MANY_REQUESTS or response.http_status == 429
+            if attempts >= self.settings.max_attempts_per_run:
+                return [_Outcome(it, "failed_retryable", attempts, *last) for it in items]
+            await asyncio.sleep(self._backoff(attempts, throttled))

@@ -13,6 +13,7 @@ import re
 import phonenumbers
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 
 def sha256_hex(value: str) -> str:
@@ -36,6 +37,8 @@ def normalise_phone(value: str | None, default_region: str = "US") -> str | None
     v = value.strip()
     if is_sha256(v):
         return v.lower()
+    if _E164.match(v) and phonenumbers.is_possible_number(phonenumbers.parse(v, None)):
+        return v
     if v.startswith("00"):
         v = "+" + v[2:]
     try:

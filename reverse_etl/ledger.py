@@ -1,12 +1,26 @@
-"""The delivery ledger: one row per TikTok event id, so nothing is lost and nothing is sent twice."""
+"""The delivery ledger: one row per TikTok event id, so nothing is lost and nothing is sent twice.
+
+Statuses: ``sent`` and ``no_consent``, ``expired``, ``failed_permanent`` are final; ``dry_run`` (recorded without
+credentials) and ``failed_retryable`` are picked up again by the next run. Rows are written per finished batch,
+in their own transaction, so a crash loses at most the outcome of the batches in flight, which the next run sends
+again under the same event ids (TikTok deduplicates on pixel + event + event_id).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import duckdb
+import pandas as pd
 
 SCHEMA = "reverse_etl"
 TABLE = f"{SCHEMA}.tiktok_deliveries"
+DAILY_VIEW = f"{SCHEMA}.tiktok_delivery_daily"
 STATUSES = ("sent", "dry_run", "failed_retryable", "failed_permanent", "expired", "no_consent")
+FINAL_STATUSES = ("sent", "failed_permanent", "expired", "no_consent")
+COLUMNS = ["event_id", "event_name", "status", "attempts", "last_code", "last_message", "request_id",
+           "first_attempt_at", "last_attempt_at", "recorded_at", "payload"]
 
 DDL = f"""
 create schema if not exists {SCHEMA};
@@ -26,10 +40,70 @@ create table if not exists {TABLE} (
 """
 
 
+@dataclass
+class LedgerRow:
+    event_id: str
+    event_name: str
+    status: str
+    attempts: int = 0
+    last_code: int | None = None
+    last_message: str | None = None
+    request_id: str | None = None
+    first_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    recorded_at: datetime | None = None
+    payload: str | None = None
+
+
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, rows: list[LedgerRow]) -> None:
+    """Insert or replace rows by event id, in one transaction."""
+    if not rows:
+        return
+    frame = pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows], columns=COLUMNS)
+    frame["attempts"] = frame["attempts"].astype("int32")
+    frame["last_code"] = frame["last_code"].astype("Int64")
+    for c in ("first_attempt_at", "last_attempt_at", "recorded_at"):
+        frame[c] = pd.to_datetime(frame[c])
+    con.register("_ledger_rows", frame)
+    try:
+        con.execute("begin transaction")
+        con.execute(f"insert or replace into {TABLE} ({', '.join(COLUMNS)}) "
+                    f"select {', '.join(COLUMNS)} from _ledger_rows")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_ledger_rows")
 
 
 def status_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     ensure_ledger(con)
     return dict(con.execute(f"select status, count(*) from {TABLE} group by status order by status").fetchall())
+
+
+def ensure_daily_view(con: duckdb.DuckDBPyConnection) -> None:
+    """Delivery results per day of the conversion and status, with the match keys that went with them:
+    the delivery half of the match-quality report. A view, so it is as fresh as the ledger."""
+    ensure_ledger(con)
+    con.execute(f"""
+        create or replace view {DAILY_VIEW} as
+        select
+            cast(c.event_time as date) as event_date,
+            c.event_name,
+            coalesce(l.status, case when c.eligible then 'pending' else 'not_sent_' || c.ineligible_reason end)
+                as status,
+            count(*) as events,
+            count(*) filter (where c.has_ttclid) as with_ttclid,
+            count(*) filter (where c.has_email) as with_email,
+            count(*) filter (where c.has_phone) as with_phone,
+            count(*) filter (where c.has_ttclid or c.has_email or c.has_phone) as with_any_match_key,
+            sum(l.attempts) as attempts
+        from marts.tiktok_conversions c
+        left join {TABLE} l using (event_id)
+        group by all
+    """)

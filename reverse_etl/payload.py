@@ -1,4 +1,4 @@
-"""TikTok Events API 2.0 payloads (POST /open_api/v1.3/event/track/) built from marts.tiktok_conversions."""
+"""TikTok Events API 2.0 events (one element of the request's ``data``) built from marts.tiktok_conversions."""
 
 from __future__ import annotations
 
@@ -30,8 +30,16 @@ def _epoch(ts: datetime) -> int:
     return int(ts.timestamp())
 
 
-def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings()) -> dict[str, Any]:
-    """One event of the request's ``data`` list. Personal data is hashed here, before it leaves."""
+def _number(v):
+    return float(v) if isinstance(v, Decimal) else v
+
+
+def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings(),
+                contents: list[dict] | None = None) -> dict[str, Any]:
+    """One event of the request's ``data`` list. Personal data is hashed here, before it leaves.
+
+    ``row`` is a row of marts.tiktok_conversions; ``contents`` its rows of marts.tiktok_conversion_contents.
+    """
     user: dict[str, Any] = {}
     if row.get("ttclid"):
         user["ttclid"] = row["ttclid"]
@@ -49,27 +57,35 @@ def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings
     for key in ("ip", "user_agent", "locale"):
         if row.get(key):
             user[key] = row[key]
-    value = row["value"]
     event: dict[str, Any] = {
         "event": row["event_name"],
         "event_time": _epoch(row["event_time"]),
         "event_id": row["event_id"],
         "user": user,
-        "properties": {
-            "currency": row["currency"],
-            "value": float(value) if isinstance(value, Decimal) else value,
-            "order_id": row["purchase_id"],
-            "content_type": "product",
-        },
         "limited_data_use": settings.limited_data_use,
     }
+    if row.get("purchase_id"):
+        properties: dict[str, Any] = {
+            "currency": row["currency"],
+            "value": _number(row["value"]),
+            "order_id": row["purchase_id"],
+            "content_type": "product",
+        }
+        if contents:
+            properties["contents"] = [_content(c) for c in contents]
+            properties["num_items"] = sum(int(c.get("quantity") or 1) for c in contents)
+        event["properties"] = properties
     if row.get("page_url"):
         event["page"] = {"url": row["page_url"]}
     return event
 
 
-def build_request(events: list[dict], pixel_code: str, test_event_code: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"event_source": "web", "event_source_id": pixel_code, "data": events}
-    if test_event_code:
-        body["test_event_code"] = test_event_code
-    return body
+def _content(c: dict) -> dict:
+    out = {"content_id": str(c["content_id"]), "content_type": c.get("content_type") or "product"}
+    if c.get("content_name"):
+        out["content_name"] = c["content_name"]
+    if c.get("quantity") is not None:
+        out["quantity"] = int(c["quantity"])
+    if c.get("price") is not None:
+        out["price"] = _number(c["price"])
+    return out

@@ -1,11 +1,60 @@
--- One row per purchase event that is, or would be, sent to the TikTok Events API, with its match keys.
--- event_id is the purchase's Stripe object id, so the same purchase can never be sent under two ids.
-with purchases as (
+-- One row per event that is, or would be, sent to the TikTok Events API, with its match keys: every purchase
+-- (event_id = the purchase's Stripe object id, so the same money can never be sent under two ids) and, when
+-- var tiktok_send_leads is true, every tracked lead form (event_id = the tracking messageId).
+with attributed as (
     select * from {{ ref('attributed_purchases') }}
 ),
 
 int_purchases as (
     select purchase_id, is_settled from {{ ref('int_purchases') }}
+),
+
+purchase_events as (
+    select
+        attributed.purchase_id as event_id,
+        '{{ var("tiktok_event_name") }}' as event_name,
+        attributed.purchased_at as event_time,
+        attributed.purchase_id,
+        attributed.customer_id,
+        attributed.amount as value,
+        attributed.currency,
+        attributed.is_first_purchase,
+        attributed.is_renewal,
+        attributed.attributed_to_tiktok,
+        attributed.first_touch_landing_page as page_url,
+        int_purchases.is_settled
+    from attributed
+    join int_purchases on int_purchases.purchase_id = attributed.purchase_id
+),
+
+{% if var('tiktok_send_leads') %}
+lead_events as (
+    select
+        leads.message_id as event_id,
+        '{{ var("tiktok_lead_event_name") }}' as event_name,
+        leads.event_at as event_time,
+        cast(null as varchar) as purchase_id,
+        identities.customer_id,
+        cast(null as decimal(18, 3)) as value,
+        cast(null as varchar) as currency,
+        cast(null as boolean) as is_first_purchase,
+        cast(null as boolean) as is_renewal,
+        cast(null as boolean) as attributed_to_tiktok,
+        leads.page_url,
+        true as is_settled
+    from {{ ref('stg_tracking__events') }} as leads
+    join {{ ref('int_identity_components') }} as identities
+        on identities.node_type = 'browser' and identities.node_value = leads.anonymous_id
+    where leads.is_lead
+),
+{% endif %}
+
+purchases as (
+    select * from purchase_events
+    {% if var('tiktok_send_leads') %}
+    union all
+    select * from lead_events
+    {% endif %}
 ),
 
 identities as (
@@ -21,38 +70,38 @@ browser_events as (
 -- the newest browser context (cookie, ip, user agent, locale) tracked at or before the purchase
 context_before as (
     select
-        purchases.purchase_id,
+        purchases.event_id,
         browser_events.ttp,
         browser_events.ip,
         browser_events.user_agent,
         browser_events.locale,
-        row_number() over (partition by purchases.purchase_id
+        row_number() over (partition by purchases.event_id
                            order by browser_events.event_at desc, browser_events.message_id desc) as recency
     from purchases
     join browser_events
         on browser_events.customer_id = purchases.customer_id
-       and browser_events.event_at <= purchases.purchased_at
+       and browser_events.event_at <= purchases.event_time
 ),
 
 ttp_before as (
-    select purchases.purchase_id, browser_events.ttp,
-           row_number() over (partition by purchases.purchase_id
+    select purchases.event_id, browser_events.ttp,
+           row_number() over (partition by purchases.event_id
                               order by browser_events.event_at desc, browser_events.message_id desc) as recency
     from purchases
     join browser_events
         on browser_events.customer_id = purchases.customer_id
-       and browser_events.event_at <= purchases.purchased_at
+       and browser_events.event_at <= purchases.event_time
        and browser_events.ttp is not null
 ),
 
 ttclid_before as (
-    select purchases.purchase_id, journeys.ttclid,
-           row_number() over (partition by purchases.purchase_id
+    select purchases.event_id, journeys.ttclid,
+           row_number() over (partition by purchases.event_id
                               order by journeys.touched_at desc, journeys.touch_id desc) as recency
     from purchases
     join {{ ref('customer_journeys') }} as journeys
         on journeys.customer_id = purchases.customer_id
-       and journeys.touched_at <= purchases.purchased_at
+       and journeys.touched_at <= purchases.event_time
        and journeys.ttclid is not null
 ),
 
@@ -76,17 +125,7 @@ match_keys as (
 
 joined as (
     select
-        purchases.purchase_id as event_id,
-        '{{ var("tiktok_event_name") }}' as event_name,
-        purchases.purchased_at as event_time,
-        purchases.purchase_id,
-        purchases.customer_id,
-        purchases.amount as value,
-        purchases.currency,
-        purchases.is_first_purchase,
-        purchases.is_renewal,
-        purchases.attributed_to_tiktok,
-        purchases.first_touch_landing_page as page_url,
+        purchases.*,
         ttclid_before.ttclid,
         ttp_before.ttp,
         match_keys.emails,
@@ -94,13 +133,11 @@ joined as (
         context_before.ip,
         context_before.user_agent,
         context_before.locale,
-        coalesce(consent.advertising_consent, true) as advertising_consent,
-        int_purchases.is_settled
+        coalesce(consent.advertising_consent, true) as advertising_consent
     from purchases
-    join int_purchases on int_purchases.purchase_id = purchases.purchase_id
-    left join ttclid_before on ttclid_before.purchase_id = purchases.purchase_id and ttclid_before.recency = 1
-    left join ttp_before on ttp_before.purchase_id = purchases.purchase_id and ttp_before.recency = 1
-    left join context_before on context_before.purchase_id = purchases.purchase_id and context_before.recency = 1
+    left join ttclid_before on ttclid_before.event_id = purchases.event_id and ttclid_before.recency = 1
+    left join ttp_before on ttp_before.event_id = purchases.event_id and ttp_before.recency = 1
+    left join context_before on context_before.event_id = purchases.event_id and context_before.recency = 1
     left join consent on consent.customer_id = purchases.customer_id and consent.recency = 1
     left join match_keys on match_keys.customer_id = purchases.customer_id
 ),
@@ -115,7 +152,7 @@ final as (
         case
             when not advertising_consent then 'no_consent'
             when not is_settled then 'awaiting_settlement'
-            when value <= 0 then 'zero_value'
+            when purchase_id is not null and value <= 0 then 'zero_value'
             when ttclid is null and emails is null and phones is null and ttp is null then 'no_match_key'
         end as ineligible_reason
     from joined

@@ -1,0 +1,1 @@
+"""Fakes of the two outside services (TikTok, Stripe), behaving as their documentation says."""

@@ -1,0 +1,35 @@
+"""Run one TikTok delivery over the warehouse without Dagster (the Dagster asset calls the same code).
+
+Settings come from the environment (TIKTOK_*, WAREHOUSE_PATH; see .env.example). Exit codes: 0 done,
+1 stopped (permission or endpoint problem: the message says what to fix), 2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import duckdb
+
+from ingestion import config
+from reverse_etl.deliver import DeliverySettings, DeliveryStopped, deliver
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reverse_etl", description=__doc__)
+    ap.add_argument("--warehouse", default=str(config.warehouse_path()))
+    args = ap.parse_args(argv)
+    try:
+        settings = DeliverySettings.from_env()
+    except ValueError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    with duckdb.connect(args.warehouse) as con:
+        try:
+            result = deliver(con, settings, log=lambda m: print(m, flush=True))
+        except DeliveryStopped as e:
+            print(f"delivery stopped: {e}", file=sys.stderr)
+            return 1
+    mode = "dry run" if result.dry_run else f"{result.requests} requests"
+    print(f"{mode}, {result.seconds:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
+    return 0
