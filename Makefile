@@ -13,6 +13,8 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEMO_DIR ?= $(CURDIR)/data/demo
 DEMO_VISITORS ?= 3000
 DEMO_SEED ?= 7
+# fake: TikTok deliveries go to the fake Events API started for the demo; dry-run: recorded, not sent
+DEMO_TIKTOK ?= fake
 PORT ?= 3000
 
 .PHONY: help install demo test run dev dev-demo clean
@@ -35,10 +37,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	LANDING_DIR=$(DEMO_DIR)/landing $(PY) -m simulator --visitors $(DEMO_VISITORS) --seed $(DEMO_SEED)
-	LANDING_DIR=$(DEMO_DIR)/landing WAREHOUSE_PATH=$(DEMO_DIR)/warehouse.duckdb DAGSTER_LOG_LEVEL=WARNING \
-		$(PY) -m orchestration.run
-	LANDING_DIR=$(DEMO_DIR)/landing WAREHOUSE_PATH=$(DEMO_DIR)/warehouse.duckdb $(PY) -m simulator.report
+	$(PY) -m simulator.demo --dir $(DEMO_DIR) --visitors $(DEMO_VISITORS) --seed $(DEMO_SEED) --tiktok $(DEMO_TIKTOK)
 	@echo
 	@echo "The run is recorded in the Dagster instance at $(DAGSTER_HOME)."
 	@echo "Open the Dagster UI over the demo's data with:  make dev-demo   (then http://127.0.0.1:$(PORT))"

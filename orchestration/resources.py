@@ -10,6 +10,8 @@ import dagster as dg
 import duckdb
 
 from ingestion import config
+from reverse_etl.deliver import DeliverySettings, SendPolicy
+from reverse_etl.payload import PayloadSettings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -43,16 +45,49 @@ class LandingZoneResource(dg.ConfigurableResource):
 
 
 class TikTokResource(dg.ConfigurableResource):
-    """TikTok Events API credentials. Without an access token and pixel code, deliveries are dry runs."""
+    """TikTok Events API delivery settings. Without an access token and pixel code, deliveries are dry runs:
+    payloads are built, validated and recorded in the ledger, and nothing is sent."""
 
     access_token: str | None = None
     pixel_code: str | None = None
     api_base_url: str = "https://business-api.tiktok.com"
     test_event_code: str | None = None
+    send_scope: str = "all"
+    include_renewals: bool = True
+    max_event_age_days: float = 7.0
+    default_phone_region: str = "US"
+    limited_data_use: bool = False
+    batch_size: int = 1000
+    concurrency: int = 4
+    requests_per_second: float = 50.0
+    timeout_seconds: float = 15.0
+    max_attempts_per_run: int = 5
+    max_total_attempts: int = 15
 
+    def settings(self) -> DeliverySettings:
+        return DeliverySettings(
+            access_token=self.access_token, pixel_code=self.pixel_code, api_base_url=self.api_base_url,
+            test_event_code=self.test_event_code,
+            policy=SendPolicy(scope=self.send_scope, include_renewals=self.include_renewals,
+                              max_event_age_days=self.max_event_age_days),
+            payload=PayloadSettings(default_phone_region=self.default_phone_region,
+                                    limited_data_use=self.limited_data_use),
+            batch_size=self.batch_size, concurrency=self.concurrency,
+            requests_per_second=self.requests_per_second, timeout_seconds=self.timeout_seconds,
+            max_attempts_per_run=self.max_attempts_per_run, max_total_attempts=self.max_total_attempts)
 
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
+    @classmethod
+    def from_env(cls) -> "TikTokResource":
+        s = DeliverySettings.from_env()
+        return cls(
+            # the token stays an EnvVar so the UI and logs never show its value
+            access_token=dg.EnvVar("TIKTOK_ACCESS_TOKEN") if s.access_token else None,
+            pixel_code=s.pixel_code, api_base_url=s.api_base_url, test_event_code=s.test_event_code,
+            send_scope=s.policy.scope, include_renewals=s.policy.include_renewals,
+            max_event_age_days=s.policy.max_event_age_days, default_phone_region=s.payload.default_phone_region,
+            limited_data_use=s.payload.limited_data_use, batch_size=s.batch_size, concurrency=s.concurrency,
+            requests_per_second=s.requests_per_second, timeout_seconds=s.timeout_seconds,
+            max_attempts_per_run=s.max_attempts_per_run, max_total_attempts=s.max_total_attempts)
 
 
 def default_resources() -> dict:
@@ -63,10 +98,5 @@ def default_resources() -> dict:
     return {
         "warehouse": WarehouseResource(path=warehouse),
         "landing_zone": LandingZoneResource(path=str(config.landing_dir())),
-        "tiktok": TikTokResource(
-            access_token=dg.EnvVar("TIKTOK_ACCESS_TOKEN") if _env("TIKTOK_ACCESS_TOKEN") else None,
-            pixel_code=_env("TIKTOK_PIXEL_CODE"),
-            api_base_url=_env("TIKTOK_API_BASE_URL") or "https://business-api.tiktok.com",
-            test_event_code=_env("TIKTOK_TEST_EVENT_CODE"),
-        ),
+        "tiktok": TikTokResource.from_env(),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import httpx
@@ -57,13 +58,14 @@ class TrackResponse:
 
 
 class RateLimiter:
-    """Token bucket: at most ``rate`` acquisitions per second on average, bursts of up to ``burst``."""
+    """At most ``rate`` requests in any one-second window (a sliding window, so no burst ever exceeds the cap,
+    which a token bucket would allow at its start)."""
 
-    def __init__(self, rate: float, burst: int = 1):
+    def __init__(self, rate: float):
         self.rate = rate
-        self.capacity = max(1, burst)
-        self.tokens = float(self.capacity)
-        self.updated = time.monotonic()
+        self.window = max(1.0, 1.0 / rate) if rate > 0 else 1.0
+        self.limit = max(1, int(rate * self.window)) if rate > 0 else 0
+        self.sent: deque[float] = deque()
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
@@ -72,12 +74,12 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                while self.sent and self.sent[0] <= now - self.window:
+                    self.sent.popleft()
+                if len(self.sent) < self.limit:
+                    self.sent.append(now)
                     return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+                await asyncio.sleep(self.sent[0] + self.window - now + 0.001)
 
 
 class EventsApiClient:
@@ -93,7 +95,7 @@ class EventsApiClient:
         self.pixel_code = pixel_code
         self.test_event_code = test_event_code
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
-        self._limiter = RateLimiter(requests_per_second, burst=max(1, concurrency))
+        self._limiter = RateLimiter(requests_per_second)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout_seconds), transport=transport,
             headers={"Access-Token": access_token, "Content-Type": "application/json"},

@@ -261,7 +261,8 @@ async def _send_all(con, settings: DeliverySettings, items: list[_Item], result:
                 batch = pending.pop(task)
                 error = task.exception()
                 if error is None:
-                    _record(con, settings, task.result(), result)
+                    # in a thread: the event loop keeps requests flowing (and evenly paced) while DuckDB writes
+                    await asyncio.to_thread(_record, con, settings, task.result(), result)
                 elif isinstance(error, (PermissionDenied, EndpointNotFound)):
                     stop = stop or error
                     code = error.response.code if error.response else None
@@ -306,6 +307,9 @@ class _BatchSender:
         return min(self.settings.backoff_max_seconds, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
     async def send(self, items: list[_Item]) -> list[_Outcome]:
+        # never past the total limit: an event with 6 of 7 attempts used gets one more, not a full run's worth
+        limit = max(1, min(self.settings.max_attempts_per_run,
+                           min(self.settings.max_total_attempts - it.prior_attempts for it in items)))
         attempts = 0
         while True:
             attempts += 1
@@ -329,6 +333,6 @@ class _BatchSender:
                     halves = await asyncio.gather(self.send(items[:mid]), self.send(items[mid:]))
                     return [replace(o, attempts=o.attempts + attempts) for half in halves for o in half]
                 throttled = response.code == TOO_MANY_REQUESTS or response.http_status == 429
-            if attempts >= self.settings.max_attempts_per_run:
+            if attempts >= limit:
                 return [_Outcome(it, "failed_retryable", attempts, *last) for it in items]
             await asyncio.sleep(self._backoff(attempts, throttled))

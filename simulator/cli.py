@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from collections import defaultdict
+from datetime import date
 from pathlib import Path
 
 from ingestion.landing import STRIPE_DIR, TRACKING_DIR, write_jsonl_atomic
@@ -67,11 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth-path", default=None,
                     help="ground-truth file (default: ground_truth/purchases.jsonl beside the landing dir)")
     ap.add_argument("--replace", action="store_true", help="delete this seed's simulated files first")
+    ap.add_argument("--end-date", default=None,
+                    help="the world's last day, YYYY-MM-DD or 'today' (default: a fixed date, 2026-11-17)")
     args = ap.parse_args(argv)
     if args.visitors < 1:
         ap.error("--visitors must be at least 1")
+    cfg = WorldConfig(visitors=args.visitors, seed=args.seed)
+    if args.end_date:
+        try:
+            cfg.end_date = date.today() if args.end_date == "today" else date.fromisoformat(args.end_date)
+        except ValueError:
+            ap.error(f"--end-date must be YYYY-MM-DD or 'today', not {args.end_date!r}")
     try:
-        summary = write_world(WorldConfig(visitors=args.visitors, seed=args.seed), Path(args.landing_dir),
+        summary = write_world(cfg, Path(args.landing_dir),
                               Path(args.truth_path) if args.truth_path else None, replace=args.replace)
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)

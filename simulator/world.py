@@ -18,14 +18,14 @@ import dataclasses
 import random
 import string
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from simulator import stripe_objects as so
 
-EPOCH_START = datetime(2026, 5, 1, tzinfo=UTC)
-ACQUISITION_DAYS = 120
-WORLD_END = EPOCH_START + timedelta(days=200)   # renewals stop here: the simulated "now"
+WORLD_DAYS = 200               # the world's calendar: visitors arrive in the first ACQUISITION_DAYS,
+ACQUISITION_DAYS = 120         # subscriptions renew until the world's end (its "now")
+DEFAULT_WORLD_END = date(2026, 11, 17)
 SITE = "https://shop.example"
 
 # channel name -> weight of being a person's first touch
@@ -77,6 +77,7 @@ class WorldConfig:
     consent_denied_share: float = 0.06
     shared_computer_share: float = 0.03     # persons living in a two-person household with one laptop
     junk_email_share: float = 0.06          # lead forms filled with a junk email
+    end_date: date = DEFAULT_WORLD_END      # the world's "now": the last day anything happens
 
 
 @dataclass
@@ -133,6 +134,8 @@ class World:
         self.truth: list[dict] = []
         self.persons: list[Person] = []
         self._n = 0
+        self.world_end = datetime(config.end_date.year, config.end_date.month, config.end_date.day, tzinfo=UTC)
+        self.epoch_start = self.world_end - timedelta(days=WORLD_DAYS)
 
     # ---- identifiers -------------------------------------------------------------------------------
     def _token(self, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -372,7 +375,7 @@ class World:
             month = 0
             t = at
             cs_id = "cs_test_" + self._token(50)
-            while t < WORLD_END:
+            while t < self.world_end:
                 in_id, pi_id, ch_id = self._sid("in"), self._sid("pi"), self._sid("ch")
                 reason = "subscription_create" if month == 0 else "subscription_cycle"
                 period_end = t + timedelta(days=30)
@@ -412,7 +415,7 @@ class World:
                     cancel_after = period_end - timedelta(days=self.rng.randint(1, 20))
                     break
                 t = period_end
-            if cancel_after is not None and cancel_after < WORLD_END:
+            if cancel_after is not None and cancel_after < self.world_end:
                 self._stripe_event(cancel_after, "customer.subscription.deleted", lambda v: so.subscription(
                     sub_id=sub_id, created=ts(at), cus_id=cus_id, sub_item_id=si_id, price_id=price_id,
                     product_id=product_id, amount_minor=plan_price, currency=currency, status="canceled",
@@ -519,7 +522,7 @@ class World:
 
     def _live(self, p: Person) -> None:
         rng = self.rng
-        start = EPOCH_START + timedelta(days=rng.uniform(0, ACQUISITION_DAYS))
+        start = self.epoch_start + timedelta(days=rng.uniform(0, ACQUISITION_DAYS))
         channel = self._weighted(FIRST_TOUCH_MIX)
         phone = next((d for d in p.devices if d.kind == "phone"), None)
         laptop = next((d for d in p.devices if d.kind == "laptop"), None)
@@ -557,7 +560,7 @@ class World:
         if not converts:
             return
         t = t + timedelta(days=rng.uniform(0, 10))
-        if t >= WORLD_END - timedelta(days=2):
+        if t >= self.world_end - timedelta(days=2):
             return
         # cross-device: most two-device people who clicked on the phone buy on the laptop
         d = laptop if laptop and rng.random() < 0.7 else first_device

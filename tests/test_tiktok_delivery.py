@@ -1,0 +1,219 @@
+"""TikTok delivery over real HTTP against the fake Events API, with faults injected."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from fakes.tiktok import FakeTikTok
+from reverse_etl.deliver import DeliverySettings, DeliveryStopped, SendPolicy, deliver
+from simulator.conversions import make_conversions
+
+NOW = datetime(2026, 11, 26, 12, 0, 0)
+TOKEN, PIXEL = "test-token", "TESTPIXEL"
+
+
+@pytest.fixture
+def fake():
+    with FakeTikTok(access_tokens=[TOKEN], pixel_codes=[PIXEL]) as f:
+        yield f
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    yield c
+    c.close()
+
+
+def settings(fake, **kw) -> DeliverySettings:
+    base = dict(access_token=TOKEN, pixel_code=PIXEL, api_base_url=fake.url, now=NOW, timeout_seconds=2,
+                backoff_base_seconds=0.01, backoff_max_seconds=0.05)
+    base.update(kw)
+    return DeliverySettings(**base)
+
+
+def ledger(con) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in con.execute(
+        "select event_id, status, attempts, last_code, last_message from reverse_etl.tiktok_deliveries").fetchall()}
+
+
+def eligible_ids(con) -> set[str]:
+    return {r[0] for r in con.execute("select event_id from marts.tiktok_conversions where eligible").fetchall()}
+
+
+def test_every_eligible_conversion_is_accepted_exactly_once_despite_faults(fake, con):
+    make_conversions(con, 1200, NOW, consent_denied_every=50)
+    fake.inject(latency_ms=5, script=[{"http": 500}, {"code": 40100}, {"drop": True}, {"timeout": 3},
+                                      {"http": 503}, {"code": 40100}])
+    result = deliver(con, settings(fake, batch_size=100, concurrency=3))
+    accepted = fake.accepted_ids()
+    assert set(accepted) == eligible_ids(con)
+    assert fake.stats()["accepted_unique"] == len(eligible_ids(con))
+    rows = ledger(con)
+    assert {rows[e][0] for e in eligible_ids(con)} == {"sent"}
+    assert {s for s, *_ in rows.values()} == {"sent", "no_consent"}
+    assert result["sent"] == len(eligible_ids(con)) and result["no_consent"] == 24
+    # the batch that timed out after being accepted was sent again: under the same ids, counted once
+    assert fake.stats()["duplicates"] == 100
+    # a second run sends nothing
+    before = fake.stats()["requests"]
+    again = deliver(con, settings(fake, batch_size=100))
+    assert fake.stats()["requests"] == before and again["sent"] == 0
+
+
+def test_one_bad_event_is_isolated_by_bisection_and_fails_alone_with_its_reason(fake, con):
+    make_conversions(con, 1000, NOW)
+    bad = {"conv_000000137", "conv_000000642"}
+    fake.inject(bad_event_ids=bad)
+    deliver(con, settings(fake))
+    rows = ledger(con)
+    assert set(fake.accepted_ids()) == eligible_ids(con) - bad
+    for e in bad:
+        status, attempts, code, message = rows[e]
+        assert status == "failed_permanent" and code == 40002 and "Invalid parameter" in message
+    assert fake.stats()["requests"] < 60, "bisection, not one request per event"
+
+
+def test_retryable_failures_stop_after_the_run_limit_and_give_up_after_the_total_limit(fake, con):
+    make_conversions(con, 10, NOW)
+    fake.inject(script=[{"http": 500}] * 1000)
+    s = settings(fake, max_attempts_per_run=3, max_total_attempts=7)
+    deliver(con, s)
+    assert {r[:2] for r in ledger(con).values()} == {("failed_retryable", 3)}
+    deliver(con, s)
+    assert {r[:2] for r in ledger(con).values()} == {("failed_retryable", 6)}
+    deliver(con, s)
+    rows = ledger(con)
+    assert {r[:2] for r in rows.values()} == {("failed_permanent", 7)}
+    assert all(r[3].startswith("gave up after 7 attempts") for r in rows.values())
+    requests = fake.stats()["requests"]
+    deliver(con, s)
+    assert fake.stats()["requests"] == requests == 7, "nothing retries forever"
+    assert not fake.accepted_ids()
+
+
+def test_a_permission_error_stops_the_run_with_an_actionable_message(fake, con):
+    make_conversions(con, 50, NOW)
+    fake.inject(deny=True)
+    with pytest.raises(DeliveryStopped) as stop:
+        deliver(con, settings(fake, batch_size=10, concurrency=1))
+    assert "TIKTOK_ACCESS_TOKEN" in str(stop.value) and PIXEL in str(stop.value)
+    assert fake.stats()["requests"] <= 2, "no hammering with a token that cannot work"
+    assert {r[0] for r in ledger(con).values()} <= {"failed_retryable"}
+    fake.inject(deny=False)
+    deliver(con, settings(fake, batch_size=10))
+    assert set(fake.accepted_ids()) == eligible_ids(con)
+
+
+def test_an_unknown_token_is_a_permission_error_too(fake, con):
+    make_conversions(con, 5, NOW)
+    with pytest.raises(DeliveryStopped, match="refused the access token"):
+        deliver(con, settings(fake, access_token="wrong"))
+
+
+def test_policy_consent_and_age_decide_what_is_sent(fake, con):
+    make_conversions(con, 100, NOW, consent_denied_every=10, renewal_every=4, not_tiktok_every=5,
+                     age_hours_span=24 * 20)
+    s = settings(fake, policy=SendPolicy(scope="tiktok_attributed", include_renewals=False, max_event_age_days=7))
+    result = deliver(con, s)
+    rows = ledger(con)
+    conv = {r[0]: r[1:] for r in con.execute(
+        "select event_id, advertising_consent, attributed_to_tiktok, is_renewal, event_time "
+        "from marts.tiktok_conversions").fetchall()}
+    for event_id, (consent, tiktok, renewal, at) in conv.items():
+        status = rows.get(event_id, (None,))[0]
+        if not consent:
+            assert status == "no_consent"
+        elif not tiktok or renewal:
+            assert status is None, "outside the policy: not recorded, not sent"
+        elif (NOW - at).days >= 7:
+            assert status == "expired"
+        else:
+            assert status == "sent"
+    assert set(fake.accepted_ids()) == {e for e, r in rows.items() if r[0] == "sent"}
+    assert result["excluded_by_policy"] > 0 and result["expired"] > 0 and result["sent"] > 0
+
+
+def test_an_invalid_payload_is_never_sent_and_says_why(fake, con):
+    make_conversions(con, 3, NOW)
+    con.execute("update marts.tiktok_conversions set currency = 'US Dollars' where event_id = 'conv_000000001'")
+    deliver(con, settings(fake))
+    status, _, _, message = ledger(con)["conv_000000001"]
+    assert status == "failed_permanent" and "properties/currency" in message
+    assert "conv_000000001" not in fake.accepted_ids() and len(fake.accepted_ids()) == 2
+
+
+def test_dry_run_records_payloads_and_a_later_run_with_credentials_sends_them(fake, con):
+    make_conversions(con, 20, NOW)
+    dry = deliver(con, DeliverySettings(now=NOW))
+    assert dry.dry_run and dry["dry_run"] == 20 and fake.stats()["requests"] == 0
+    assert deliver(con, DeliverySettings(now=NOW))["dry_run"] == 0, "a second dry run records nothing new"
+    payload = con.execute("select payload from reverse_etl.tiktok_deliveries limit 1").fetchone()[0]
+    assert "@" not in payload and '"ttclid"' in payload
+    deliver(con, settings(fake, test_event_code="TEST123"))
+    assert set(fake.accepted_ids()) == eligible_ids(con)
+    assert fake.stats()["test_event_codes"] == {"TEST123": 20}
+
+
+def test_the_request_rate_cap_keeps_the_sender_under_tiktoks_limit(fake, con):
+    make_conversions(con, 60, NOW)
+    # 12 batches and 4 connections would all arrive within a moment; the cap spaces them out (with room for
+    # the scheduling jitter of a fake that shares the machine with the sender)
+    fake.inject(rate_limit_per_second=4)
+    deliver(con, settings(fake, batch_size=5, concurrency=4, requests_per_second=2))
+    assert fake.stats()["codes"].get("40100", 0) == 0
+    assert set(fake.accepted_ids()) == eligible_ids(con)
+
+
+def test_payloads_carry_contents_and_hashed_match_keys(fake, con):
+    make_conversions(con, 2, NOW)
+    deliver(con, settings(fake))
+    event = fake.accepted_events["conv_000000001"]
+    assert event["properties"]["contents"] == [{"content_id": "prod_pro", "content_type": "product",
+                                                "content_name": "Pro plan", "quantity": 1, "price": 39.0}]
+    assert len(event["user"]["email"]) == 2 and all(len(h) == 64 for h in event["user"]["email"])
+    assert event["user"]["ttclid"] == "E.C.P.click1" and event["properties"]["order_id"] == "in_000000001"
+
+
+def test_killed_mid_run_then_run_again_loses_nothing(fake, tmp_path):
+    warehouse = tmp_path / "crash.duckdb"
+    with duckdb.connect(str(warehouse)) as c:
+        make_conversions(c, 600, NOW)
+        expected = eligible_ids(c)
+    fake.inject(latency_ms=150)
+    env = {**os.environ, "WAREHOUSE_PATH": str(warehouse), "TIKTOK_ACCESS_TOKEN": TOKEN,
+           "TIKTOK_PIXEL_CODE": PIXEL, "TIKTOK_API_BASE_URL": fake.url, "TIKTOK_BATCH_SIZE": "20",
+           "TIKTOK_CONCURRENCY": "2", "TIKTOK_MAX_EVENT_AGE_DAYS": "3650"}
+    proc = subprocess.Popen([sys.executable, "-m", "reverse_etl"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while fake.stats()["accepted_unique"] < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = fake.stats()["accepted_unique"]
+    assert 0 < killed_at < len(expected), "the process was killed mid-run"
+    fake.inject(latency_ms=0)
+    out = subprocess.run([sys.executable, "-m", "reverse_etl"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    accepted = fake.accepted_ids()
+    assert set(accepted) == expected, "no conversion lost"
+    with duckdb.connect(str(warehouse), read_only=True) as c:
+        assert {r[0] for r in c.execute("select status from reverse_etl.tiktok_deliveries").fetchall()} == {"sent"}
+    resent = [e for e, n in accepted.items() if n > 1]
+    assert len(resent) <= 2 * 20, "only the batches in flight at the kill were sent again, under their own ids"
+
+
+def test_bad_configuration_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="TIKTOK_BATCH_SIZE"):
+        DeliverySettings(batch_size=5000)
+    with pytest.raises(ValueError, match="TIKTOK_SEND_SCOPE"):
+        SendPolicy(scope="everything")
+    with pytest.raises(ValueError, match="TIKTOK_CONCURRENCY='many'"):
+        DeliverySettings.from_env({"TIKTOK_CONCURRENCY": "many"})
