@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -30,8 +31,11 @@ class Workspace:
     def truth(self) -> Path:
         return self.root / "ground_truth" / "purchases.jsonl"
 
-    def add_world(self, visitors: int, seed: int) -> dict:
-        return write_world(WorldConfig(visitors=visitors, seed=seed), self.landing, self.truth)
+    def add_world(self, visitors: int, seed: int, end_date: date | None = None) -> dict:
+        cfg = WorldConfig(visitors=visitors, seed=seed)
+        if end_date:
+            cfg.end_date = end_date
+        return write_world(cfg, self.landing, self.truth)
 
     def resources(self) -> dict:
         from orchestration.resources import LandingZoneResource, TikTokResource, WarehouseResource
@@ -72,7 +76,8 @@ def workspace(tmp_path: Path) -> Workspace:
 def built_world(tmp_path_factory) -> Workspace:
     """One small world run through the whole pipeline once, shared by the read-only tests."""
     ws = Workspace(tmp_path_factory.mktemp("built_world"))
-    ws.add_world(visitors=1500, seed=11)
+    # ending today, so the last week's purchases are young enough for TikTok and the rest expire
+    ws.add_world(visitors=1500, seed=11, end_date=date.today())
     result = ws.run()
     assert result.success, "the pipeline failed on the shared small world"
     return ws

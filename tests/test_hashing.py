@@ -52,3 +52,33 @@ def test_payload_hashes_personal_data_and_keeps_click_ids_in_clear():
     assert e["user"]["external_id"] == [sha("cust_1")]
     assert e["properties"]["value"] == 29.0 and e["page"]["url"].startswith("https://shop.example/")
     assert "a@b.co" not in str(e)
+
+
+# Fixed vectors: the normalised value and its SHA-256, lowercase hex (as TikTok's docs show them).
+EMAIL_VECTORS = [
+    ("john.doe@example.com", "836f82db99121b3481011f16b49dfa5fbc714a0d1b1b9f784a1ebbbf5b39577f"),
+    ("  John.Doe@Example.COM ", "836f82db99121b3481011f16b49dfa5fbc714a0d1b1b9f784a1ebbbf5b39577f"),
+    ("JOHN.DOE@EXAMPLE.COM\t", "836f82db99121b3481011f16b49dfa5fbc714a0d1b1b9f784a1ebbbf5b39577f"),
+]
+PHONE_VECTORS = [
+    ("(415) 555-0123", "US", "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"),
+    ("+1 415-555-0123", "DE", "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"),
+    ("0014155550123", "US", "36a2cef4ff9bf7a1abd2a93359136b870393be4106e6c5d19b72ff564f9deca4"),
+    ("020 7183 8750", "GB", "e631c2534428c6c9b48c2167604a8983046085e43a2c00ed748733c544c0bb4d"),
+    ("+44 (0)20 7183 8750", "US", "e631c2534428c6c9b48c2167604a8983046085e43a2c00ed748733c544c0bb4d"),
+    ("03-1234-5678", "JP", "7d7350df0a907cf9cf79b40e32af0a5cc71886126b86babd1f2ccedd25d336c6"),
+]
+
+
+def test_sha256_itself_matches_the_published_vector():
+    assert sha("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("typed,expected", EMAIL_VECTORS)
+def test_email_hash_vectors(typed, expected):
+    assert hash_email(typed) == expected
+
+
+@pytest.mark.parametrize("typed,region,expected", PHONE_VECTORS)
+def test_phone_hash_vectors(typed, region, expected):
+    assert hash_phone(typed, region) == expected

@@ -93,11 +93,11 @@ def test_consent_denied_is_never_sendable_and_every_eligible_conversion_is_in_th
         select c.event_id, l.status from marts.tiktok_conversions c
         left join reverse_etl.tiktok_deliveries l using (event_id) where not c.advertising_consent""")
     assert denied and all(status == "no_consent" for _, status in denied)
-    missing = built_world.scalar("""
-        select count(*) from marts.tiktok_conversions c
-        where eligible and not exists (select 1 from reverse_etl.tiktok_deliveries l
-                                       where l.event_id = c.event_id and l.status = 'dry_run')""")
-    assert missing == 0
+    rows = built_world.query("""
+        select l.status, c.event_time >= now()::timestamp - interval 7 days as young, count(*)
+        from marts.tiktok_conversions c left join reverse_etl.tiktok_deliveries l using (event_id)
+        where c.eligible group by all""")
+    assert {(status, young) for status, young, _ in rows} == {("dry_run", True), ("expired", False)}
     assert built_world.scalar("select count(*) - count(distinct event_id) from reverse_etl.tiktok_deliveries") == 0
     leaked = built_world.scalar("select count(*) from reverse_etl.tiktok_deliveries where payload like '%@%'")
     assert leaked == 0, "no clear-text email may leave in a payload"
@@ -168,3 +168,31 @@ def test_make_run_exits_non_zero_and_says_why_when_a_step_fails(tmp_path):
     assert out.returncode == 1
     assert "FAILED in:" in out.stderr and "raw__stripe_events" in out.stderr
     assert str(not_a_file) in out.stderr
+
+
+def test_the_worlds_conversions_reach_the_fake_tiktok_exactly_once_with_contents(built_world, tmp_path):
+    import shutil
+
+    import duckdb
+
+    from fakes.tiktok import FakeTikTok
+    from reverse_etl.deliver import DeliverySettings, SendPolicy, deliver
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_world.warehouse, copy)
+    with FakeTikTok(access_tokens=["t"], pixel_codes=["P"]) as fake, duckdb.connect(str(copy)) as con:
+        con.execute("delete from reverse_etl.tiktok_deliveries")  # the shared run expired the older ones
+        fake.inject(script=[{"http": 502}, {"code": 40100}])
+        deliver(con, DeliverySettings(access_token="t", pixel_code="P", api_base_url=fake.url,
+                                      policy=SendPolicy(max_event_age_days=3650), backoff_base_seconds=0.01))
+        eligible = {r[0] for r in con.execute("select event_id from marts.tiktok_conversions where eligible").fetchall()}
+        denied = {r[0] for r in con.execute(
+            "select event_id from marts.tiktok_conversions where not advertising_consent").fetchall()}
+        statuses = dict(con.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1").fetchall())
+    accepted = fake.accepted_ids()
+    assert set(accepted) == eligible and not denied & set(accepted)
+    assert all(n == 1 for n in accepted.values())
+    assert statuses == {"sent": len(eligible), "no_consent": len(denied)}
+    invoice_events = [e for i, e in fake.accepted_events.items() if i.startswith("in_")]
+    assert invoice_events and all(e["properties"]["contents"][0]["content_id"] == "prod_pro" for e in invoice_events)
+    assert all(e["properties"]["currency"] in ("USD", "EUR", "JPY", "KWD") for e in fake.accepted_events.values())
