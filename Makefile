@@ -17,7 +17,7 @@ DEMO_SEED ?= 7
 DEMO_TIKTOK ?= fake
 PORT ?= 3000
 
-.PHONY: help install demo test run dev dev-demo clean
+.PHONY: help install demo test run dev dev-demo bench clean
 
 help:
 	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
@@ -25,6 +25,7 @@ help:
 	@echo "make run       materialise every asset once over LANDING_DIR and WAREHOUSE_PATH"
 	@echo "make dev       the Dagster UI on http://127.0.0.1:$(PORT) over the same configuration"
 	@echo "make dev-demo  the Dagster UI over the demo's data"
+	@echo "make bench     the benchmarks, printing their figures"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
@@ -55,6 +56,11 @@ dev: $(STAMP)
 
 dev-demo:
 	$(MAKE) dev LANDING_DIR=$(DEMO_DIR)/landing WAREHOUSE_PATH=$(DEMO_DIR)/warehouse.duckdb
+
+# Each benchmark prints the machine's core count and compares against a baseline measured in the same run.
+BENCH_CONVERSIONS ?= 100000
+bench: $(STAMP)
+	$(PY) -m bench.tiktok_delivery --conversions $(BENCH_CONVERSIONS)
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

@@ -31,7 +31,8 @@ import orjson
 
 from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNotFound, EventsApiClient,
                                 PermissionDenied, TikTokError, TransportFailure)
-from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_rows
+from reverse_etl.ledger import COLUMNS as LEDGER_COLUMNS
+from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.validate import event_error
 
@@ -142,8 +143,7 @@ class DeliveryResult:
 @dataclass
 class _Item:
     row: dict
-    event: dict
-    payload: str
+    encoded: bytes   # the event as JSON, sent as is and kept in the ledger
     prior_attempts: int
     first_attempt_at: datetime | None
 
@@ -162,31 +162,66 @@ def _utc_naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
+CANDIDATES = f"""
+    select c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.purchase_id,
+           c.customer_id, cast(c.value as double) as value, c.currency, c.is_renewal, c.attributed_to_tiktok,
+           c.page_url, c.ttclid, c.ttp, c.emails, c.phones, c.ip, c.user_agent, c.locale,
+           c.advertising_consent, c.eligible, c.ineligible_reason,
+           l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
+           l.first_attempt_at as ledger_first_attempt_at
+    from {CONVERSIONS} c left join {TABLE} l using (event_id)
+    where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
+    order by c.event_time, c.event_id
+"""
+
+
 def _load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], dict[str, list[dict]]]:
-    cur = con.execute(f"""
-        select c.*, l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
-               l.first_attempt_at as ledger_first_attempt_at
-        from {CONVERSIONS} c left join {TABLE} l using (event_id)
-        where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
-        order by c.event_time, c.event_id
-    """)
+    cur = con.execute(CANDIDATES)
     cols = [d[0] for d in cur.description]
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
     contents: dict[str, list[dict]] = defaultdict(list)
     has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
                                "and table_name = 'tiktok_conversion_contents'").fetchone()[0]
     if rows and has_contents:
-        cur = con.execute(f"""
-            select t.* from {CONTENTS} t
-            where t.event_id in (select c.event_id from {CONVERSIONS} c left join {TABLE} l using (event_id)
-                                 where l.event_id is null or l.status in ('dry_run', 'failed_retryable'))
-            order by t.event_id, t.line_key
-        """)
-        ccols = [d[0] for d in cur.description]
-        for r in cur.fetchall():
-            c = dict(zip(ccols, r))
-            contents[c["event_id"]].append(c)
+        wanted = {r["event_id"] for r in rows}
+        cur = con.execute(f"select event_id, content_id, content_name, content_type, quantity, "
+                          f"cast(price as double) as price from {CONTENTS} order by event_id, line_key")
+        for event_id, *values in cur.fetchall():
+            if event_id in wanted:
+                contents[event_id].append(dict(zip(("content_id", "content_name", "content_type", "quantity",
+                                                    "price"), values)))
     return rows, contents
+
+
+def _prepare(row: dict, contents: list[dict] | None, settings: DeliverySettings, now: datetime,
+             oldest: int, result: DeliveryResult) -> LedgerRow | _Item | None:
+    """What to do with one candidate: a ledger row to record, an item to send, or None (leave it)."""
+    if not row["advertising_consent"]:
+        return LedgerRow(row["event_id"], row["event_name"], "no_consent", row["ledger_attempts"],
+                         recorded_at=now, last_message="advertising consent denied")
+    if not row["eligible"]:
+        result.counts[f"not_eligible_{row['ineligible_reason']}"] += 1
+        return None
+    if (settings.policy.scope == "tiktok_attributed" and not row.get("attributed_to_tiktok")) or \
+            (not settings.policy.include_renewals and row.get("is_renewal")):
+        result.counts["excluded_by_policy"] += 1
+        return None
+    if row["ledger_status"] == "dry_run" and settings.dry_run:
+        result.counts["already_dry_run"] += 1
+        return None
+    if row["event_time"] < oldest:  # both Unix seconds
+        return LedgerRow(row["event_id"], row["event_name"], "expired", row["ledger_attempts"], recorded_at=now,
+                         last_message=f"older than {settings.policy.max_event_age_days:g} days when first due")
+    event = build_event(row, settings.payload, contents)
+    encoded = orjson.dumps(event)
+    problem = event_error(event)
+    if problem:
+        return LedgerRow(row["event_id"], row["event_name"], "failed_permanent", row["ledger_attempts"],
+                         recorded_at=now, last_message=f"payload fails the schema: {problem}",
+                         payload=encoded.decode())
+    if settings.dry_run:
+        return LedgerRow(row["event_id"], row["event_name"], "dry_run", 0, recorded_at=now, payload=encoded.decode())
+    return _Item(row, encoded, row["ledger_attempts"], row["ledger_first_attempt_at"])
 
 
 def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
@@ -197,103 +232,114 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     ensure_ledger(con)
     result = DeliveryResult(dry_run=settings.dry_run)
     now = _utc_naive(settings.now or datetime.now(UTC))
-    oldest = now - timedelta(days=settings.policy.max_event_age_days)
+    oldest = int((now - timedelta(days=settings.policy.max_event_age_days)).replace(tzinfo=UTC).timestamp())
     rows, contents = _load_candidates(con)
-    records: list[LedgerRow] = []
-    to_send: list[_Item] = []
-    for row in rows:
-        if not row["advertising_consent"]:
-            records.append(LedgerRow(row["event_id"], row["event_name"], "no_consent", row["ledger_attempts"],
-                                     recorded_at=now, last_message="advertising consent denied"))
-            continue
-        if not row["eligible"]:
-            result.counts[f"not_eligible_{row['ineligible_reason']}"] += 1
-            continue
-        if (settings.policy.scope == "tiktok_attributed" and not row.get("attributed_to_tiktok")) or \
-                (not settings.policy.include_renewals and row.get("is_renewal")):
-            result.counts["excluded_by_policy"] += 1
-            continue
-        if row["ledger_status"] == "dry_run" and settings.dry_run:
-            result.counts["already_dry_run"] += 1
-            continue
-        if row["event_time"] < oldest:
-            records.append(LedgerRow(row["event_id"], row["event_name"], "expired", row["ledger_attempts"],
-                                     recorded_at=now, last_message=f"older than {settings.policy.max_event_age_days:g}"
-                                     " days when first due to be sent"))
-            continue
-        event = build_event(row, settings.payload, contents.get(row["event_id"]))
-        payload = orjson.dumps(event).decode()
-        problem = event_error(event)
-        if problem:
-            records.append(LedgerRow(row["event_id"], row["event_name"], "failed_permanent", row["ledger_attempts"],
-                                     recorded_at=now, last_message=f"payload fails the schema: {problem}",
-                                     payload=payload))
-            continue
-        if settings.dry_run:
-            records.append(LedgerRow(row["event_id"], row["event_name"], "dry_run", 0, recorded_at=now,
-                                     payload=payload))
-            continue
-        to_send.append(_Item(row, event, payload, row["ledger_attempts"], row["ledger_first_attempt_at"]))
-    write_rows(con, records)
-    for r in records:
-        result.counts[r.status] += 1
-    if to_send:
-        log(f"sending {len(to_send)} events in batches of {settings.batch_size}")
-        asyncio.run(_send_all(con, settings, to_send, result, transport, log))
+    log(f"{len(rows)} candidate conversions loaded")
+    prepared = (_prepare(row, contents.get(row["event_id"]), settings, now, oldest, result) for row in rows)
+    if settings.dry_run:
+        records = [p for p in prepared if p is not None]
+        write_rows(con, records)
+        for r in records:
+            result.counts[r.status] += 1
+    elif rows:
+        asyncio.run(_send_all(con, settings, prepared, result, transport, log))
     ensure_daily_view(con)
     result.seconds = time.monotonic() - started
     return result
 
 
-async def _send_all(con, settings: DeliverySettings, items: list[_Item], result: DeliveryResult, transport,
-                    log) -> None:
-    batches = [items[i:i + settings.batch_size] for i in range(0, len(items), settings.batch_size)]
+async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryResult, transport, log) -> None:
+    """Builds batches and sends them as they are built, so building overlaps the waiting on the network."""
+    stop: list[TikTokError] = []
+    # One writer drains finished batches into the ledger, several batches per transaction when they pile up,
+    # in a thread so the event loop keeps requests flowing (and evenly paced) while DuckDB writes.
+    finished: asyncio.Queue = asyncio.Queue()
+
+    async def writer() -> None:
+        while True:
+            outcomes = [await finished.get()]
+            while not finished.empty():
+                outcomes.append(finished.get_nowait())
+            done = None in outcomes
+            rows = [r for batch in outcomes if isinstance(batch, tuple) for r in batch[1]]
+            flat = [o for batch in outcomes if isinstance(batch, list) for o in batch]
+            if rows:
+                await asyncio.to_thread(write_rows, con, rows)
+                for r in rows:
+                    result.counts[r.status] += 1
+            if flat:
+                await asyncio.to_thread(_record, con, settings, flat, result)
+            if done:
+                return
+
     async with EventsApiClient(settings.api_base_url, settings.access_token, settings.pixel_code,
                                test_event_code=settings.test_event_code, timeout_seconds=settings.timeout_seconds,
                                concurrency=settings.concurrency, requests_per_second=settings.requests_per_second,
                                transport=transport) as client:
         sender = _BatchSender(client, settings, result)
-        pending = {asyncio.create_task(sender.send(batch)): batch for batch in batches}
-        stop: TikTokError | None = None
-        while pending and stop is None:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+        async def run(batch: list[_Item]) -> None:
+            try:
+                outcomes = await sender.send(batch)
+            except (PermissionDenied, EndpointNotFound) as error:
+                stop.append(error)
+                code = error.response.code if error.response else None
+                outcomes = [_Outcome(it, "failed_retryable", 1, code, str(error)[:1000], None) for it in batch]
+            finished.put_nowait(outcomes)
+
+        writing = asyncio.create_task(writer())
+        tasks: list[asyncio.Task] = []
+        records: list[LedgerRow] = []
+        batch: list[_Item] = []
+        for p in prepared:
+            if stop:
+                break
+            if isinstance(p, LedgerRow):
+                records.append(p)
+            elif isinstance(p, _Item):
+                batch.append(p)
+                if len(batch) == settings.batch_size:
+                    tasks.append(asyncio.create_task(run(batch)))
+                    batch = []
+                    await asyncio.sleep(0)  # let the requests already built go out
+        if batch and not stop:
+            tasks.append(asyncio.create_task(run(batch)))
+        log(f"all {len(tasks)} batches built")
+        finished.put_nowait(("rows", records))  # no_consent, expired, invalid: recorded by the same writer
+        while tasks and not stop:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                batch = pending.pop(task)
-                error = task.exception()
-                if error is None:
-                    # in a thread: the event loop keeps requests flowing (and evenly paced) while DuckDB writes
-                    await asyncio.to_thread(_record, con, settings, task.result(), result)
-                elif isinstance(error, (PermissionDenied, EndpointNotFound)):
-                    stop = stop or error
-                    code = error.response.code if error.response else None
-                    _record(con, settings, [_Outcome(it, "failed_retryable", 1, code, str(error)[:1000], None)
-                                            for it in batch], result)
-                else:
-                    raise error
-        if stop is not None:
+                tasks.remove(task)
+                task.result()  # an unexpected error ends the run here, with its traceback
+        if stop:
             # batches still in flight may or may not have reached TikTok: they keep no ledger row and the
             # next run sends them again under the same event ids, which TikTok deduplicates
-            for task in pending:
+            for task in tasks:
                 task.cancel()
-            for task, outcome in zip(list(pending), await asyncio.gather(*pending, return_exceptions=True)):
-                if isinstance(outcome, list):
-                    _record(con, settings, outcome, result)
-            log(f"stopped: {stop}")
-            raise DeliveryStopped(str(stop), stop.response) from stop
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log("all batches answered")
+        finished.put_nowait(None)
+        await writing
+        log("ledger written")
+        if stop:
+            log(f"stopped: {stop[0]}")
+            raise DeliveryStopped(str(stop[0]), stop[0].response) from stop[0]
 
 
 def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: DeliveryResult) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
-    rows = []
+    cols: dict[str, list] = {c: [] for c in LEDGER_COLUMNS}
     for o in outcomes:
         total = o.item.prior_attempts + o.attempts
         status, message = o.status, o.message
         if status == "failed_retryable" and total >= settings.max_total_attempts:
             status, message = "failed_permanent", f"gave up after {total} attempts; last: {message}"
-        rows.append(LedgerRow(o.item.row["event_id"], o.item.row["event_name"], status, total, o.code, message,
-                              o.request_id, o.item.first_attempt_at or now, now, now, o.item.payload))
+        for name, value in zip(LEDGER_COLUMNS, (
+                o.item.row["event_id"], o.item.row["event_name"], status, total, o.code, message, o.request_id,
+                o.item.first_attempt_at or now, now, now, o.item.encoded.decode())):
+            cols[name].append(value)
         result.counts[status] += 1
-    write_rows(con, rows)
+    write_columns(con, cols)
 
 
 class _BatchSender:
@@ -316,7 +362,7 @@ class _BatchSender:
             self.result.requests += 1
             throttled = False
             try:
-                response = await self.client.track([it.event for it in items])
+                response = await self.client.track_encoded([it.encoded for it in items])
             except TransportFailure as e:
                 last = (None, str(e), None)
             else:

@@ -37,7 +37,9 @@ def normalise_phone(value: str | None, default_region: str = "US") -> str | None
     v = value.strip()
     if is_sha256(v):
         return v.lower()
-    if _E164.match(v) and phonenumbers.is_possible_number(phonenumbers.parse(v, None)):
+    if _E164.match(v):
+        # already E.164 (the warehouse normalises phones): canonical as it stands, and parsing it again
+        # would cost more than everything else in a payload together
         return v
     if v.startswith("00"):
         v = "+" + v[2:]

@@ -61,13 +61,16 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
 
 def write_rows(con: duckdb.DuckDBPyConnection, rows: list[LedgerRow]) -> None:
     """Insert or replace rows by event id, in one transaction."""
-    if not rows:
+    write_columns(con, {c: [getattr(r, c) for r in rows] for c in COLUMNS})
+
+
+def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> None:
+    """Insert or replace rows given column-wise (the fast path: one DataFrame, one statement)."""
+    if not columns["event_id"]:
         return
-    frame = pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows], columns=COLUMNS)
+    frame = pd.DataFrame({c: columns[c] for c in COLUMNS})
     frame["attempts"] = frame["attempts"].astype("int32")
     frame["last_code"] = frame["last_code"].astype("Int64")
-    for c in ("first_attempt_at", "last_attempt_at", "recorded_at"):
-        frame[c] = pd.to_datetime(frame[c])
     con.register("_ledger_rows", frame)
     try:
         con.execute("begin transaction")

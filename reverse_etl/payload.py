@@ -16,15 +16,18 @@ class PayloadSettings:
     limited_data_use: bool = False
 
 
-def _split(values: str | None) -> list[str]:
-    return [v for v in (values or "").split(",") if v.strip()]
+def _hashed_list(values: str | None, hasher, *args) -> list[str]:
+    """Comma-separated clear values -> sorted unique hashes (invalid values dropped)."""
+    if not values:
+        return []
+    out = {hasher(v, *args) for v in values.split(",")}
+    out.discard(None)
+    return sorted(out)
 
 
-def _unique(values) -> list[str]:
-    return sorted({v for v in values if v})
-
-
-def _epoch(ts: datetime) -> int:
+def _epoch(ts) -> int:
+    if isinstance(ts, int):
+        return ts
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)  # the warehouse keeps UTC without a zone
     return int(ts.timestamp())
@@ -38,17 +41,17 @@ def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings
                 contents: list[dict] | None = None) -> dict[str, Any]:
     """One event of the request's ``data`` list. Personal data is hashed here, before it leaves.
 
-    ``row`` is a row of marts.tiktok_conversions; ``contents`` its rows of marts.tiktok_conversion_contents.
+    ``row`` is a row of marts.tiktok_conversions (``event_time`` a datetime in UTC or Unix seconds);
+    ``contents`` its rows of marts.tiktok_conversion_contents.
     """
     user: dict[str, Any] = {}
-    if row.get("ttclid"):
-        user["ttclid"] = row["ttclid"]
-    if row.get("ttp"):
-        user["ttp"] = row["ttp"]
-    emails = _unique(hash_email(e) for e in _split(row.get("emails")))
-    phones = _unique(hash_phone(p, settings.default_phone_region) for p in _split(row.get("phones")))
+    for key in ("ttclid", "ttp"):
+        if row.get(key):
+            user[key] = row[key]
+    emails = _hashed_list(row.get("emails"), hash_email)
     if emails:
         user["email"] = emails
+    phones = _hashed_list(row.get("phones"), hash_phone, settings.default_phone_region)
     if phones:
         user["phone"] = phones
     external = hash_external_id(row.get("customer_id"))
