@@ -59,8 +59,10 @@ dev-demo:
 
 # Each benchmark prints the machine's core count and compares against a baseline measured in the same run.
 BENCH_CONVERSIONS ?= 100000
+BENCH_EDGES ?= 1000000
 bench: $(STAMP)
 	$(PY) -m bench.tiktok_delivery --conversions $(BENCH_CONVERSIONS)
+	$(PY) -m bench.identity --edges $(BENCH_EDGES)
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                                  log=lambda m: print(f"  {time.perf_counter() - started:6.2f} s  {m}", flush=True))
                 seconds = time.perf_counter() - started
                 sent = con.execute("select count(*) from reverse_etl.tiktok_deliveries where status = 'sent'"
-                                   ).fetchone()[0]
+                                   ).fetchall()[0][0]
         stats = httpx.get(f"{url}/_fake/stats").json()
     finally:
         proc.terminate()

@@ -172,10 +172,10 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
         """)
         con.execute("create or replace temp table _valid as "
                     "select file, line_number, line::json as j from _classified where reason is null")
-        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchone()[0]
-        before = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchone()[0]
+        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
+        before = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchall()[0][0]
         con.execute(insert.replace("$now", "?"), [now])
-        after = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchone()[0]
+        after = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchall()[0][0]
         con.execute(f"""
             insert into {RAW_SCHEMA}.quarantine
             select ?, file, line_number, reason, left(line, {QUARANTINED_LINE_CHARS}), ?
@@ -192,7 +192,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
                    ?
             from _files f
         """, [source, now, now, now])
-        stats = con.execute("select count(*), count(*) filter (where reason is not null) from _classified").fetchone()
+        stats = con.execute("select count(*), count(*) filter (where reason is not null) from _classified").fetchall()[0]
         con.execute("drop table _lines; drop table _checked; drop table _classified; drop table _valid; "
                     "drop table _files")
         con.execute("commit")

@@ -181,7 +181,7 @@ def _load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], dict[s
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
     contents: dict[str, list[dict]] = defaultdict(list)
     has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                               "and table_name = 'tiktok_conversion_contents'").fetchone()[0]
+                               "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0]
     if rows and has_contents:
         wanted = {r["event_id"] for r in rows}
         cur = con.execute(f"select event_id, content_id, content_name, content_type, quantity, "

@@ -45,12 +45,12 @@ def score(con: duckdb.DuckDBPyConnection, truth_path: Path) -> Score:
                                               and p.first_touch_campaign = t.campaign), 0),
                coalesce(sum(p.amount * t.usd_rate) filter (where t.channel = 'tiktok' and not t.linkable), 0)
         from _truth t left join marts.attributed_purchases p using (purchase_id)
-    """).fetchone()
+    """).fetchall()[0]
     merges = con.execute("""
         select count(*), coalesce(sum(n), 0) from (
             select p.customer_id, count(*) as n from marts.attributed_purchases p join _truth t using (purchase_id)
             group by p.customer_id having count(distinct t.person_id) > 1)
-    """).fetchone()
+    """).fetchall()[0]
     return Score(truth_purchases=len(rows), found_purchases=found, tiktok_linkable_revenue=float(tt_linkable),
                  tiktok_right_campaign_revenue=float(tt_right), tiktok_unlinkable_revenue=float(tt_unlinkable),
                  false_merges=merges[0], false_merge_purchases=merges[1])

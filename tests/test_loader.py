@@ -27,7 +27,7 @@ def con(tmp_path):
 
 
 def count(con, table):
-    return con.execute(f"select count(*) from raw.{table}").fetchone()[0]
+    return con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
 
 
 def test_each_event_loads_once_across_duplicate_deliveries_and_copied_files(tmp_path, con):
@@ -40,7 +40,7 @@ def test_each_event_loads_once_across_duplicate_deliveries_and_copied_files(tmp_
     assert count(con, "stripe_events") == 6
     assert result.loaded_rows == 6 and result.files == 3
     assert result.duplicate_rows == 6 + 3 + 6 - 6
-    first = con.execute("select _file, _line from raw.stripe_events where event_id = 'evt_0000'").fetchone()
+    first = con.execute("select _file, _line from raw.stripe_events where event_id = 'evt_0000'").fetchall()[0]
     assert first == ("stripe_events/a-copy.jsonl", 1) or first == ("stripe_events/a.jsonl", 1)
 
 
@@ -54,7 +54,7 @@ def test_rerun_loads_nothing_and_new_files_add_exactly_their_rows(tmp_path, con)
     added = load_all(con, landing)["tracking"]
     assert (added.files, added.loaded_rows, added.duplicate_rows) == (1, 3, 2)
     assert count(con, "tracking_events") == 13
-    assert con.execute("select count(*) from raw.loaded_files").fetchone()[0] == 2
+    assert con.execute("select count(*) from raw.loaded_files").fetchall()[0][0] == 2
 
 
 def test_malformed_lines_are_quarantined_with_file_line_and_reason_and_the_rest_loads(tmp_path, con):
@@ -87,7 +87,7 @@ def test_malformed_lines_are_quarantined_with_file_line_and_reason_and_the_rest_
     assert loaded == {"m-1", "m-6", "m-7"}
     # a second load neither reloads the file nor quarantines its lines again
     load_source(con, landing, "tracking")
-    assert con.execute("select count(*) from raw.quarantine").fetchone()[0] == 6
+    assert con.execute("select count(*) from raw.quarantine").fetchall()[0][0] == 6
 
 
 def test_stripe_lines_without_required_fields_are_quarantined(tmp_path, con):

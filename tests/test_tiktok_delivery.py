@@ -154,7 +154,7 @@ def test_dry_run_records_payloads_and_a_later_run_with_credentials_sends_them(fa
     dry = deliver(con, DeliverySettings(now=NOW))
     assert dry.dry_run and dry["dry_run"] == 20 and fake.stats()["requests"] == 0
     assert deliver(con, DeliverySettings(now=NOW))["dry_run"] == 0, "a second dry run records nothing new"
-    payload = con.execute("select payload from reverse_etl.tiktok_deliveries limit 1").fetchone()[0]
+    payload = con.execute("select payload from reverse_etl.tiktok_deliveries limit 1").fetchall()[0][0]
     assert "@" not in payload and '"ttclid"' in payload
     deliver(con, settings(fake, test_event_code="TEST123"))
     assert set(fake.accepted_ids()) == eligible_ids(con)

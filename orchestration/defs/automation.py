@@ -36,7 +36,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing_zone: Landi
         try:
             with duckdb.connect(str(warehouse.resolved_path), read_only=True) as con:
                 if con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
-                               "and table_name = 'loaded_files'").fetchone()[0]:
+                               "and table_name = 'loaded_files'").fetchall()[0][0]:
                     loaded = {r[0] for r in con.execute("select file from raw.loaded_files").fetchall()}
         except duckdb.IOException:
             context.log.info("warehouse is busy (a run is writing it); judging by the cursor alone")

@@ -13,8 +13,8 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landi
           source: str, table: str) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         result = load_source(con, landing_zone.resolved_path, source)
-        total = con.execute(f"select count(*) from raw.{table}").fetchone()[0]
-        quarantined = con.execute("select count(*) from raw.quarantine where source = ?", [source]).fetchone()[0]
+        total = con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
+        quarantined = con.execute("select count(*) from raw.quarantine where source = ?", [source]).fetchall()[0][0]
     context.log.info(f"{source}: {result.files} new files, {result.loaded_rows} new rows, "
                      f"{result.duplicate_rows} duplicates skipped, {result.quarantined_rows} lines quarantined")
     return dg.MaterializeResult(metadata={
