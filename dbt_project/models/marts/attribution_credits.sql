@@ -1,0 +1,124 @@
+-- One row per purchase, attribution model and credited touch: the share of the purchase each model gives each
+-- touch, summing to 1 (and to the purchase amount) per purchase and model. A purchase with no touch in a
+-- model's window gets one row with no touch (channel "(unattributed)"), so every model accounts for all money.
+-- Models: first_touch, last_touch, last_non_direct, linear, position_based, time_decay.
+{% set ft_lookback = var('attribution_first_touch_lookback_days') %}
+{% set lookback = var('attribution_lookback_days') %}
+{% set models = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'position_based', 'time_decay'] %}
+with purchases as (
+    select purchase_id, customer_id, purchased_at, amount, net_amount, currency
+    from {{ ref('attributed_purchases') }}
+),
+
+journeys as (
+    select * from {{ ref('customer_journeys') }}
+),
+
+model_names as (
+    {% for m in models %}select '{{ m }}' as attribution_model{% if not loop.last %} union all {% endif %}{% endfor %}
+),
+
+-- the touches each model may credit: at or before the purchase, inside the model's lookback
+candidates as (
+    select
+        model_names.attribution_model,
+        purchases.purchase_id,
+        purchases.purchased_at,
+        journeys.touch_id,
+        journeys.touched_at,
+        journeys.channel,
+        {{ datediff_seconds('journeys.touched_at', 'purchases.purchased_at') }} / 86400.0 as days_before
+    from purchases
+    cross join model_names
+    join journeys
+        on journeys.customer_id = purchases.customer_id
+       and journeys.touched_at <= purchases.purchased_at
+    where
+        {% if ft_lookback is not none %}
+        (model_names.attribution_model = 'first_touch'
+            and journeys.touched_at >= purchases.purchased_at - interval '{{ ft_lookback }} days')
+        {% else %}
+        model_names.attribution_model = 'first_touch'
+        {% endif %}
+        {% if lookback is not none %}
+        or (model_names.attribution_model <> 'first_touch'
+            and journeys.touched_at >= purchases.purchased_at - interval '{{ lookback }} days')
+        {% else %}
+        or model_names.attribution_model <> 'first_touch'
+        {% endif %}
+),
+
+positioned as (
+    select
+        *,
+        row_number() over (partition by attribution_model, purchase_id order by touched_at, touch_id) as position,
+        count(*) over (partition by attribution_model, purchase_id) as touches,
+        -- last non-direct: the latest touch that is not Direct; Direct only when there is nothing else
+        row_number() over (partition by attribution_model, purchase_id
+                           order by case when channel = 'Direct' then 1 else 0 end, touched_at desc, touch_id desc)
+            as non_direct_rank,
+        power(0.5, days_before / {{ var('attribution_half_life_days') }}) as decay_weight
+    from candidates
+),
+
+weighted as (
+    select
+        attribution_model,
+        purchase_id,
+        touch_id,
+        case attribution_model
+            when 'first_touch' then case when position = 1 then 1.0 else 0.0 end
+            when 'last_touch' then case when position = touches then 1.0 else 0.0 end
+            when 'last_non_direct' then case when non_direct_rank = 1 then 1.0 else 0.0 end
+            when 'linear' then 1.0 / touches
+            when 'position_based' then
+                case
+                    when touches = 1 then 1.0
+                    when touches = 2 then 0.5
+                    when position = 1 or position = touches then {{ var('attribution_position_endpoint_share') }}
+                    else (1 - 2 * {{ var('attribution_position_endpoint_share') }}) / (touches - 2)
+                end
+            when 'time_decay' then decay_weight / sum(decay_weight) over (partition by attribution_model, purchase_id)
+        end as credit
+    from positioned
+),
+
+credited as (
+    select * from weighted where credit > 0
+    union all
+    -- purchases without any touch in the model's window: all credit to "(unattributed)"
+    select model_names.attribution_model, purchases.purchase_id, cast(null as varchar) as touch_id, 1.0 as credit
+    from purchases
+    cross join model_names
+    where not exists (select 1 from candidates
+                      where candidates.purchase_id = purchases.purchase_id
+                        and candidates.attribution_model = model_names.attribution_model)
+),
+
+final as (
+    select
+        credited.attribution_model,
+        credited.purchase_id,
+        coalesce(credited.touch_id, '(none)') as touch_id,
+        credited.attribution_model || ':' || credited.purchase_id || ':' || coalesce(credited.touch_id, '(none)')
+            as credit_id,
+        purchases.customer_id,
+        purchases.purchased_at,
+        purchases.currency,
+        cast(credited.credit as double) as credit,
+        cast(credited.credit * purchases.amount as double) as credited_amount,
+        cast(credited.credit * purchases.net_amount as double) as credited_net_amount,
+        journeys.touched_at,
+        coalesce(journeys.channel, '(unattributed)') as channel,
+        journeys.source,
+        journeys.medium,
+        journeys.campaign,
+        journeys.ad,
+        journeys.url as landing_page,
+        journeys.click_id_type
+    from credited
+    join purchases on purchases.purchase_id = credited.purchase_id
+    left join journeys on journeys.touch_id = credited.touch_id
+)
+
+select * from final
