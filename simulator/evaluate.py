@@ -54,3 +54,41 @@ def score(con: duckdb.DuckDBPyConnection, truth_path: Path) -> Score:
     return Score(truth_purchases=len(rows), found_purchases=found, tiktok_linkable_revenue=float(tt_linkable),
                  tiktok_right_campaign_revenue=float(tt_right), tiktok_unlinkable_revenue=float(tt_unlinkable),
                  false_merges=merges[0], false_merge_purchases=merges[1])
+
+
+def naive_baselines(con: duckdb.DuckDBPyConnection, truth_path: Path) -> dict[str, float]:
+    """Shares of the linkable TikTok-brought revenue that two naive methods put on the right campaign, from the
+    same warehouse: the browser that carried the purchase's client_reference_id only (click id on the same
+    browser), and browsers that identified with exactly the purchase's email only (no phones, no transitivity,
+    no guards). Call after ``score`` (it reuses its _truth table)."""
+    score(con, truth_path)
+    baselines = {
+        "click id on the same browser only": """
+            select p.purchase_id, t.campaign, t.channel, row_number() over (
+                partition by p.purchase_id order by t.touched_at, t.touch_id) as n
+            from intermediate.int_purchases p
+            join intermediate.int_touches t
+              on t.anonymous_id = p.client_reference_id and t.touched_at <= p.purchased_at""",
+        "email only": """
+            select p.purchase_id, t.campaign, t.channel, row_number() over (
+                partition by p.purchase_id order by t.touched_at, t.touch_id) as n
+            from intermediate.int_purchases p
+            join (select distinct anonymous_id, email_normalised from staging.stg_tracking__events
+                  where email_normalised is not null) e on e.email_normalised = p.email_normalised
+            join intermediate.int_touches t
+              on t.anonymous_id = e.anonymous_id and t.touched_at <= p.purchased_at""",
+    }
+    out = {}
+    for name, sql in baselines.items():
+        right, linkable = con.execute(f"""
+            with firsts as (select * from ({sql}) where n = 1)
+            select coalesce(sum(p.amount * tr.usd_rate) filter (where f.channel = 'TikTok Ads'
+                                                             and f.campaign = tr.campaign), 0),
+                   coalesce(sum(p.amount * tr.usd_rate), 0)
+            from _truth tr
+            join marts.attributed_purchases p using (purchase_id)
+            left join firsts f using (purchase_id)
+            where tr.channel = 'tiktok' and tr.linkable
+        """).fetchall()[0]
+        out[name] = float(right) / float(linkable) if linkable else 1.0
+    return out

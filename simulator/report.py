@@ -10,7 +10,7 @@ import duckdb
 
 from ingestion import config
 from simulator.cli import default_truth_path
-from simulator.evaluate import score
+from simulator.evaluate import naive_baselines, score
 
 
 def _table(con: duckdb.DuckDBPyConnection, title: str, sql: str) -> str:
@@ -53,6 +53,7 @@ def build_report(warehouse: Path, truth_path: Path | None) -> str:
             from marts.tiktok_conversions c left join reverse_etl.tiktok_deliveries l using (event_id)
             group by 1 order by 2 desc"""))
         if truth_path and Path(truth_path).exists():
+            baselines = naive_baselines(con, truth_path)
             s = score(con, truth_path)
             parts.append(
                 "\nAgainst the simulator's ground truth\n"
@@ -62,7 +63,9 @@ def build_report(warehouse: Path, truth_path: Path | None) -> str:
                 f"where the world holds a link between click and purchase\n"
                 f"  (TikTok-brought revenue with no observable link, which no tool can attribute: "
                 f"USD {s.tiktok_unlinkable_revenue:,.2f} at the simulator's exchange rates)\n"
-                f"  stitched customers holding purchases of more than one person: {s.false_merges}")
+                f"  stitched customers holding purchases of more than one person: {s.false_merges}\n"
+                + "".join(f"  naive baseline, {name}: {100 * share:.1f}% on the right campaign\n"
+                          for name, share in baselines.items()))
     return "\n".join(parts)
 
 

@@ -1,7 +1,7 @@
 """The whole pipeline through Dagster on small simulated worlds, checked against the world's ground truth."""
 
-import gzip
 import os
+from datetime import timedelta
 import subprocess
 import sys
 
@@ -42,13 +42,16 @@ def test_the_warehouse_relations_have_the_contracted_columns(built_world):
 def test_tiktok_revenue_is_attributed_to_the_right_campaign_and_no_one_is_merged_by_mistake(built_world):
     import duckdb
 
-    from simulator.evaluate import score
+    from simulator.evaluate import naive_baselines, score
 
     with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
         s = score(con, built_world.truth)
+        baselines = naive_baselines(con, built_world.truth)
     print(f"\nground truth: {s.found_purchases}/{s.truth_purchases} purchases found; TikTok revenue on the right "
           f"campaign {100 * s.tiktok_right_campaign_share:.2f}% of USD {s.tiktok_linkable_revenue:,.2f} linkable; "
           f"USD {s.tiktok_unlinkable_revenue:,.2f} unlinkable; false merges {s.false_merges}")
+    for name, share in baselines.items():
+        print(f"  naive baseline, {name}: {100 * share:.2f}% of the same revenue on the right campaign")
     assert s.found_purchases == s.truth_purchases
     assert s.tiktok_right_campaign_share >= 0.99
     assert s.false_merges == 0
@@ -148,6 +151,36 @@ def test_running_twice_changes_nothing_and_new_files_add_exactly_their_effect(wo
     assert set(new_ledger) == eligible_or_denied
     new_purchases = {t["purchase_id"] for t in workspace.truth_rows() if t["seed"] == 22}
     assert set(new_ledger) - set(old_ledger) <= new_purchases
+
+    # unrelated new data changed no old purchase's attribution: one version each in the history
+    assert workspace.scalar("select count(*) - count(distinct purchase_id) "
+                            "from marts.attributed_purchases_history") == 0
+    old_attribution = {r[0]: r[1:] for r in before["marts.attributed_purchases"]}
+    now_attribution = {r[0]: r[1:] for r in workspace.query(SNAPSHOT["marts.attributed_purchases"])}
+    columns = [c for c in _columns(workspace, "marts", "attributed_purchases")]
+    ft = [columns.index(c) - 1 for c in ("first_touch_id", "first_touch_channel", "first_touch_campaign")]
+    assert all([now_attribution[p][i] for i in ft] == [v[i] for i in ft] for p, v in old_attribution.items())
+
+    # new data that links an old purchase to an earlier touch changes it, and the history shows when
+    purchase_id, email, first_at = workspace.query("""
+        select a.purchase_id, p.email_normalised, a.first_touch_at
+        from marts.attributed_purchases a join intermediate.int_purchases p using (purchase_id)
+        where a.first_touch_at is not null and a.first_touch_channel <> 'TikTok Ads'
+          and p.email_normalised not like 'test@%'
+        order by a.purchase_id limit 1""")[0]
+    earlier = (first_at - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    context = {"page": {"url": "https://shop.example/?ttclid=E.C.P.late&utm_source=tiktok&utm_medium=paid_social"
+                                "&utm_campaign=tt_found_later", "path": "/"}}
+    write_jsonl_atomic(workspace.landing / "tracking" / "manual" / "old-phone.jsonl", [
+        {"messageId": "late-page", "type": "page", "timestamp": earlier, "anonymousId": "b-old-phone",
+         "context": context},
+        {"messageId": "late-identify", "type": "identify", "timestamp": earlier, "anonymousId": "b-old-phone",
+         "traits": {"email": email.upper()}, "context": context}])
+    assert workspace.run().success
+    versions = workspace.query("""
+        select first_touch_campaign, dbt_valid_to is null from marts.attributed_purchases_history
+        where purchase_id = ? order by dbt_valid_from""", [purchase_id])
+    assert len(versions) == 2 and versions[0][1] is False and versions[1] == ("tt_found_later", True)
 
 
 def _stripe_ids(ws, folder):

@@ -48,6 +48,7 @@ final as (
         p.subscription_id,
         p.is_renewal,
         row_number() over (partition by p.customer_id order by p.purchased_at, p.purchase_id) = 1 as is_first_purchase,
+        ft.touch_id as first_touch_id,
         ft.touched_at as first_touch_at,
         ft.channel as first_touch_channel,
         ft.source as first_touch_source,

@@ -1,0 +1,27 @@
+-- Lifetime value of the customers each first touch brought: revenue by the month, channel, campaign, ad and
+-- landing page of the customer's first touch (renewals and later purchases included), per currency.
+with purchases as (
+    select * from {{ ref('attributed_purchases') }}
+),
+
+final as (
+    select
+        cast({{ dbt.date_trunc('month', 'first_touch_at') }} as date) as acquisition_month,
+        coalesce(first_touch_channel, '(no touch tracked)') as channel,
+        first_touch_source as source,
+        first_touch_campaign as campaign,
+        first_touch_ad as ad,
+        first_touch_landing_page as landing_page,
+        currency,
+        count(distinct customer_id) as customers,
+        count(*) as purchases,
+        count(*) filter (where is_renewal) as renewals,
+        sum(amount) as revenue,
+        sum(refunded_amount) as refunded,
+        sum(net_amount) as net_revenue,
+        sum(net_amount) / count(distinct customer_id) as net_revenue_per_customer
+    from purchases
+    group by 1, 2, 3, 4, 5, 6, 7
+)
+
+select * from final
