@@ -19,6 +19,14 @@ sessions as (
     select * from {{ ref('stg_stripe__checkout_sessions') }}
 ),
 
+invoices as (
+    select * from {{ ref('stg_stripe__invoices') }}
+),
+
+charges as (
+    select * from {{ ref('stg_stripe__charges') }}
+),
+
 raw_edges as (
     select 'tracking_identify' as edge_source, 'browser' as left_type, anonymous_id as left_value,
            'email' as right_type, email_normalised as right_value, event_at as observed_at from tracking
@@ -36,6 +44,24 @@ raw_edges as (
     union all
     select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('phone') }}, created_at
     from customers
+    union all
+    select 'invoice', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('customer_email') }}, created_at
+    from invoices
+    union all
+    select 'invoice', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('customer_phone') }}, created_at
+    from invoices
+    union all
+    -- charges' billing details: on the customer, or linking a guest's email and phone
+    select 'charge', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('billing_email') }}, created_at
+    from charges
+    union all
+    select 'charge', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('billing_phone') }}, created_at
+    from charges
+    union all
+    select 'charge', 'email', {{ normalise_email('billing_email') }}, 'phone', {{ normalise_phone('billing_phone') }},
+           created_at
+    from charges
+    where stripe_customer_id is null
     union all
     select 'checkout_session', 'browser', client_reference_id, 'stripe_customer', stripe_customer_id, created_at
     from sessions
@@ -67,6 +93,7 @@ edges as (
     from raw_edges
     where left_value is not null and right_value is not null
       and (right_type <> 'phone' or {{ valid_e164('right_value') }})
+      and (left_type <> 'phone' or {{ valid_e164('left_value') }})
     group by 1, 2, 3, 4, 5, 6
 ),
 
