@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if fake:
             s = fake.stats()
             print(f"\nWhat the (fake) TikTok Events API accepted: {s['accepted_unique']:,} events in "
-                  f"{s['requests']:,} requests ({s['duplicates']} duplicate deliveries, deduplicated by event_id)")
+                  f"{s['requests']:,} request(s) ({s['duplicates']} duplicate deliveries, deduplicated by event_id)")
     finally:
         if fake:
             fake.stop()

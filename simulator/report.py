@@ -52,6 +52,9 @@ def build_report(warehouse: Path, truth_path: Path | None) -> str:
                    || c.ineligible_reason end) as status, count(*) as events
             from marts.tiktok_conversions c left join reverse_etl.tiktok_deliveries l using (event_id)
             group by 1 order by 2 desc"""))
+        parts.append("  (expired: older than TIKTOK_MAX_EVENT_AGE_DAYS when first due. A first run over months of history "
+                     "sends only the last days;\n   later runs send each purchase as it arrives. no_consent: the "
+                     "customer denied advertising consent.)")
         if truth_path and Path(truth_path).exists():
             baselines = naive_baselines(con, truth_path)
             s = score(con, truth_path)
