@@ -34,6 +34,7 @@ from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNo
 from reverse_etl.ledger import COLUMNS as LEDGER_COLUMNS
 from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
+from reverse_etl.sql_payload import contents_json_query, payload_columns
 from reverse_etl.validate import event_error
 
 CONVERSIONS = "marts.tiktok_conversions"
@@ -162,35 +163,55 @@ def _utc_naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
-CANDIDATES = f"""
-    select c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.purchase_id,
-           c.customer_id, cast(c.value as double) as value, c.currency, c.is_renewal, c.attributed_to_tiktok,
-           c.page_url, c.ttclid, c.ttp, c.emails, c.phones, c.ip, c.user_agent, c.locale,
-           c.advertising_consent, c.eligible, c.ineligible_reason,
-           l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
-           l.first_attempt_at as ledger_first_attempt_at
-    from {CONVERSIONS} c left join {TABLE} l using (event_id)
-    where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
-    order by c.event_time, c.event_id
-"""
+def _candidates_sql(settings: DeliverySettings, with_contents: bool) -> str:
+    contents = (f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)" if with_contents
+                else "left join (select null as event_id, null as contents_json) ct using (event_id)")
+    return f"""
+        select c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.purchase_id,
+               c.customer_id, cast(c.value as double) as value, c.currency, c.is_renewal, c.attributed_to_tiktok,
+               c.page_url, c.ttclid, c.ttp, c.emails, c.phones, c.ip, c.user_agent, c.locale,
+               c.advertising_consent, c.eligible, c.ineligible_reason,
+               l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
+               l.first_attempt_at as ledger_first_attempt_at,
+               {payload_columns(settings.payload.limited_data_use)}
+        from {CONVERSIONS} c
+        left join {TABLE} l using (event_id)
+        {contents}
+        where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
+        order by c.event_time, c.event_id
+    """
 
 
-def _load_candidates(con: duckdb.DuckDBPyConnection) -> tuple[list[dict], dict[str, list[dict]]]:
-    cur = con.execute(CANDIDATES)
-    cols = [d[0] for d in cur.description]
-    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-    contents: dict[str, list[dict]] = defaultdict(list)
+def _iter_candidates(con: duckdb.DuckDBPyConnection, settings: DeliverySettings):
+    """Candidates in chunks, on a cursor of their own, so sending and ledger writes start while DuckDB still
+    hands over rows (and the ledger writer's connection is never busy with this result)."""
     has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
                                "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0]
-    if rows and has_contents:
-        wanted = {r["event_id"] for r in rows}
+    cur = con.cursor()
+    try:
+        cur.execute(_candidates_sql(settings, bool(has_contents)))
+        cols = [d[0] for d in cur.description]
+        while chunk := cur.fetchmany(2000):
+            yield from (dict(zip(cols, r)) for r in chunk)
+    finally:
+        cur.close()
+
+
+def _python_contents(con: duckdb.DuckDBPyConnection, event_ids: set[str]) -> dict[str, list[dict]]:
+    """Contents for the few rows the SQL builder leaves to Python."""
+    contents: dict[str, list[dict]] = defaultdict(list)
+    if not event_ids:
+        return contents
+    has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                               "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0]
+    if has_contents:
         cur = con.execute(f"select event_id, content_id, content_name, content_type, quantity, "
-                          f"cast(price as double) as price from {CONTENTS} order by event_id, line_key")
+                          f"cast(price as double) as price from {CONTENTS} "
+                          f"where event_id in (select unnest(?)) order by event_id, line_key", [sorted(event_ids)])
         for event_id, *values in cur.fetchall():
-            if event_id in wanted:
-                contents[event_id].append(dict(zip(("content_id", "content_name", "content_type", "quantity",
-                                                    "price"), values)))
-    return rows, contents
+            contents[event_id].append(dict(zip(("content_id", "content_name", "content_type", "quantity",
+                                                "price"), values)))
+    return contents
 
 
 def _prepare(row: dict, contents: list[dict] | None, settings: DeliverySettings, now: datetime,
@@ -212,8 +233,12 @@ def _prepare(row: dict, contents: list[dict] | None, settings: DeliverySettings,
     if row["event_time"] < oldest:  # both Unix seconds
         return LedgerRow(row["event_id"], row["event_name"], "expired", row["ledger_attempts"], recorded_at=now,
                          last_message=f"older than {settings.policy.max_event_age_days:g} days when first due")
-    event = build_event(row, settings.payload, contents)
-    encoded = orjson.dumps(event)
+    if row["sql_payload"] is not None:
+        encoded = row["sql_payload"].encode()
+        event = orjson.loads(encoded)
+    else:
+        event = build_event(row, settings.payload, contents)
+        encoded = orjson.dumps(event)
     problem = event_error(event)
     if problem:
         return LedgerRow(row["event_id"], row["event_name"], "failed_permanent", row["ledger_attempts"],
@@ -233,16 +258,24 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     result = DeliveryResult(dry_run=settings.dry_run)
     now = _utc_naive(settings.now or datetime.now(UTC))
     oldest = int((now - timedelta(days=settings.policy.max_event_age_days)).replace(tzinfo=UTC).timestamp())
-    rows, contents = _load_candidates(con)
-    log(f"{len(rows)} candidate conversions loaded")
-    prepared = (_prepare(row, contents.get(row["event_id"]), settings, now, oldest, result) for row in rows)
-    if settings.dry_run:
-        records = [p for p in prepared if p is not None]
-        write_rows(con, records)
-        for r in records:
-            result.counts[r.status] += 1
-    elif rows:
-        asyncio.run(_send_all(con, settings, prepared, result, transport, log))
+    lookup = con.cursor()  # contents for the rare rows DuckDB leaves to Python, beside the streaming result
+
+    def contents_of(row: dict) -> list[dict] | None:
+        return None if row["sql_payload"] is not None else _python_contents(lookup, {row["event_id"]}).get(
+            row["event_id"])
+
+    rows = _iter_candidates(con, settings)
+    prepared = (_prepare(row, contents_of(row), settings, now, oldest, result) for row in rows)
+    try:
+        if settings.dry_run:
+            records = [p for p in prepared if p is not None]
+            write_rows(con, records)
+            for r in records:
+                result.counts[r.status] += 1
+        else:
+            asyncio.run(_send_all(con, settings, prepared, result, transport, log))
+    finally:
+        lookup.close()
     ensure_daily_view(con)
     result.seconds = time.monotonic() - started
     return result

@@ -74,6 +74,7 @@ def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings
             "order_id": row["purchase_id"],
             "content_type": "product",
         }
+        contents = [c for c in contents or () if c.get("content_id") is not None]
         if contents:
             properties["contents"] = [_content(c) for c in contents]
             properties["num_items"] = sum(int(c.get("quantity") or 1) for c in contents)
