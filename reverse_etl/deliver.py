@@ -31,10 +31,9 @@ import orjson
 
 from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNotFound, EventsApiClient,
                                 PermissionDenied, TikTokError, TransportFailure)
-from reverse_etl.ledger import COLUMNS as LEDGER_COLUMNS
 from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
-from reverse_etl.sql_payload import contents_json_query, payload_columns
+from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
 from reverse_etl.validate import event_error
 
 CONVERSIONS = "marts.tiktok_conversions"
@@ -163,23 +162,34 @@ def _utc_naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
+# What build_event needs; the fast path only reads the payload DuckDB built, so these are fetched for the rare
+# rows it leaves to Python.
+BUILD_COLUMNS = """c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.purchase_id,
+    c.customer_id, cast(c.value as double) as value, c.currency, c.page_url, c.ttclid, c.ttp, c.emails, c.phones,
+    c.ip, c.user_agent, c.locale"""
+
+
 def _candidates_sql(settings: DeliverySettings, with_contents: bool) -> str:
     contents = (f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)" if with_contents
                 else "left join (select null as event_id, null as contents_json) ct using (event_id)")
     return f"""
-        select c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.purchase_id,
-               c.customer_id, cast(c.value as double) as value, c.currency, c.is_renewal, c.attributed_to_tiktok,
-               c.page_url, c.ttclid, c.ttp, c.emails, c.phones, c.ip, c.user_agent, c.locale,
-               c.advertising_consent, c.eligible, c.ineligible_reason,
+        select c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.is_renewal,
+               c.attributed_to_tiktok, c.advertising_consent, c.eligible, c.ineligible_reason,
                l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
                l.first_attempt_at as ledger_first_attempt_at,
                {payload_columns(settings.payload.limited_data_use)}
-        from {CONVERSIONS} c
+        from (select *, {prepared_columns()} from {CONVERSIONS} c) c
         left join {TABLE} l using (event_id)
         {contents}
         where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
         order by c.event_time, c.event_id
     """
+
+
+def _python_row(con: duckdb.DuckDBPyConnection, event_id: str) -> dict:
+    cur = con.execute(f"select {BUILD_COLUMNS} from {CONVERSIONS} c where c.event_id = ?", [event_id])
+    cols = [d[0] for d in cur.description]
+    return dict(zip(cols, cur.fetchall()[0]))
 
 
 def _iter_candidates(con: duckdb.DuckDBPyConnection, settings: DeliverySettings):
@@ -214,7 +224,7 @@ def _python_contents(con: duckdb.DuckDBPyConnection, event_ids: set[str]) -> dic
     return contents
 
 
-def _prepare(row: dict, contents: list[dict] | None, settings: DeliverySettings, now: datetime,
+def _prepare(row: dict, build, settings: DeliverySettings, now: datetime,
              oldest: int, result: DeliveryResult) -> LedgerRow | _Item | None:
     """What to do with one candidate: a ledger row to record, an item to send, or None (leave it)."""
     if not row["advertising_consent"]:
@@ -237,7 +247,7 @@ def _prepare(row: dict, contents: list[dict] | None, settings: DeliverySettings,
         encoded = row["sql_payload"].encode()
         event = orjson.loads(encoded)
     else:
-        event = build_event(row, settings.payload, contents)
+        event = build(row)
         encoded = orjson.dumps(event)
     problem = event_error(event)
     if problem:
@@ -258,14 +268,14 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     result = DeliveryResult(dry_run=settings.dry_run)
     now = _utc_naive(settings.now or datetime.now(UTC))
     oldest = int((now - timedelta(days=settings.policy.max_event_age_days)).replace(tzinfo=UTC).timestamp())
-    lookup = con.cursor()  # contents for the rare rows DuckDB leaves to Python, beside the streaming result
+    lookup = con.cursor()  # the rare rows DuckDB leaves to Python, read beside the streaming result
 
-    def contents_of(row: dict) -> list[dict] | None:
-        return None if row["sql_payload"] is not None else _python_contents(lookup, {row["event_id"]}).get(
-            row["event_id"])
+    def build(row: dict) -> dict:
+        full = _python_row(lookup, row["event_id"])
+        return build_event(full, settings.payload, _python_contents(lookup, {row["event_id"]}).get(row["event_id"]))
 
     rows = _iter_candidates(con, settings)
-    prepared = (_prepare(row, contents_of(row), settings, now, oldest, result) for row in rows)
+    prepared = (_prepare(row, build, settings, now, oldest, result) for row in rows)
     try:
         if settings.dry_run:
             records = [p for p in prepared if p is not None]
@@ -361,18 +371,26 @@ async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryR
 
 def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: DeliveryResult) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
-    cols: dict[str, list] = {c: [] for c in LEDGER_COLUMNS}
-    for o in outcomes:
-        total = o.item.prior_attempts + o.attempts
-        status, message = o.status, o.message
-        if status == "failed_retryable" and total >= settings.max_total_attempts:
-            status, message = "failed_permanent", f"gave up after {total} attempts; last: {message}"
-        for name, value in zip(LEDGER_COLUMNS, (
-                o.item.row["event_id"], o.item.row["event_name"], status, total, o.code, message, o.request_id,
-                o.item.first_attempt_at or now, now, now, o.item.encoded.decode())):
-            cols[name].append(value)
+    totals = [o.item.prior_attempts + o.attempts for o in outcomes]
+    statuses, messages = [], []
+    for o, total in zip(outcomes, totals):
+        if o.status == "failed_retryable" and total >= settings.max_total_attempts:
+            statuses.append("failed_permanent")
+            messages.append(f"gave up after {total} attempts; last: {o.message}")
+        else:
+            statuses.append(o.status)
+            messages.append(o.message)
+    for status in statuses:
         result.counts[status] += 1
-    write_columns(con, cols)
+    write_columns(con, {
+        "event_id": [o.item.row["event_id"] for o in outcomes],
+        "event_name": [o.item.row["event_name"] for o in outcomes],
+        "status": statuses, "attempts": totals, "last_code": [o.code for o in outcomes], "last_message": messages,
+        "request_id": [o.request_id for o in outcomes],
+        "first_attempt_at": [o.item.first_attempt_at or now for o in outcomes],
+        "last_attempt_at": [now] * len(outcomes), "recorded_at": [now] * len(outcomes),
+        "payload": [o.item.encoded.decode() for o in outcomes],
+    })
 
 
 class _BatchSender:

@@ -35,7 +35,7 @@ create table if not exists {TABLE} (
     first_attempt_at timestamp,
     last_attempt_at timestamp,
     recorded_at timestamp not null,
-    payload json
+    payload varchar  -- the hashed event as sent (JSON text)
 );
 """
 

@@ -33,27 +33,41 @@ def _optional(key: str, value_json: str, condition: str) -> str:
     return f"case when {condition} then ',\"{key}\":' || {value_json} else '' end"
 
 
+def prepared_columns(conversions: str = "c") -> str:
+    """Select-list items computed once per row (DuckDB does not reuse a repeated expression): the hashed lists,
+    the hashed external id, and whether Python must build the row."""
+    c = conversions
+    email_parts = _parts(c + ".emails")
+    phone_parts = _parts(c + ".phones")
+    customer = _trimmed(c + ".customer_id")
+    return f"""
+        list_sort(list_distinct(list_transform(list_filter(list_transform({email_parts}, lambda e: lower(e)),
+            lambda e: contains(e, '@') or regexp_full_match(e, {SHA})),
+            lambda e: case when regexp_full_match(e, {SHA}) then lower(e) else sha256(e) end))) as _email_h,
+        list_transform({phone_parts},
+            lambda p: case when regexp_full_match(p, {SHA}) then lower(p)
+                           when regexp_full_match(p, {E164}) then sha256(p) end) as _phone_h,
+        case when coalesce({customer}, '') = '' then null
+             when regexp_full_match({customer}, {SHA}) then lower({customer})
+             else sha256({customer}) end as _external_h,
+        regexp_matches(coalesce({c}.emails, '') || coalesce({c}.customer_id, ''), '[^\\x00-\\x7F]')
+            as _non_ascii"""
+
+
 def payload_columns(limited_data_use: bool, conversions: str = "c", contents: str = "ct") -> str:
-    """Select-list items: ``sql_payload`` (the event as JSON text, or null where Python must build it)."""
+    """Select-list items: ``sql_payload`` (the event as JSON text, or null where Python must build it).
+    ``conversions`` must carry the columns of ``prepared_columns``."""
     c, ct = conversions, contents
-    emails = (f"list_sort(list_distinct(list_transform(list_filter(list_transform({_parts(c + '.emails')}, "
-              f"lambda e: lower(e)), lambda e: contains(e, '@') or regexp_full_match(e, {SHA})), "
-              f"lambda e: case when regexp_full_match(e, {SHA}) then lower(e) else sha256(e) end)))")
-    phones = (f"list_sort(list_distinct(list_transform({_parts(c + '.phones')}, "
-              f"lambda p: case when regexp_full_match(p, {SHA}) then lower(p) else sha256(p) end)))")
-    python_needed = (f"list_bool_or(list_transform({_parts(c + '.phones')}, "
-                     f"lambda p: not (regexp_full_match(p, {SHA}) or regexp_full_match(p, {E164})))) "
-                     f"or regexp_matches(coalesce({c}.emails, '') || coalesce({c}.customer_id, ''), '[^\\x00-\\x7F]')")
-    external = (f"case when regexp_full_match({_trimmed(c + '.customer_id')}, {SHA}) "
-                f"then lower({_trimmed(c + '.customer_id')}) else sha256({_trimmed(c + '.customer_id')}) end")
+    phones = f"list_sort(list_distinct({c}._phone_h))"
+    # a phone that is neither hashed nor E.164 leaves a null hash: phonenumbers must place it, in Python
+    python_needed = f"list_contains(list_transform({c}._phone_h, lambda h: h is null), true) or {c}._non_ascii"
     user = ("'{' || ltrim("
             + " || ".join([
                 _optional("ttclid", f"to_json({c}.ttclid)", f"coalesce({c}.ttclid, '') <> ''"),
                 _optional("ttp", f"to_json({c}.ttp)", f"coalesce({c}.ttp, '') <> ''"),
-                _optional("email", _json_list(emails), f"len({emails}) > 0"),
-                _optional("phone", _json_list(phones), f"len({phones}) > 0"),
-                _optional("external_id", f"'[' || to_json({external}) || ']'",
-                          f"coalesce({_trimmed(c + '.customer_id')}, '') <> ''"),
+                _optional("email", _json_list(f"{c}._email_h"), f"len({c}._email_h) > 0"),
+                _optional("phone", _json_list(phones), f"len({c}._phone_h) > 0"),
+                _optional("external_id", f"'[' || to_json({c}._external_h) || ']'", f"{c}._external_h is not null"),
                 _optional("ip", f"to_json({c}.ip)", f"coalesce({c}.ip, '') <> ''"),
                 _optional("user_agent", f"to_json({c}.user_agent)", f"coalesce({c}.user_agent, '') <> ''"),
                 _optional("locale", f"to_json({c}.locale)", f"coalesce({c}.locale, '') <> ''"),

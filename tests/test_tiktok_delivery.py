@@ -228,7 +228,7 @@ def _both_builders(con, settings_=None):
     """Each candidate's event as DuckDB builds it and as build_event builds it."""
     import orjson
 
-    from reverse_etl.deliver import _iter_candidates, _python_contents
+    from reverse_etl.deliver import _iter_candidates, _python_contents, _python_row
     from reverse_etl.ledger import ensure_ledger
     from reverse_etl.payload import build_event
 
@@ -237,7 +237,7 @@ def _both_builders(con, settings_=None):
     rows = list(_iter_candidates(con, s))
     contents = _python_contents(con, {r["event_id"] for r in rows})
     return [(r["event_id"], None if r["sql_payload"] is None else orjson.loads(r["sql_payload"]),
-             build_event(r, s.payload, contents.get(r["event_id"]))) for r in rows]
+             build_event(_python_row(con, r["event_id"]), s.payload, contents.get(r["event_id"]))) for r in rows]
 
 
 def test_duckdb_builds_exactly_the_events_python_builds(con):
