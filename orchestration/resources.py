@@ -48,21 +48,22 @@ class TikTokResource(dg.ConfigurableResource):
     """TikTok Events API delivery settings. Without an access token and pixel code, deliveries are dry runs:
     payloads are built, validated and recorded in the ledger, and nothing is sent."""
 
+    # the defaults are the delivery's own, so the UI shows what a run without configuration would do
     access_token: str | None = None
     pixel_code: str | None = None
-    api_base_url: str = "https://business-api.tiktok.com"
+    api_base_url: str = DeliverySettings.api_base_url
     test_event_code: str | None = None
-    send_scope: str = "all"
-    include_renewals: bool = True
-    max_event_age_days: float = 7.0
-    default_phone_region: str = "US"
-    limited_data_use: bool = False
-    batch_size: int = 1000
-    concurrency: int = 4
-    requests_per_second: float = 50.0
-    timeout_seconds: float = 15.0
-    max_attempts_per_run: int = 5
-    max_total_attempts: int = 15
+    send_scope: str = SendPolicy.scope
+    include_renewals: bool = SendPolicy.include_renewals
+    max_event_age_days: float = SendPolicy.max_event_age_days
+    default_phone_region: str = PayloadSettings.default_phone_region
+    limited_data_use: bool = PayloadSettings.limited_data_use
+    batch_size: int = DeliverySettings.batch_size
+    concurrency: int = DeliverySettings.concurrency
+    requests_per_second: float = DeliverySettings.requests_per_second
+    timeout_seconds: float = DeliverySettings.timeout_seconds
+    max_attempts_per_run: int = DeliverySettings.max_attempts_per_run
+    max_total_attempts: int = DeliverySettings.max_total_attempts
 
     def settings(self) -> DeliverySettings:
         return DeliverySettings(
