@@ -34,7 +34,7 @@ from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNo
 from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
-from reverse_etl.validate import event_error
+from reverse_etl.validate import all_valid, event_error
 
 CONVERSIONS = "marts.tiktok_conversions"
 CONTENTS = "marts.tiktok_conversion_contents"
@@ -182,8 +182,7 @@ def _candidates_sql(settings: DeliverySettings, with_contents: bool) -> str:
         left join {TABLE} l using (event_id)
         {contents}
         where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
-        order by c.event_time, c.event_id
-    """
+    """  # no order: unsorted, DuckDB hands rows over while it still builds the rest
 
 
 def _python_row(con: duckdb.DuckDBPyConnection, event_id: str) -> dict:
@@ -243,20 +242,50 @@ def _prepare(row: dict, build, settings: DeliverySettings, now: datetime,
     if row["event_time"] < oldest:  # both Unix seconds
         return LedgerRow(row["event_id"], row["event_name"], "expired", row["ledger_attempts"], recorded_at=now,
                          last_message=f"older than {settings.policy.max_event_age_days:g} days when first due")
+    # validated per batch (see _validated), where one call checks a thousand events
     if row["sql_payload"] is not None:
         encoded = row["sql_payload"].encode()
-        event = orjson.loads(encoded)
     else:
-        event = build(row)
-        encoded = orjson.dumps(event)
-    problem = event_error(event)
-    if problem:
-        return LedgerRow(row["event_id"], row["event_name"], "failed_permanent", row["ledger_attempts"],
-                         recorded_at=now, last_message=f"payload fails the schema: {problem}",
-                         payload=encoded.decode())
-    if settings.dry_run:
-        return LedgerRow(row["event_id"], row["event_name"], "dry_run", 0, recorded_at=now, payload=encoded.decode())
+        encoded = orjson.dumps(build(row))
     return _Item(row, encoded, row["ledger_attempts"], row["ledger_first_attempt_at"])
+
+
+def _validated(items: list[_Item], now: datetime) -> tuple[list[_Item], list[LedgerRow]]:
+    """The items whose payload passes the JSON schema, and ledger rows for those that do not (never sent)."""
+    events = orjson.loads(b"[" + b",".join(it.encoded for it in items) + b"]")
+    if all_valid(events):
+        return items, []
+    good, bad = [], []
+    for it, event in zip(items, events):
+        problem = event_error(event)
+        if problem:
+            bad.append(LedgerRow(it.row["event_id"], it.row["event_name"], "failed_permanent",
+                                 it.row["ledger_attempts"], recorded_at=now,
+                                 last_message=f"payload fails the schema: {problem}", payload=it.encoded.decode()))
+        else:
+            good.append(it)
+    return good, bad
+
+
+def _dry_run_rows(prepared, now: datetime, chunk: int = 1000):
+    items: list[_Item] = []
+
+    def flush():
+        good, bad = _validated(items, now)
+        yield from bad
+        yield from (LedgerRow(it.row["event_id"], it.row["event_name"], "dry_run", 0, recorded_at=now,
+                              payload=it.encoded.decode()) for it in good)
+        items.clear()
+
+    for p in prepared:
+        if isinstance(p, _Item):
+            items.append(p)
+            if len(items) == chunk:
+                yield from flush()
+        elif p is not None:
+            yield p
+    if items:
+        yield from flush()
 
 
 def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
@@ -278,12 +307,12 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     prepared = (_prepare(row, build, settings, now, oldest, result) for row in rows)
     try:
         if settings.dry_run:
-            records = [p for p in prepared if p is not None]
+            records = list(_dry_run_rows(prepared, now))
             write_rows(con, records)
             for r in records:
                 result.counts[r.status] += 1
         else:
-            asyncio.run(_send_all(con, settings, prepared, result, transport, log))
+            asyncio.run(_send_all(con, settings, prepared, result, transport, log, now))
     finally:
         lookup.close()
     ensure_daily_view(con)
@@ -291,7 +320,8 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     return result
 
 
-async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryResult, transport, log) -> None:
+async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryResult, transport, log,
+                    now: datetime) -> None:
     """Builds batches and sends them as they are built, so building overlaps the waiting on the network."""
     stop: list[TikTokError] = []
     # One writer drains finished batches into the ledger, several batches per transaction when they pile up,
@@ -342,11 +372,17 @@ async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryR
             elif isinstance(p, _Item):
                 batch.append(p)
                 if len(batch) == settings.batch_size:
-                    tasks.append(asyncio.create_task(run(batch)))
+                    batch, invalid = _validated(batch, now)
+                    records += invalid
+                    if batch:
+                        tasks.append(asyncio.create_task(run(batch)))
                     batch = []
                     await asyncio.sleep(0)  # let the requests already built go out
         if batch and not stop:
-            tasks.append(asyncio.create_task(run(batch)))
+            batch, invalid = _validated(batch, now)
+            records += invalid
+            if batch:
+                tasks.append(asyncio.create_task(run(batch)))
         log(f"all {len(tasks)} batches built")
         finished.put_nowait(("rows", records))  # no_consent, expired, invalid: recorded by the same writer
         while tasks and not stop:

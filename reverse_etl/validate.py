@@ -24,3 +24,13 @@ def event_error(event: dict) -> str | None:
     err = next(iter(v.iter_errors(event)))
     path = "/".join(str(p) for p in err.instance_path) or "(event)"
     return f"{path}: {err.message}"
+
+
+@cache
+def _batch_validator():
+    return jsonschema_rs.validator_for({"type": "array", "items": json.loads(SCHEMA_PATH.read_text())})
+
+
+def all_valid(events: list) -> bool:
+    """One check for a whole batch (the common case); ``event_error`` then finds which events failed."""
+    return _batch_validator().is_valid(events)
