@@ -67,7 +67,8 @@ browser_events as (
     join identities on identities.node_type = 'browser' and identities.node_value = events.anonymous_id
 ),
 
--- the newest browser context (cookie, ip, user agent, locale) tracked at or before the purchase
+-- the newest browser context (ip, user agent, locale) tracked at or before the purchase, and the newest _ttp
+-- cookie (the newest event may come from a browser that blocks the pixel)
 context_before as (
     select
         purchases.event_id,
@@ -76,22 +77,14 @@ context_before as (
         browser_events.user_agent,
         browser_events.locale,
         row_number() over (partition by purchases.event_id
-                           order by browser_events.event_at desc, browser_events.message_id desc) as recency
+                           order by browser_events.event_at desc, browser_events.message_id desc) as recency,
+        row_number() over (partition by purchases.event_id
+                           order by case when browser_events.ttp is null then 1 else 0 end,
+                                    browser_events.event_at desc, browser_events.message_id desc) as ttp_recency
     from purchases
     join browser_events
         on browser_events.customer_id = purchases.customer_id
        and browser_events.event_at <= purchases.event_time
-),
-
-ttp_before as (
-    select purchases.event_id, browser_events.ttp,
-           row_number() over (partition by purchases.event_id
-                              order by browser_events.event_at desc, browser_events.message_id desc) as recency
-    from purchases
-    join browser_events
-        on browser_events.customer_id = purchases.customer_id
-       and browser_events.event_at <= purchases.event_time
-       and browser_events.ttp is not null
 ),
 
 ttclid_before as (
@@ -136,7 +129,7 @@ joined as (
         coalesce(consent.advertising_consent, true) as advertising_consent
     from purchases
     left join ttclid_before on ttclid_before.event_id = purchases.event_id and ttclid_before.recency = 1
-    left join ttp_before on ttp_before.event_id = purchases.event_id and ttp_before.recency = 1
+    left join context_before as ttp_before on ttp_before.event_id = purchases.event_id and ttp_before.ttp_recency = 1
     left join context_before on context_before.event_id = purchases.event_id and context_before.recency = 1
     left join consent on consent.customer_id = purchases.customer_id and consent.recency = 1
     left join match_keys on match_keys.customer_id = purchases.customer_id
