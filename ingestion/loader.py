@@ -156,7 +156,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
                    rtrim(unnest(parts), chr(13)) as line
             from split
         """, [[m[0] for m in mapping]])
-        con.execute(f"""
+        con.execute("""
             create or replace temp table _checked as
             select file, line_number, line,
                    case when not json_valid(line) then 'invalid JSON'

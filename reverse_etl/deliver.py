@@ -169,6 +169,11 @@ BUILD_COLUMNS = """c.event_id, c.event_name, cast(epoch(c.event_time) as bigint)
     c.ip, c.user_agent, c.locale"""
 
 
+def _has_contents(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                            "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0])
+
+
 def _candidates_sql(settings: DeliverySettings, with_contents: bool) -> str:
     contents = (f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)" if with_contents
                 else "left join (select null as event_id, null as contents_json) ct using (event_id)")
@@ -194,11 +199,10 @@ def _python_row(con: duckdb.DuckDBPyConnection, event_id: str) -> dict:
 def _iter_candidates(con: duckdb.DuckDBPyConnection, settings: DeliverySettings):
     """Candidates in chunks, on a cursor of their own, so sending and ledger writes start while DuckDB still
     hands over rows (and the ledger writer's connection is never busy with this result)."""
-    has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                               "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0]
+    with_contents = _has_contents(con)
     cur = con.cursor()
     try:
-        cur.execute(_candidates_sql(settings, bool(has_contents)))
+        cur.execute(_candidates_sql(settings, with_contents))
         cols = [d[0] for d in cur.description]
         while chunk := cur.fetchmany(2000):
             yield from (dict(zip(cols, r)) for r in chunk)
@@ -209,11 +213,7 @@ def _iter_candidates(con: duckdb.DuckDBPyConnection, settings: DeliverySettings)
 def _python_contents(con: duckdb.DuckDBPyConnection, event_ids: set[str]) -> dict[str, list[dict]]:
     """Contents for the few rows the SQL builder leaves to Python."""
     contents: dict[str, list[dict]] = defaultdict(list)
-    if not event_ids:
-        return contents
-    has_contents = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                               "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0]
-    if has_contents:
+    if event_ids and _has_contents(con):
         cur = con.execute(f"select event_id, content_id, content_name, content_type, quantity, "
                           f"cast(price as double) as price from {CONTENTS} "
                           f"where event_id in (select unnest(?)) order by event_id, line_key", [sorted(event_ids)])
@@ -273,8 +273,9 @@ def _dry_run_rows(prepared, now: datetime, chunk: int = 1000):
     def flush():
         good, bad = _validated(items, now)
         yield from bad
-        yield from (LedgerRow(it.row["event_id"], it.row["event_name"], "dry_run", 0, recorded_at=now,
-                              payload=it.encoded.decode()) for it in good)
+        # attempts stay as they were: a failed_retryable event recorded as a dry run keeps its count
+        yield from (LedgerRow(it.row["event_id"], it.row["event_name"], "dry_run", it.prior_attempts,
+                              recorded_at=now, payload=it.encoded.decode()) for it in good)
         items.clear()
 
     for p in prepared:

@@ -36,7 +36,9 @@ def address(country: str, postal_code: str | None) -> dict:
             "postal_code": postal_code, "state": None}
 
 
-def customer(cus_id: str, created: int, email: str, name: str, phone: str | None, country: str) -> dict:
+def customer(*, cus_id: str, created: int, email: str, name: str, phone: str | None, country: str,
+             api_version: str) -> dict:
+    """Same shape in both API versions."""
     return {"id": cus_id, "object": "customer", "address": address(country, None), "created": created,
             "currency": None, "description": None, "email": email, "livemode": False, "metadata": {},
             "name": name, "phone": phone}
@@ -45,7 +47,8 @@ def customer(cus_id: str, created: int, email: str, name: str, phone: str | None
 def checkout_session(*, cs_id: str, created: int, mode: str, amount_minor: int, currency: str,
                      cus_id: str | None, email: str, typed_email: str, name: str, phone: str | None,
                      country: str, client_reference_id: str | None, invoice_id: str | None,
-                     subscription_id: str | None, payment_intent_id: str | None) -> dict:
+                     subscription_id: str | None, payment_intent_id: str | None, api_version: str) -> dict:
+    """Same shape in both API versions (line items are not in the payload either way)."""
     return {
         "id": cs_id, "object": "checkout.session", "amount_subtotal": amount_minor, "amount_total": amount_minor,
         "client_reference_id": client_reference_id, "created": created, "currency": currency,
@@ -135,7 +138,9 @@ def charge(*, ch_id: str, created: int, amount_minor: int, currency: str, cus_id
 
 
 def subscription(*, sub_id: str, created: int, cus_id: str, sub_item_id: str, price_id: str, product_id: str,
-                 amount_minor: int, currency: str, status: str, canceled_at: int | None) -> dict:
+                 amount_minor: int, currency: str, status: str, canceled_at: int | None,
+                 api_version: str) -> dict:
+    """Same shape in both API versions."""
     return {"id": sub_id, "object": "subscription", "created": created, "start_date": created,
             "currency": currency, "customer": cus_id, "status": status, "canceled_at": canceled_at,
             "ended_at": canceled_at,

@@ -249,7 +249,7 @@ class World:
         }
         self.tracking.append((at, msg))
 
-    def _landing(self, channel: str) -> tuple[dict, str, str | None]:
+    def _landing(self, channel: str) -> tuple[dict, str | None]:
         """A first page's URL parameters, the UTM context and the referrer, for one channel."""
         rng = self.rng
         if channel == "tiktok":
@@ -263,7 +263,7 @@ class World:
             params.update({"utm_campaign": campaign, "utm_content": ad})
             return ({"channel": "tiktok", "source": "tiktok", "medium": "paid_social", "campaign": campaign,
                      "ad": ad, "click_id_type": "ttclid", "click_id": ttclid, "params": params},
-                    "https://www.tiktok.com/", None)
+                    "https://www.tiktok.com/")
         if channel == "google_ads":
             campaign = rng.choice(sorted(GOOGLE_CAMPAIGNS))
             ad = rng.choice(GOOGLE_CAMPAIGNS[campaign])
@@ -272,7 +272,7 @@ class World:
                       "utm_content": ad}
             return ({"channel": "google_ads", "source": "google", "medium": "cpc", "campaign": campaign,
                      "ad": ad, "click_id_type": "gclid", "click_id": gclid, "params": params},
-                    "https://www.google.com/", None)
+                    "https://www.google.com/")
         if channel == "meta":
             campaign = rng.choice(sorted(META_CAMPAIGNS))
             ad = rng.choice(META_CAMPAIGNS[campaign])
@@ -281,19 +281,19 @@ class World:
                       "utm_campaign": campaign, "utm_content": ad}
             return ({"channel": "meta", "source": "facebook", "medium": "paid_social", "campaign": campaign,
                      "ad": ad, "click_id_type": "fbclid", "click_id": fbclid, "params": params},
-                    "https://m.facebook.com/", None)
+                    "https://m.facebook.com/")
         if channel == "email":
             params = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "weekly_digest"}
             return ({"channel": "email", "source": "newsletter", "medium": "email", "campaign": "weekly_digest",
-                     "ad": None, "click_id_type": None, "click_id": None, "params": params}, None, None)
+                     "ad": None, "click_id_type": None, "click_id": None, "params": params}, None)
         referrer = {"organic_search": SEARCH_REFERRERS, "organic_social": SOCIAL_REFERRERS,
                     "referral": REFERRAL_REFERRERS}.get(channel)
         ref = rng.choice(referrer) if referrer else None
         return ({"channel": channel, "source": None, "medium": None, "campaign": None, "ad": None,
-                 "click_id_type": None, "click_id": None, "params": {}}, ref, None)
+                 "click_id_type": None, "click_id": None, "params": {}}, ref)
 
     def _session(self, p: Person, d: Device, start: datetime, channel: str, pages: int) -> tuple[Touch, datetime]:
-        info, referrer, _ = self._landing(channel)
+        info, referrer = self._landing(channel)
         path, title = self.rng.choice(PAGES[:3])
         query = urlencode(info["params"])
         url = f"{SITE}{path}" + (f"?{query}" if query else "")
@@ -339,9 +339,11 @@ class World:
             p.revealed.append((d.anonymous_id, "phone", p.phone_e164))
 
     # ---- Stripe ------------------------------------------------------------------------------------
-    def _stripe_event(self, at: datetime, event_type: str, obj_fn) -> None:
+    def _stripe_event(self, at: datetime, event_type: str, render, **fields) -> None:
+        """One event whose object is ``render(**fields, api_version=...)`` in the API version drawn for it."""
         version = so.OLD_API_VERSION if self.rng.random() < self.cfg.old_shape_share else so.NEW_API_VERSION
-        ev = so.event(self._sid("evt"), event_type, int(at.timestamp()), obj_fn(version), version)
+        ev = so.event(self._sid("evt"), event_type, int(at.timestamp()), render(**fields, api_version=version),
+                      version)
         self.stripe.append((at, ev))
         if self.rng.random() < self.cfg.duplicate_delivery_share:
             # Stripe retried the webhook: the same event lands again, minutes to hours later
@@ -363,8 +365,8 @@ class World:
         cus_id = None
         if kind in ("subscription", "payment_intent") or self.rng.random() < 0.5:
             cus_id = self._sid("cus")
-            obj = so.customer(cus_id, ts(at), stripe_email, name, phone, p.market)
-            self._stripe_event(at, "customer.created", lambda v: obj)
+            self._stripe_event(at, "customer.created", so.customer, cus_id=cus_id, created=ts(at),
+                               email=stripe_email, name=name, phone=phone, country=p.market)
         truth_base = {"person_id": p.person_id, "stripe_customer_id": cus_id, "currency": currency.upper(),
                       "hard_cases": sorted(set(p.hard_cases)), "consent": p.consent}
         purchases = []
@@ -386,28 +388,28 @@ class World:
                                 line_id=self._sid("il"), price_id=price_id, product_id=product_id,
                                 product_name="Pro plan", period_start=ts(t), period_end=ts(period_end),
                                 pi_id=pi_id, charge_id=ch_id)
-                self._stripe_event(t_in, "payment_intent.succeeded", lambda v: so.payment_intent(
+                self._stripe_event(t_in, "payment_intent.succeeded", so.payment_intent,
                     pi_id=pi_id, created=ts(t_in), amount_minor=plan_price, currency=currency, cus_id=cus_id,
                     receipt_email=None, charge_id=ch_id, invoice_id=in_id,
-                    description="Subscription creation" if month == 0 else "Subscription update", api_version=v))
-                self._stripe_event(t_in, "charge.succeeded", lambda v: so.charge(
+                    description="Subscription creation" if month == 0 else "Subscription update")
+                self._stripe_event(t_in, "charge.succeeded", so.charge,
                     ch_id=ch_id, created=ts(t_in), amount_minor=plan_price, currency=currency, cus_id=cus_id,
                     pi_id=pi_id, email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=in_id,
-                    refunded_minor=0, refunds=[], api_version=v))
+                    refunded_minor=0, refunds=[])
                 self._stripe_event(t_in + timedelta(seconds=2), "invoice.paid",
-                                   lambda v: so.invoice(**inv_args, api_version=v))
+                                   so.invoice, **inv_args)
                 if month == 0:
                     self._stripe_event(t + timedelta(seconds=6), "checkout.session.completed",
-                                       lambda v: so.checkout_session(
+                                       so.checkout_session,
                                            cs_id=cs_id, created=ts(t), mode="subscription", amount_minor=plan_price,
                                            currency=currency, cus_id=cus_id, email=stripe_email, typed_email=typed,
                                            name=name, phone=phone, country=p.market, client_reference_id=crid,
-                                           invoice_id=in_id, subscription_id=sub_id, payment_intent_id=None))
+                                           invoice_id=in_id, subscription_id=sub_id, payment_intent_id=None)
                     self._stripe_event(t + timedelta(seconds=4), "customer.subscription.created",
-                                       lambda v: so.subscription(
+                                       so.subscription,
                                            sub_id=sub_id, created=ts(t), cus_id=cus_id, sub_item_id=si_id,
                                            price_id=price_id, product_id=product_id, amount_minor=plan_price,
-                                           currency=currency, status="active", canceled_at=None))
+                                           currency=currency, status="active", canceled_at=None)
                 purchases.append({"purchase_id": in_id, "purchased_at": t_in + timedelta(seconds=2),
                                   "amount_minor": plan_price, "is_renewal": month > 0, "kind": "invoice"})
                 month += 1
@@ -416,10 +418,10 @@ class World:
                     break
                 t = period_end
             if cancel_after is not None and cancel_after < self.world_end:
-                self._stripe_event(cancel_after, "customer.subscription.deleted", lambda v: so.subscription(
+                self._stripe_event(cancel_after, "customer.subscription.deleted", so.subscription,
                     sub_id=sub_id, created=ts(at), cus_id=cus_id, sub_item_id=si_id, price_id=price_id,
                     product_id=product_id, amount_minor=plan_price, currency=currency, status="canceled",
-                    canceled_at=ts(cancel_after)))
+                    canceled_at=ts(cancel_after))
         else:
             amount = self.rng.choice(ONE_OFF_PRICES)
             if currency == "jpy":
@@ -429,21 +431,21 @@ class World:
             pi_id, ch_id = self._sid("pi"), self._sid("ch")
             t_pay = at + timedelta(seconds=3)
             receipt = stripe_email if kind == "payment_intent" else None
-            self._stripe_event(t_pay, "payment_intent.succeeded", lambda v: so.payment_intent(
+            self._stripe_event(t_pay, "payment_intent.succeeded", so.payment_intent,
                 pi_id=pi_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id,
-                receipt_email=receipt, charge_id=ch_id, invoice_id=None, description=None, api_version=v))
-            self._stripe_event(t_pay, "charge.succeeded", lambda v: so.charge(
+                receipt_email=receipt, charge_id=ch_id, invoice_id=None, description=None)
+            self._stripe_event(t_pay, "charge.succeeded", so.charge,
                 ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id, pi_id=pi_id,
                 email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=None, refunded_minor=0,
-                refunds=[], api_version=v))
+                refunds=[])
             if kind == "one_off":
                 cs_id = "cs_test_" + self._token(50)
                 self._stripe_event(t_pay + timedelta(seconds=2), "checkout.session.completed",
-                                   lambda v: so.checkout_session(
+                                   so.checkout_session,
                                        cs_id=cs_id, created=ts(at), mode="payment", amount_minor=amount,
                                        currency=currency, cus_id=cus_id, email=stripe_email, typed_email=typed,
                                        name=name, phone=phone, country=p.market, client_reference_id=crid,
-                                       invoice_id=None, subscription_id=None, payment_intent_id=pi_id))
+                                       invoice_id=None, subscription_id=None, payment_intent_id=pi_id)
                 purchase_id = cs_id
             else:
                 purchase_id = pi_id
@@ -454,10 +456,10 @@ class World:
                 refunds = [{"id": self._sid("re"), "object": "refund", "amount": refunded, "charge": ch_id,
                             "created": ts(t_ref), "currency": currency, "payment_intent": pi_id,
                             "status": "succeeded"}]
-                self._stripe_event(t_ref, "charge.refunded", lambda v: so.charge(
+                self._stripe_event(t_ref, "charge.refunded", so.charge,
                     ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id,
                     pi_id=pi_id, email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=None,
-                    refunded_minor=refunded, refunds=refunds, api_version=v))
+                    refunded_minor=refunded, refunds=refunds)
             purchases.append({"purchase_id": purchase_id, "purchased_at": t_pay, "amount_minor": amount,
                               "is_renewal": False, "kind": kind, "refunded_minor": refunded})
         link = self._link(p, first_touch, crid, stripe_has_phone=phone is not None)
