@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, list_landing_files
 
 RAW_SCHEMA = "raw"
@@ -237,6 +238,8 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
         raise ValueError(f"unknown landing source {source!r}; expected one of {SOURCES}")
     landing_dir = Path(landing_dir).resolve()
     result = SourceLoad(source=source)
+    # segments of a receiver or collector that was killed hold acknowledged events: publish them first
+    recover_orphans(landing_dir / source)
     files = pending_files(con, landing_dir, source)
     with tempfile.TemporaryDirectory(prefix="landing-gunzip-") as scratch:
         for batch in _batches(files):

@@ -1,0 +1,70 @@
+"""What the two HTTP services (Stripe webhook receiver, tracking collector) share: reading a bounded body,
+JSON answers, and running under uvicorn with a clean shutdown that publishes what was accepted."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def json_response(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error(status: int, message: str, headers: dict | None = None) -> Response:
+    return json_response(status, {"error": message}, headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge
+        except ValueError:
+            pass
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: str = "warning") -> None:
+    """Run an ASGI app factory (``module:function``) under uvicorn with uvloop and httptools.
+
+    SIGTERM and SIGINT stop accepting, let requests in flight finish, then run the app's shutdown, which
+    commits and publishes the landing segment.
+    """
+    import uvicorn
+
+    uvicorn.run(app_factory, factory=True, host=host, port=port, workers=workers if workers > 1 else None,
+                loop="uvloop", http="httptools", log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=30, server_header=False, date_header=False)
+
+
+__all__ = ["BodyTooLarge", "ClientDisconnect", "error", "json_response", "read_body", "env_int", "serve"]
