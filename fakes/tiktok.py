@@ -28,7 +28,8 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fakes._http import BackgroundServer, JsonHandler
 
 TRACK_PATH = "/open_api/v1.3/event/track/"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -84,7 +85,9 @@ def validate_event(i: int, e) -> None:
             raise InvalidParameter(f"{at}.properties.contents[{j}].content_id must be a string")
 
 
-class FakeTikTok:
+class FakeTikTok(BackgroundServer):
+    thread_name = "fake-tiktok"
+
     def __init__(self, access_tokens=("test-token",), pixel_codes=("TESTPIXEL",), host: str = "127.0.0.1",
                  port: int = 0):
         self.access_tokens = set(access_tokens)
@@ -92,14 +95,7 @@ class FakeTikTok:
         self._lock = threading.Lock()
         self._cpu = threading.Lock()
         self.reset()
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._make_server(host, port, _Handler)
 
     # ---- state -------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -144,27 +140,6 @@ class FakeTikTok:
             for (_, _, event_id), n in self.accepted.items():
                 out[event_id] += n
             return out
-
-    # ---- lifecycle ---------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeTikTok:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="fake-tiktok", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> FakeTikTok:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # ---- the API -----------------------------------------------------------------------------------
     def handle_track(self, token: str | None, raw: bytes) -> tuple[str, dict | float | None]:
@@ -240,27 +215,8 @@ class FakeTikTok:
         return {"code": code, "message": message, "request_id": uuid.uuid4().hex, "data": {}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # one buffered write per response and no Nagle delay: otherwise a kept-alive connection stalls 40 ms on
-    # every reply (headers and body as two small segments meet the client's delayed ACK)
-    wbufsize = -1
-    disable_nagle_algorithm = True
+class _Handler(JsonHandler):
     owner: FakeTikTok
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _send_json(self, status: int, obj) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def do_GET(self) -> None:
         if self.path == "/_fake/stats":
