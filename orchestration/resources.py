@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 
 from ingestion import config
+from ingestion.stripe_pull import PullSettings
 from reverse_etl.deliver import DeliverySettings, SendPolicy
 from reverse_etl.payload import PayloadSettings
 
@@ -91,6 +92,32 @@ class TikTokResource(dg.ConfigurableResource):
             max_attempts_per_run=s.max_attempts_per_run, max_total_attempts=s.max_total_attempts)
 
 
+class StripeResource(dg.ConfigurableResource):
+    """Stripe Events API pull and backfill. Without an API key the pull is skipped with a log line."""
+
+    api_key: str | None = None
+    api_base: str | None = None
+    overlap_seconds: int = PullSettings.overlap_seconds
+    requests_per_second: float = PullSettings.requests_per_second
+    types: list[str] = []
+
+    def settings(self, landing_dir: Path) -> PullSettings | None:
+        if not self.api_key:
+            return None
+        return PullSettings(api_key=self.api_key, landing_dir=landing_dir, api_base=self.api_base,
+                            overlap_seconds=self.overlap_seconds, requests_per_second=self.requests_per_second,
+                            types=tuple(self.types))
+
+    @classmethod
+    def from_env(cls) -> "StripeResource":
+        s = PullSettings.from_env()
+        if s is None:
+            return cls()
+        # the key stays an EnvVar so the UI and logs never show its value
+        return cls(api_key=dg.EnvVar("STRIPE_API_KEY"), api_base=s.api_base, overlap_seconds=s.overlap_seconds,
+                   requests_per_second=s.requests_per_second, types=list(s.types))
+
+
 def default_resources() -> dict:
     """Resources from the environment. Paths are resolved against the working directory now, so the dbt
     subprocess and every asset see the same files whatever directory they run in."""
@@ -100,4 +127,5 @@ def default_resources() -> dict:
         "warehouse": WarehouseResource(path=warehouse),
         "landing_zone": LandingZoneResource(path=str(config.landing_dir())),
         "tiktok": TikTokResource.from_env(),
+        "stripe": StripeResource.from_env(),
     }

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     # imported after the environment names the demo's data, which the code location reads at import
     from fakes.tiktok import FakeTikTok
     from orchestration.definitions import build_defs
-    from orchestration.resources import LandingZoneResource, TikTokResource, WarehouseResource
+    from orchestration.resources import LandingZoneResource, StripeResource, TikTokResource, WarehouseResource
     from orchestration.run import run_pipeline
     from simulator.report import build_report
 
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tiktok = TikTokResource()
         defs = build_defs({"warehouse": WarehouseResource(path=str(warehouse)),
-                           "landing_zone": LandingZoneResource(path=str(landing)), "tiktok": tiktok})
+                           "landing_zone": LandingZoneResource(path=str(landing)), "tiktok": tiktok,
+                           "stripe": StripeResource()})
         print("running the pipeline through Dagster ...", flush=True)
         result = run_pipeline(defs=defs, log_level="WARNING")
         if not result.success:

@@ -38,11 +38,11 @@ class Workspace:
         return write_world(cfg, self.landing, self.truth)
 
     def resources(self) -> dict:
-        from orchestration.resources import LandingZoneResource, TikTokResource, WarehouseResource
+        from orchestration.resources import LandingZoneResource, StripeResource, TikTokResource, WarehouseResource
 
         return {"warehouse": WarehouseResource(path=str(self.warehouse)),
                 "landing_zone": LandingZoneResource(path=str(self.landing)),
-                "tiktok": TikTokResource()}
+                "tiktok": TikTokResource(), "stripe": StripeResource()}
 
     def defs(self) -> dg.Definitions:
         from orchestration.definitions import build_defs

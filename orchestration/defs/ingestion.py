@@ -7,6 +7,8 @@ from ingestion.loader import load_source
 from orchestration.resources import LandingZoneResource, WarehouseResource
 
 WAREHOUSE_POOL = "warehouse"
+# the Stripe pull lands files this asset loads (orchestration/defs/stripe.py)
+STRIPE_PULL_KEY = dg.AssetKey(["landing", "stripe_events_pull"])
 
 
 def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource,
@@ -27,7 +29,7 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landi
     })
 
 
-@dg.asset(key=["raw", "stripe_events"], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb", "stripe"},
+@dg.asset(key=["raw", "stripe_events"], deps=[STRIPE_PULL_KEY], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb", "stripe"},
           description="Stripe events from $LANDING_DIR/stripe_events, each file once, each event id once; "
                       "malformed lines go to raw.quarantine.")
 def raw_stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
