@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,6 +16,9 @@ import pytest
 
 from simulator.cli import write_world
 from simulator.world import WorldConfig
+
+DBT = Path(sys.executable).parent / "dbt"
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 
 @dataclass
@@ -55,6 +61,19 @@ class Workspace:
         with dg.instance_for_test() as instance:
             result = run_pipeline(instance=instance, defs=self.defs(), log_level="WARNING")
         return result
+
+    def dbt(self, *args: str) -> str:
+        """Load the landing zone, then run a dbt command on the warehouse; returns dbt's output."""
+        from ingestion.loader import load_all
+
+        with duckdb.connect(str(self.warehouse)) as con:
+            load_all(con, self.landing)
+        env = {**os.environ, "WAREHOUSE_PATH": str(self.warehouse)}
+        out = subprocess.run([str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+                              "--target-path", str(self.root / "dbt_target"), "--log-path", str(self.root / "dbt_logs")],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+        return out.stdout
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:

@@ -45,7 +45,7 @@ def stripe_events_pull(context: dg.AssetExecutionContext, stripe: StripeResource
         "requests": result.requests,
         "retries": result.retries,
         "files": len(result.files),
-        "cursor": dg.MetadataValue.timestamp(result.cursor_after) if result.cursor_after else "none",
+        "cursor": dg.MetadataValue.timestamp(float(result.cursor_after)) if result.cursor_after else "none",
     })
     yield dg.AssetCheckResult(
         check_name="no_retention_gap", passed=not result.open_gaps, severity=dg.AssetCheckSeverity.ERROR,
