@@ -17,7 +17,7 @@ DEMO_SEED ?= 7
 DEMO_TIKTOK ?= fake
 PORT ?= 3000
 
-.PHONY: help install demo test run dev dev-demo bench clean
+.PHONY: help install demo test run dev dev-demo bench stripe-receiver clean
 
 help:
 	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
@@ -26,6 +26,7 @@ help:
 	@echo "make dev       the Dagster UI on http://127.0.0.1:$(PORT) over the same configuration"
 	@echo "make dev-demo  the Dagster UI over the demo's data"
 	@echo "make bench     the benchmarks, printing their figures"
+	@echo "make stripe-receiver PORT=8787   the Stripe webhook receiver on 127.0.0.1 (needs STRIPE_WEBHOOK_SECRET)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
@@ -60,9 +61,17 @@ dev-demo:
 # Each benchmark prints the machine's core count and compares against a baseline measured in the same run.
 BENCH_CONVERSIONS ?= 100000
 BENCH_EDGES ?= 1000000
+BENCH_WEBHOOKS ?= 20000
 bench: $(STAMP)
 	$(PY) -m bench.tiktok_delivery --conversions $(BENCH_CONVERSIONS)
 	$(PY) -m bench.identity --edges $(BENCH_EDGES)
+	$(PY) -m bench.stripe_webhooks --requests $(BENCH_WEBHOOKS)
+
+# the webhook receiver: WORKERS processes on 127.0.0.1:PORT (HOST=0.0.0.0 behind a proxy)
+HOST ?= 127.0.0.1
+WORKERS ?= 2
+stripe-receiver: $(STAMP)
+	$(PY) -m ingestion.stripe_receiver --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

@@ -27,7 +27,7 @@ def create_app() -> Starlette:
             event = stripe.Webhook.construct_event(body, request.headers.get("stripe-signature"), secret)
         except (ValueError, stripe.SignatureVerificationError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        write_jsonl_atomic(folder / f"{uuid.uuid4().hex}.jsonl", [json.dumps(event.to_dict())])
+        write_jsonl_atomic(folder / f"{uuid.uuid4().hex}.jsonl", [json.dumps(event.to_dict(for_json=True))])
         return JSONResponse({"received": True})
 
     return Starlette(routes=[Route("/webhooks/stripe", webhook, methods=["POST"])])
