@@ -61,3 +61,39 @@ def service(module: str, env: dict, *args: str):
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def acknowledged_until_sigkill(svc: Service, send, clients: int = 8, min_acked: int = 1500) -> list[str]:
+    """Run ``clients`` threads calling ``send(client, n, i) -> (id, status)`` in a loop against ``svc`` until at
+    least ``min_acked`` got a 200, then SIGKILL the service mid-stream. Returns the acknowledged ids."""
+    import threading
+
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def run(n: int) -> None:
+        with httpx.Client() as c:
+            i = 0
+            while not stop.is_set():
+                try:
+                    key, status = send(c, n, i)
+                except httpx.HTTPError:
+                    return  # the service is gone
+                if status == 200:
+                    with lock:
+                        acked.append(key)
+                i += 1
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 120
+    while len(acked) < min_acked and time.time() < deadline:
+        time.sleep(0.01)
+    svc.stop(signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(acked) >= min_acked, f"only {len(acked)} requests acknowledged before the deadline"
+    return acked

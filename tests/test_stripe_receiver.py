@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import duckdb
@@ -16,7 +15,7 @@ import stripe
 from ingestion.durable import recover_orphans
 from ingestion.landing import list_landing_files
 from ingestion.loader import load_all
-from tests.services import ROOT, service
+from tests.services import ROOT, acknowledged_until_sigkill, service
 
 OLD_SECRET, NEW_SECRET = "whsec_old_secret_before_rotation", "whsec_new_secret_after_rotation"
 
@@ -135,34 +134,14 @@ def test_every_acknowledged_event_survives_sigkill_mid_stream(env, tmp_path):
     """Clients send signed events concurrently; the receiver is killed without warning; every event that got a
     2xx is in the landing zone (published by the orphan recovery the loader and the next receiver run)."""
     landing = tmp_path / "landing"
-    acked: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
 
-    def client(n: int) -> None:
-        with httpx.Client() as c:
-            i = 0
-            while not stop.is_set():
-                event_id = f"evt_c{n}_{i:06d}"
-                try:
-                    r = post(rx.url, json.dumps(stripe_event(event_id, note="y" * 500)), client=c)
-                except httpx.HTTPError:
-                    return  # the receiver is gone
-                if r.status_code == 200:
-                    with lock:
-                        acked.append(event_id)
-                i += 1
+    def send(client, n, i):
+        event_id = f"evt_c{n}_{i:06d}"
+        r = post(rx.url, json.dumps(stripe_event(event_id, note="y" * 500)), client=client)
+        return event_id, r.status_code
 
     with service("ingestion.stripe_receiver", env) as rx:
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        while len(acked) < 1500:
-            time.sleep(0.01)
-        rx.stop(signal.SIGKILL)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
+        acked = acknowledged_until_sigkill(rx, send)
     assert list(landing.rglob(".open-*")), "the killed receiver left its open segment"
     recover_orphans(landing / "stripe_events")
     stored = [e["id"] for e in landed(landing)]  # every line parses: a torn last line was cut

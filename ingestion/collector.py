@@ -1,0 +1,363 @@
+"""The tracking collector: the Segment HTTP tracking API, so the browser tracker and existing Segment SDKs can
+send to it unchanged.
+
+``POST /v1/batch`` (``{"batch": [...]}``), ``/v1/page``, ``/v1/identify``, ``/v1/track`` (one message; short
+aliases ``/v1/p``, ``/v1/i``, ``/v1/t``), the tracker at ``GET /tracker.js``, ``GET /healthz``.
+
+- Write key: HTTP Basic user name (``Authorization: Basic base64("<key>:")``) or ``writeKey`` in the body (a
+  browser's ``sendBeacon`` cannot set headers); one of ``COLLECTOR_WRITE_KEYS``. Unknown or missing: 401.
+- CORS for browsers: preflight answered, ``Access-Control-Allow-Origin`` echoing allowed origins
+  (``COLLECTOR_ALLOWED_ORIGINS``, default any). Bodies may be ``text/plain`` (beacons) or gzip-encoded.
+- Each message gets ``messageId`` when it has none (derived from its content, so an SDK's retry of the same
+  message keeps its id and is deduplicated), ``receivedAt``, ``sentAt``, ``timestamp`` corrected for the client's
+  clock skew as Segment does (or the receive time), ``context.ip`` from the connection (or ``X-Forwarded-For``
+  when the connection comes from a trusted proxy, ``COLLECTOR_TRUSTED_PROXIES``) and ``context.userAgent`` from the
+  request, when the message lacks them.
+- Limits: 32 KiB per message, 500 KiB per request: 413. Anything malformed: 400 naming the message and the
+  problem, and nothing of that request is stored. Answers 200 ``{"success": true}`` only once every message of
+  the request is fsynced in ``$LANDING_DIR/tracking/collector/`` (group-committed, see ``ingestion/durable.py``).
+
+Start it with ``make collector PORT=…`` or ``ttattr-collector --port …``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ingestion import config
+from ingestion.durable import GroupCommitWriter
+from ingestion.http_service import BodyTooLarge, ClientDisconnect, error, json_response, read_body, serve
+from ingestion.landing import TRACKING_DIR
+
+log = logging.getLogger(__name__)
+
+COLLECTOR_SUBDIR = "collector"
+MAX_MESSAGE_BYTES = 32 << 10
+MAX_BATCH_BYTES = 500 << 10
+TYPES = {"page", "identify", "track"}
+PATH_TYPES = {"/v1/page": "page", "/v1/p": "page", "/v1/identify": "identify", "/v1/i": "identify",
+              "/v1/track": "track", "/v1/t": "track"}
+OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+TRACKER_JS = Path(__file__).resolve().parent / "static" / "tracker.js"
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    write_keys: frozenset[str]
+    landing_dir: Path
+    allowed_origins: frozenset[str] = frozenset()      # empty: any origin
+    trusted_proxies: tuple = ()                        # ip_network objects
+    rotate_seconds: float = 60.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_batch_bytes: int = MAX_BATCH_BYTES
+
+    @classmethod
+    def from_env(cls) -> CollectorSettings:
+        keys = frozenset(k.strip() for k in os.environ.get("COLLECTOR_WRITE_KEYS", "").split(",") if k.strip())
+        if not keys:
+            raise SystemExit("COLLECTOR_WRITE_KEYS is not set: the collector refuses to start without at least one "
+                             "write key (comma-separated; the tracker snippet and SDKs send one of them)")
+        origins = frozenset(o.strip().rstrip("/") for o in os.environ.get("COLLECTOR_ALLOWED_ORIGINS", "").split(",")
+                            if o.strip() and o.strip() != "*")
+        proxies = []
+        for raw in os.environ.get("COLLECTOR_TRUSTED_PROXIES", "").split(","):
+            if raw.strip():
+                try:
+                    proxies.append(ipaddress.ip_network(raw.strip(), strict=False))
+                except ValueError:
+                    raise SystemExit(f"COLLECTOR_TRUSTED_PROXIES: {raw.strip()!r} is not an IP address or "
+                                     "network (e.g. 10.0.0.0/8)") from None
+        return cls(write_keys=keys, landing_dir=config.landing_dir(), allowed_origins=origins,
+                   trusted_proxies=tuple(proxies),
+                   rotate_seconds=float(os.environ.get("LANDING_ROTATE_SECONDS") or 60))
+
+    @property
+    def directory(self) -> Path:
+        return self.landing_dir / TRACKING_DIR / COLLECTOR_SUBDIR
+
+
+class Invalid(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# ---- request details ----------------------------------------------------------------------------------------
+
+def write_key_of(request: Request, body: dict) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Invalid("Authorization: Basic credentials are not base64 of '<write key>:'", 401) from None
+        return user.split(":", 1)[0]
+    key = body.get("writeKey")
+    return key if isinstance(key, str) else None
+
+
+def client_ip(request: Request, settings: CollectorSettings) -> str | None:
+    peer = request.client.host if request.client else None
+    if peer is None or not settings.trusted_proxies:
+        return peer
+    try:
+        hop = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    # walk from the nearest hop back while the hops are our proxies; the first other one is the client
+    for candidate in reversed(forwarded):
+        if not any(hop in net for net in settings.trusted_proxies):
+            break
+        try:
+            hop = ipaddress.ip_address(candidate)
+        except ValueError:
+            break
+        peer = candidate
+    return peer
+
+
+def decode_body(raw: bytes, request: Request, limit: int) -> dict:
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise Invalid("body is not valid gzip") from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise Invalid(f"body larger than {limit} bytes once decompressed", 413)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"body is not valid JSON ({str(exc).split(':')[0]})") from None
+    if not isinstance(body, dict):
+        raise Invalid("body must be a JSON object")
+    return body
+
+
+# ---- messages ---------------------------------------------------------------------------------------------
+
+def _parse_time(value, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise Invalid(f"{where} must be an ISO-8601 string")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{where} is not an ISO-8601 time: {value[:40]!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def prepare(msg, where: str, *, default_type: str | None, received: datetime, sent_at: datetime | None,
+            ip: str | None, user_agent: str | None, max_bytes: int) -> bytes:
+    """Validate one message, fill what the server knows, and return its landing line."""
+    if not isinstance(msg, dict):
+        raise Invalid(f"{where} must be a JSON object")
+    msg_type = msg.get("type", default_type)
+    if msg_type not in TYPES:
+        raise Invalid(f"{where}.type must be one of page, identify, track (got {str(msg_type)[:40]!r})")
+    if default_type and msg_type != default_type:
+        raise Invalid(f"{where}.type is {msg_type!r} but was sent to the {default_type} endpoint")
+    msg["type"] = msg_type
+    for key in ("anonymousId", "userId"):
+        value = msg.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            msg[key] = str(value)
+        elif value is not None and not isinstance(value, str):
+            raise Invalid(f"{where}.{key} must be a string")
+    if not msg.get("anonymousId") and not msg.get("userId"):
+        raise Invalid(f"{where} needs an anonymousId or a userId")
+    if msg_type == "track" and (not isinstance(msg.get("event"), str) or not msg["event"].strip()):
+        raise Invalid(f"{where}.event is required for a track call")
+    for key in OBJECT_FIELDS:
+        if key in msg and msg[key] is not None and not isinstance(msg[key], dict):
+            raise Invalid(f"{where}.{key} must be an object")
+    if "messageId" in msg and msg["messageId"] is not None and not isinstance(msg["messageId"], str):
+        raise Invalid(f"{where}.messageId must be a string")
+    msg.pop("writeKey", None)
+    if not msg.get("messageId"):
+        if msg.get("timestamp") is not None or msg.get("originalTimestamp") is not None:
+            # from the content as sent, which carries its own time: an SDK's retry keeps the id it got first
+            digest = hashlib.sha256(orjson.dumps(msg, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            msg["messageId"] = "srv-" + digest[:32]
+        else:  # nothing tells two identical untimed messages apart
+            msg["messageId"] = "srv-" + uuid.uuid4().hex
+    context = msg.get("context") or {}
+    if ip and not context.get("ip"):
+        context["ip"] = ip
+    if user_agent and not context.get("userAgent"):
+        context["userAgent"] = user_agent
+    msg["context"] = context
+    # Segment's clock-skew rule: the event happened (sentAt - originalTimestamp) before it was received
+    if msg.get("timestamp") is not None:
+        _parse_time(msg["timestamp"], f"{where}.timestamp")
+    elif msg.get("originalTimestamp") is not None and sent_at is not None:
+        original = _parse_time(msg["originalTimestamp"], f"{where}.originalTimestamp")
+        msg["timestamp"] = _iso(received - (sent_at - original))
+    elif msg.get("originalTimestamp") is not None:
+        msg["timestamp"] = _iso(_parse_time(msg["originalTimestamp"], f"{where}.originalTimestamp"))
+    else:
+        msg["timestamp"] = _iso(received)
+    if sent_at is not None:
+        msg["sentAt"] = _iso(sent_at)
+    msg["receivedAt"] = _iso(received)
+    line = orjson.dumps(msg)
+    if len(line) > max_bytes:
+        raise Invalid(f"{where} is {len(line)} bytes; a message may be at most {max_bytes} bytes", 413)
+    return line + b"\n"
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    accepted: int = 0
+    rejected: dict = field(default_factory=dict)
+
+
+def create_app(settings: CollectorSettings | None = None) -> Starlette:
+    settings = settings or CollectorSettings.from_env()
+    writer = GroupCommitWriter(settings.directory, rotate_seconds=settings.rotate_seconds)
+    counters = Counters()
+    tracker = TRACKER_JS.read_bytes()
+    tracker_etag = '"' + hashlib.sha256(tracker).hexdigest()[:16] + '"'
+
+    def cors(request: Request) -> dict:
+        origin = request.headers.get("origin")
+        if not origin:
+            return {}
+        if settings.allowed_origins and origin.rstrip("/") not in settings.allowed_origins:
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                "Vary": "Origin"}
+
+    def refuse(request: Request, exc: Invalid) -> Response:
+        counters.rejected[exc.status] = counters.rejected.get(exc.status, 0) + 1
+        return error(exc.status, str(exc), cors(request))
+
+    async def ingest(request: Request) -> Response:
+        counters.requests += 1
+        path = request.url.path.rstrip("/")
+        single = PATH_TYPES.get(path)
+        limit = settings.max_message_bytes if single else settings.max_batch_bytes
+        try:
+            try:
+                raw = await read_body(request, limit)
+            except BodyTooLarge:
+                raise Invalid(f"body larger than {limit} bytes "
+                              f"({'one message' if single else 'a batch'} may be at most {limit} bytes)", 413)
+            except ClientDisconnect:
+                raise Invalid("client disconnected") from None
+            body = decode_body(raw, request, limit)
+            key = write_key_of(request, body)
+            if key is None:
+                raise Invalid("no write key: send it as the HTTP Basic user name or as writeKey in the body", 401)
+            if key not in settings.write_keys:
+                raise Invalid("unknown write key", 401)
+            received = datetime.now(timezone.utc)
+            sent_at = _parse_time(body["sentAt"], "sentAt") if body.get("sentAt") else None
+            ip = client_ip(request, settings)
+            user_agent = request.headers.get("user-agent")
+            if single:
+                messages, default_type = [body], single
+            else:
+                messages, default_type = body.get("batch"), None
+                if not isinstance(messages, list):
+                    raise Invalid("batch must be an array of messages")
+                if not messages:
+                    raise Invalid("batch is empty")
+                shared = body.get("context")
+                if isinstance(shared, dict):  # a batch-level context applies to its messages (Segment SDKs)
+                    for m in messages:
+                        if isinstance(m, dict):
+                            m["context"] = {**shared, **(m.get("context") or {})}
+            lines = [prepare(m, "message" if single else f"batch[{i}]", default_type=default_type,
+                             received=received, sent_at=sent_at, ip=ip, user_agent=user_agent,
+                             max_bytes=settings.max_message_bytes)
+                     for i, m in enumerate(messages)]
+        except Invalid as exc:
+            return refuse(request, exc)
+        try:
+            await writer.write(b"".join(lines), len(lines))
+        except Exception:
+            log.exception("could not store %d tracking messages", len(lines))
+            return error(503, "could not store the events; retry later", cors(request))
+        counters.accepted += len(lines)
+        return json_response(200, {"success": True}, cors(request))
+
+    async def preflight(request: Request) -> Response:
+        headers = cors(request)
+        if headers:
+            headers |= {"Access-Control-Allow-Methods": "POST, OPTIONS",
+                        "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+                        "Access-Control-Max-Age": "86400"}
+        return Response(status_code=204, headers=headers)
+
+    async def tracker_js(request: Request) -> Response:
+        if request.headers.get("if-none-match") == tracker_etag:
+            return Response(status_code=304, headers={"ETag": tracker_etag})
+        return Response(tracker, media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=3600", "ETag": tracker_etag,
+                                 "Access-Control-Allow-Origin": "*"})
+
+    async def healthz(request: Request) -> Response:
+        return json_response(200, {"status": "ok", "requests": counters.requests, "accepted": counters.accepted,
+                                   "rejected": counters.rejected, "pending": writer.pending,
+                                   "published_files": writer.stats.published_files})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        for path in await writer.start():
+            log.warning("published %s, left by a collector that stopped without shutting down", path)
+        log.warning("collector storing into %s", settings.directory)
+        yield
+        await writer.close()
+
+    paths = ["/v1/batch", "/v1/b", *PATH_TYPES]
+    routes = [Route(p, ingest, methods=["POST"]) for p in paths]
+    routes += [Route(p, preflight, methods=["OPTIONS"]) for p in paths]
+    routes += [Route("/tracker.js", tracker_js, methods=["GET"]), Route("/healthz", healthz, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.writer = writer
+    return app
+
+
+def app_from_env() -> Starlette:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(CollectorSettings.from_env())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ttattr-collector", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8788)
+    ap.add_argument("--workers", type=int, default=1, help="processes; each writes its own segment")
+    args = ap.parse_args(argv)
+    CollectorSettings.from_env()  # refuse to start without write keys before binding the port
+    serve("ingestion.collector:app_from_env", host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

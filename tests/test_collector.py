@@ -1,0 +1,164 @@
+"""The tracking collector over real HTTP, run as its own process, with a real Segment SDK as one client."""
+
+import gzip
+import json
+import signal
+import time
+
+import duckdb
+import httpx
+import pytest
+
+from ingestion.durable import recover_orphans
+from ingestion.landing import list_landing_files
+from ingestion.loader import load_all
+from tests.services import acknowledged_until_sigkill, service
+
+KEYS = ("wk_site_a", "wk_server_b")
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"COLLECTOR_WRITE_KEYS": ",".join(KEYS), "LANDING_DIR": str(tmp_path / "landing")}
+
+
+def landed(tmp_path) -> list[dict]:
+    return [json.loads(line) for p in list_landing_files(tmp_path / "landing", "tracking")
+            for line in p.read_text().splitlines()]
+
+
+def page(anonymous_id="b-1", **extra) -> dict:
+    return {"type": "page", "messageId": f"m-{anonymous_id}-{time.monotonic_ns()}", "anonymousId": anonymous_id,
+            "timestamp": "2026-11-20T10:00:00.000Z",
+            "context": {"page": {"url": "https://shop.example/?ttclid=E.C.P.abc&utm_source=tiktok"}}, **extra}
+
+
+def test_a_real_segment_sdk_sends_page_identify_and_track_batched_and_they_land_in_the_contract(env, tmp_path):
+    from segment.analytics import Client
+
+    errors = []
+    with service("ingestion.collector", env) as col:
+        client = Client(KEYS[1], host=col.url, on_error=lambda e, batch: errors.append(e), upload_size=50,
+                        max_retries=1)
+        for i in range(120):
+            client.page(anonymous_id=f"b-{i}", name="Home", properties={"url": f"https://shop.example/?ttclid=c{i}"},
+                        context={"page": {"url": f"https://shop.example/?ttclid=c{i}", "referrer": ""},
+                                 "cookies": {"_ttp": f"ttp{i}"}})
+        client.identify(user_id="u-7", anonymous_id="b-7", traits={"email": " Ann@Example.com ", "phone": "+1 415 555 0100"})
+        client.track(user_id="u-7", event="Lead", properties={"form": "newsletter"})
+        client.flush()
+        client.join()
+        stats = httpx.get(f"{col.url}/healthz").json()
+    assert not errors
+    assert stats["requests"] >= 3, "the SDK batched its messages into several requests"
+    events = landed(tmp_path)
+    assert len(events) == 122
+    by_type = {t: [e for e in events if e["type"] == t] for t in ("page", "identify", "track")}
+    assert [len(v) for v in by_type.values()] == [120, 1, 1]
+    for e in events:  # the contract's required fields, and what the server fills
+        assert e["messageId"] and e["timestamp"] and (e.get("anonymousId") or e.get("userId"))
+        assert e["context"]["ip"] == "127.0.0.1" and e["receivedAt"] and "writeKey" not in e
+    assert by_type["identify"][0]["traits"]["email"] == " Ann@Example.com "
+    assert by_type["track"][0]["event"] == "Lead"
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+        result = load_all(con, tmp_path / "landing")["tracking"]
+        assert (result.loaded_rows, result.quarantined_rows) == (122, 0)
+
+
+def test_bad_input_gets_the_right_4xx_and_nothing_already_accepted_is_lost(env, tmp_path):
+    with service("ingestion.collector", env) as col:
+        post = lambda path, body, key=KEYS[0], **kw: httpx.post(  # noqa: E731
+            f"{col.url}{path}", content=body if isinstance(body, bytes) else json.dumps(body).encode(),
+            auth=(key, "") if key else None, **kw)
+        good = post("/v1/batch", {"batch": [page("b-good-1"), page("b-good-2")]})
+        assert good.status_code == 200 and good.json() == {"success": True}
+        cases = {
+            "malformed JSON": (post("/v1/batch", b'{"batch": [{"type": "page",'), 400, "not valid JSON"),
+            "not an object": (post("/v1/batch", [1, 2]), 400, "must be a JSON object"),
+            "batch not a list": (post("/v1/batch", {"batch": {"type": "page"}}), 400, "batch must be an array"),
+            "unknown type": (post("/v1/batch", {"batch": [page(), dict(page(), type="screen")]}), 400,
+                             "batch[1].type must be one of"),
+            "no ids": (post("/v1/page", {"timestamp": "2026-11-20T10:00:00Z"}), 400, "needs an anonymousId or a userId"),
+            "wrong id type": (post("/v1/identify", {"userId": {"id": 1}}), 400, "userId must be a string"),
+            "properties not an object": (post("/v1/track", {"anonymousId": "b", "event": "E", "properties": [1]}),
+                                         400, "properties must be an object"),
+            "track without event": (post("/v1/track", {"anonymousId": "b"}), 400, "event is required"),
+            "bad timestamp": (post("/v1/page", {"anonymousId": "b", "timestamp": "yesterday"}), 400,
+                              "not an ISO-8601 time"),
+            "wrong endpoint": (post("/v1/track", dict(page(), event="x")), 400, "sent to the track endpoint"),
+            "oversize event": (post("/v1/track", {"anonymousId": "b", "event": "E", "properties": {"x": "y" * 33_000}}),
+                               413, "at most 32768 bytes"),
+            "oversize event in a batch": (post("/v1/batch", {"batch": [page(), dict(page(), properties={"x": "y" * 33_000})]}),
+                                          413, "batch[1] is"),
+            "oversize batch": (post("/v1/batch", {"batch": [dict(page(), properties={"x": "y" * 20_000}) for _ in range(30)]}),
+                               413, "at most 512000 bytes"),
+            "unknown write key": (post("/v1/batch", {"batch": [page()]}, key="wk_nope"), 401, "unknown write key"),
+            "no write key": (post("/v1/batch", {"batch": [page()]}, key=None), 401, "no write key"),
+            "gzip bomb": (post("/v1/batch", gzip.compress(b"[" + b" " * 2_000_000 + b"]"),
+                               headers={"Content-Encoding": "gzip"}), 413, "once decompressed"),
+        }
+        for name, (response, status, message) in cases.items():
+            assert response.status_code == status, (name, response.text)
+            assert message in response.json()["error"], (name, response.json())
+        later = post("/v1/batch", gzip.compress(json.dumps({"batch": [page("b-good-3")]}).encode()),
+                     headers={"Content-Encoding": "gzip"})
+        assert later.status_code == 200
+    ids = sorted(e["anonymousId"] for e in landed(tmp_path))
+    assert ids == ["b-good-1", "b-good-2", "b-good-3"]
+
+
+def test_browsers_get_cors_and_the_server_fills_ids_times_ip_and_user_agent(tmp_path):
+    env = {"COLLECTOR_WRITE_KEYS": KEYS[0], "LANDING_DIR": str(tmp_path / "landing"),
+           "COLLECTOR_ALLOWED_ORIGINS": "https://shop.example", "COLLECTOR_TRUSTED_PROXIES": "127.0.0.0/8"}
+    with service("ingestion.collector", env) as col:
+        pre = httpx.options(f"{col.url}/v1/batch", headers={"Origin": "https://shop.example",
+                                                            "Access-Control-Request-Method": "POST"})
+        assert pre.status_code == 204
+        assert pre.headers["access-control-allow-origin"] == "https://shop.example"
+        assert "POST" in pre.headers["access-control-allow-methods"]
+        other = httpx.options(f"{col.url}/v1/batch", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        # a beacon: text/plain, write key in the body, no id, a skewed client clock, behind our proxy
+        body = {"writeKey": KEYS[0], "sentAt": "2026-11-20T10:00:10.000Z",
+                "batch": [{"type": "page", "anonymousId": "b-9", "originalTimestamp": "2026-11-20T10:00:00.000Z"}]}
+        r = httpx.post(f"{col.url}/v1/batch", content=json.dumps(body), headers={
+            "Content-Type": "text/plain", "Origin": "https://shop.example", "User-Agent": "Mozilla/5.0 Test",
+            "X-Forwarded-For": "203.0.113.7, 127.0.0.1"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://shop.example"
+        again = httpx.post(f"{col.url}/v1/batch", content=json.dumps(body), headers={"Content-Type": "text/plain"})
+        assert again.status_code == 200
+        tracker = httpx.get(f"{col.url}/tracker.js")
+        assert tracker.status_code == 200 and "sendBeacon" in tracker.text
+        assert httpx.get(f"{col.url}/tracker.js", headers={"If-None-Match": tracker.headers["etag"]}).status_code == 304
+    first, retry = landed(tmp_path)
+    assert first["messageId"].startswith("srv-") and first["messageId"] == retry["messageId"]
+    assert first["context"]["ip"] == "203.0.113.7" and first["context"]["userAgent"] == "Mozilla/5.0 Test"
+    skew = (time.time() - time.mktime(time.strptime(first["timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+            + time.timezone)
+    assert abs(skew - 10) < 30, "the timestamp was moved to the server's clock, 10 s before receipt"
+
+
+def test_the_collector_refuses_to_start_without_write_keys(tmp_path):
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "ingestion.collector", "--port", "0"],
+                         env={**os.environ, "COLLECTOR_WRITE_KEYS": "", "LANDING_DIR": str(tmp_path)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "COLLECTOR_WRITE_KEYS is not set" in out.stderr
+
+
+def test_every_acknowledged_event_survives_sigkill_mid_stream(env, tmp_path):
+    def send(client, n, i):
+        key = f"b-{n}-{i}"
+        r = client.post(f"{col.url}/v1/batch", json={"batch": [page(key), page(key)]}, auth=(KEYS[0], ""))
+        return key, r.status_code
+
+    with service("ingestion.collector", env) as col:
+        acked = acknowledged_until_sigkill(col, send)
+    landing = tmp_path / "landing"
+    assert list(landing.rglob(".open-*")), "the killed collector left its open segment"
+    recover_orphans(landing / "tracking")
+    stored = {e["anonymousId"] for e in landed(tmp_path)}
+    missing = set(acked) - stored
+    assert not missing, f"{len(missing)} acknowledged batches lost, e.g. {sorted(missing)[:3]}"
