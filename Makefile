@@ -17,7 +17,7 @@ DEMO_SEED ?= 7
 DEMO_TIKTOK ?= fake
 PORT ?= 3000
 
-.PHONY: help install demo test run dev dev-demo bench stripe-receiver clean
+.PHONY: help install browser demo test run dev dev-demo bench stripe-receiver collector clean
 
 help:
 	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
@@ -27,6 +27,8 @@ help:
 	@echo "make dev-demo  the Dagster UI over the demo's data"
 	@echo "make bench     the benchmarks, printing their figures"
 	@echo "make stripe-receiver PORT=8787   the Stripe webhook receiver on 127.0.0.1 (needs STRIPE_WEBHOOK_SECRET)"
+	@echo "make collector PORT=8788         the tracking collector on 127.0.0.1 (needs COLLECTOR_WRITE_KEYS)"
+	@echo "make browser   installs Debian's Chromium for the tracker's browser test (root; skipped if present)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
@@ -62,16 +64,28 @@ dev-demo:
 BENCH_CONVERSIONS ?= 100000
 BENCH_EDGES ?= 1000000
 BENCH_WEBHOOKS ?= 20000
+BENCH_TRACKING_EVENTS ?= 200000
 bench: $(STAMP)
 	$(PY) -m bench.tiktok_delivery --conversions $(BENCH_CONVERSIONS)
 	$(PY) -m bench.identity --edges $(BENCH_EDGES)
 	$(PY) -m bench.stripe_webhooks --requests $(BENCH_WEBHOOKS)
+	$(PY) -m bench.collector --events $(BENCH_TRACKING_EVENTS)
 
 # the webhook receiver: WORKERS processes on 127.0.0.1:PORT (HOST=0.0.0.0 behind a proxy)
 HOST ?= 127.0.0.1
 WORKERS ?= 2
 stripe-receiver: $(STAMP)
 	$(PY) -m ingestion.stripe_receiver --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+# the tracking collector, same options
+collector: $(STAMP)
+	$(PY) -m ingestion.collector --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+# the browser test drives Debian's Chromium (a browser a test tool downloads itself does not work here)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import statistics
+import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def build_request(method: str, path: str, host: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -86,3 +91,41 @@ def cores() -> int:
 
 def mean(xs: list[float]) -> float:
     return statistics.fmean(xs) if xs else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{cmd} did not start on port {port}")
+
+
+def measure_server(cmd: Callable[[int], list[str]], env: Callable[[Path], dict],
+                   requests: Callable[[int], list[bytes]], connections: int, warmup: int = 200,
+                   stored: Callable[[Path], int] | None = None) -> tuple[LoadResult, int]:
+    """Start a server (``cmd(port)``, ``env(landing_dir)``) on a fresh landing zone, warm it up, load it with
+    ``requests(port)``, stop it gracefully, and count what it stored."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        landing = Path(tmp)
+        port = free_port()
+        proc = start_server(cmd(port), env(landing), port)
+        try:
+            reqs = requests(port)
+            asyncio.run(run_load("127.0.0.1", port, reqs[:warmup], connections))
+            result = asyncio.run(run_load("127.0.0.1", port, reqs[warmup:], connections))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        return result, stored(landing) if stored else 0

@@ -9,12 +9,9 @@ Run with ``make bench`` or ``python -m bench.stripe_webhooks``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,16 +19,10 @@ from pathlib import Path
 
 import stripe
 
-from bench.http_load import build_request, cores, run_load
+from bench.http_load import build_request, cores, measure_server
 from ingestion.landing import list_landing_files
 
 SECRET = "whsec_bench_secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def events(n: int) -> list[bytes]:
@@ -62,43 +53,21 @@ def signed_requests(bodies: list[bytes], port: int) -> list[bytes]:
             for body in bodies]
 
 
-def start(app: str, port: int, landing: Path, workers: int) -> subprocess.Popen:
-    env = dict(os.environ, STRIPE_WEBHOOK_SECRET=SECRET, LANDING_DIR=str(landing))
-    if app == "receiver":
-        cmd = [sys.executable, "-m", "ingestion.stripe_receiver", "--port", str(port), "--workers", str(workers)]
-    else:
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.naive_receiver:create_app", "--port", str(port),
-               "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
-               "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"{app} did not start on port {port}")
-
-
 def stored_lines(landing: Path) -> int:
     return sum(p.read_bytes().count(b"\n") for p in list_landing_files(landing, "stripe_events"))
 
 
 def measure(app: str, bodies: list[bytes], connections: int, workers: int) -> tuple:
-    with tempfile.TemporaryDirectory(prefix=f"bench-{app}-") as tmp:
-        landing = Path(tmp)
-        port = free_port()
-        proc = start(app, port, landing, workers)
-        try:
-            warm = signed_requests(bodies[:200], port)
-            asyncio.run(run_load("127.0.0.1", port, warm, connections))
-            result = asyncio.run(run_load("127.0.0.1", port, signed_requests(bodies, port), connections))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-        return result, stored_lines(landing)
+    if app == "receiver":
+        cmd = lambda port: [sys.executable, "-m", "ingestion.stripe_receiver", "--port", str(port),  # noqa: E731
+                            "--workers", str(workers)]
+    else:
+        cmd = lambda port: [sys.executable, "-m", "uvicorn", "--factory", "bench.naive_receiver:create_app",  # noqa: E731
+                            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--log-level",
+                            "warning", "--no-access-log", "--workers", str(workers)]
+    return measure_server(cmd, lambda landing: {"STRIPE_WEBHOOK_SECRET": SECRET, "LANDING_DIR": str(landing)},
+                          lambda port: signed_requests(bodies[:200] + bodies, port), connections,
+                          stored=stored_lines)
 
 
 def bench_pull(n_events: int) -> None:
