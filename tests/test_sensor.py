@@ -40,3 +40,21 @@ def test_files_already_loaded_do_not_start_a_run_even_without_a_cursor(workspace
     with duckdb.connect(str(workspace.warehouse)) as con:
         load_all(con, workspace.landing)
     assert not _evaluate(workspace).run_requests
+
+
+def test_a_segment_left_by_a_killed_collector_is_published_and_starts_a_run(workspace):
+    """An orphaned segment (its process gone, its lock released) holds acknowledged events; a live one does not
+    count until its owner publishes it."""
+    from ingestion.durable import Segment
+
+    live = Segment(workspace.landing / "tracking" / "collector")
+    live.append(b'{"messageId":"m-live","type":"page","timestamp":"2026-06-01T00:00:00Z","anonymousId":"b"}\n', 1)
+    assert not _evaluate(workspace).run_requests, "a live segment is not a landing file yet"
+    orphan = workspace.landing / "tracking" / "collector" / ".open-deadhost-1-abc.jsonl"
+    orphan.write_text('{"messageId":"m-orphan","type":"page","timestamp":"2026-06-01T00:00:00Z","anonymousId":"b"}\n'
+                      '{"messageId":"m-torn","type":"pa')
+    result = _evaluate(workspace)
+    assert len(result.run_requests) == 1
+    (published,) = [p for p in (workspace.landing / "tracking").rglob("*-recovered.jsonl")]
+    assert published.read_text().count("\n") == 1 and "m-torn" not in published.read_text()
+    live.close()

@@ -7,14 +7,13 @@ import subprocess
 import sys
 import time
 
-import duckdb
 import httpx
 import pytest
 import stripe
 
 from ingestion.durable import recover_orphans
 from ingestion.landing import list_landing_files
-from ingestion.loader import load_all
+from tests.conftest import Workspace
 from tests.services import ROOT, acknowledged_until_sigkill, service
 
 OLD_SECRET, NEW_SECRET = "whsec_old_secret_before_rotation", "whsec_new_secret_after_rotation"
@@ -109,17 +108,18 @@ def test_malformed_oversize_and_non_event_bodies_get_clear_4xx(env, tmp_path):
     assert [e["id"] for e in landed(tmp_path / "landing")] == ["evt_kept"]
 
 
-def test_duplicate_and_out_of_order_deliveries_are_accepted_and_load_once(env, tmp_path):
+def test_duplicate_and_out_of_order_deliveries_are_accepted_and_stage_the_latest_state(env, tmp_path):
     now = int(time.time())
     newer = stripe_event("evt_2", created=now, email="new@example.com", type="customer.updated", id="cus_1")
     older = stripe_event("evt_1", created=now - 60, email="old@example.com", id="cus_1")
     with service("ingestion.stripe_receiver", env) as rx:
         for e in (newer, older, newer, older):  # Stripe retries, in no particular order
             assert post(rx.url, json.dumps(e)).status_code == 200
-    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
-        load_all(con, tmp_path / "landing")
-        rows = con.execute("select event_id from raw.stripe_events order by created_at").fetchall()
-    assert rows == [("evt_1",), ("evt_2",)]
+    ws = Workspace(tmp_path)  # its landing zone is where the receiver wrote
+    ws.dbt("build", "--select", "+stg_stripe__customers")
+    assert ws.query("select event_id from raw.stripe_events order by created_at") == [("evt_1",), ("evt_2",)]
+    assert ws.query("select stripe_customer_id, email from staging.stg_stripe__customers") == \
+        [("cus_1", "new@example.com")]
 
 
 def test_the_receiver_refuses_to_start_without_a_secret(tmp_path):
