@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from orchestration.defs import activation, automation, dbt, ingestion, stripe
+from orchestration.defs import activation, automation, checks, dbt, ingestion, stripe
 from orchestration.resources import default_resources
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     """All definitions, with the given resources (default: from the environment)."""
     return dg.Definitions.merge(
-        ingestion.defs, stripe.defs, dbt.defs, activation.defs, automation.defs,
+        ingestion.defs, stripe.defs, dbt.defs, activation.defs, checks.defs, automation.defs,
         dg.Definitions(resources=resources if resources is not None else default_resources()),
     )
 

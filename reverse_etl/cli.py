@@ -13,12 +13,22 @@ import duckdb
 
 from ingestion import config
 from reverse_etl.deliver import DeliverySettings, DeliveryStopped, deliver
+from reverse_etl.ledger import review_failures, unreviewed_failures
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reverse_etl", description=__doc__)
     ap.add_argument("--warehouse", default=str(config.warehouse_path()))
+    ap.add_argument("--review-failures", metavar="WHO",
+                    help="list the permanent failures nobody has reviewed, record them as reviewed by WHO, and exit")
+    ap.add_argument("--note", help="a note stored with --review-failures")
     args = ap.parse_args(argv)
+    if args.review_failures:
+        with duckdb.connect(args.warehouse) as con:
+            for code, message, events, newest in unreviewed_failures(con):
+                print(f"{events:6d} x code {code}: {message} (latest {newest})")
+            print(f"{review_failures(con, args.review_failures, args.note)} failed_permanent events marked reviewed")
+        return 0
     try:
         settings = DeliverySettings.from_env()
     except ValueError as e:

@@ -37,6 +37,14 @@ create table if not exists {TABLE} (
     recorded_at timestamp not null,
     payload varchar  -- the hashed event as sent (JSON text)
 );
+-- permanent failures a person has looked at (`python -m reverse_etl --review-failures`); the asset check
+-- `no_unreviewed_permanent_failures` fails while any failed_permanent event is missing here
+create table if not exists {SCHEMA}.tiktok_failure_reviews (
+    event_id varchar primary key,
+    reviewed_at timestamp not null,
+    reviewed_by varchar,
+    note varchar
+);
 """
 
 
@@ -57,6 +65,30 @@ class LedgerRow:
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+
+
+def unreviewed_failures(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(last_code, last_message, events, newest) of failed_permanent events nobody has reviewed yet."""
+    ensure_ledger(con)
+    return con.execute(f"""
+        select last_code, last_message, count(*), max(last_attempt_at)
+        from {TABLE} d
+        where status = 'failed_permanent'
+          and not exists (select 1 from {SCHEMA}.tiktok_failure_reviews r where r.event_id = d.event_id)
+        group by all order by 3 desc""").fetchall()
+
+
+def review_failures(con: duckdb.DuckDBPyConnection, reviewed_by: str, note: str | None = None) -> int:
+    """Record every unreviewed failed_permanent event as reviewed. Returns how many."""
+    ensure_ledger(con)
+    before = con.execute(f"select count(*) from {SCHEMA}.tiktok_failure_reviews").fetchall()[0][0]
+    con.execute(f"""
+        insert into {SCHEMA}.tiktok_failure_reviews
+        select event_id, now(), ?, ? from {TABLE} d
+        where status = 'failed_permanent'
+          and not exists (select 1 from {SCHEMA}.tiktok_failure_reviews r where r.event_id = d.event_id)""",
+                [reviewed_by, note])
+    return con.execute(f"select count(*) from {SCHEMA}.tiktok_failure_reviews").fetchall()[0][0] - before
 
 
 def write_rows(con: duckdb.DuckDBPyConnection, rows: list[LedgerRow]) -> None:

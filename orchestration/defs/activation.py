@@ -10,7 +10,8 @@ from reverse_etl.ledger import status_counts
 
 @dg.asset(key=["reverse_etl", "tiktok_deliveries"], group_name="activation", pool=WAREHOUSE_POOL,
           deps=[dg.AssetKey(["marts", "tiktok_conversions"]), dg.AssetKey(["marts", "tiktok_conversion_contents"])],
-          kinds={"duckdb", "python"}, owners=["team:activation"],
+          kinds={"duckdb", "python", "tiktok"}, owners=["team:activation"], tags={"layer": "reverse_etl"},
+          automation_condition=dg.AutomationCondition.eager(),
           description="Every eligible conversion sent to the TikTok Events API exactly once per event id, with the "
                       "outcome in the delivery ledger. Without TikTok credentials: hashed payloads recorded as "
                       "dry_run, nothing sent.")

@@ -1,4 +1,5 @@
-"""The pipeline job and the landing-zone sensor that starts it when new files appear."""
+"""How the pipeline runs by itself: the landing-zone sensor loads new files, declarative automation carries the
+change through dbt and the TikTok delivery, and `pipeline` runs everything at once (make run, the demo)."""
 
 import hashlib
 import json
@@ -14,8 +15,23 @@ from orchestration.resources import LandingZoneResource, WarehouseResource
 # `warehouse` pool (limit 1 in dagster.yaml) also queues the steps of runs started at the same time.
 pipeline_job = dg.define_asset_job(
     "pipeline", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor,
-    description="Load new landing files, build the dbt models, record TikTok deliveries.",
+    description="Pull Stripe, load new landing files, build the dbt models, record TikTok deliveries.",
 )
+
+RAW_KEYS = [dg.AssetKey(["raw", "stripe_events"]), dg.AssetKey(["raw", "tracking_events"])]
+ingest_job = dg.define_asset_job(
+    "ingest", selection=dg.AssetSelection.assets(*RAW_KEYS), executor_def=dg.in_process_executor,
+    description="Load new landing files into the raw tables; automation takes it from there.",
+    # a run that dies (killed worker, lost node) is started again; a failing step is not (it would fail again)
+    tags={"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"},
+)
+
+# Every dbt model and the TikTok delivery carry AutomationCondition.eager(): once the raw tables change, the
+# models downstream of them are built, then the delivery runs. This sensor evaluates those conditions.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30, run_tags={"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"},
+    description="Builds whatever is downstream of new data: staging, identity, attribution, then activation.")
 
 
 def _landing_snapshot(landing_zone: LandingZoneResource) -> dict[str, float]:
@@ -28,8 +44,9 @@ def _landing_snapshot(landing_zone: LandingZoneResource) -> dict[str, float]:
             for source in SOURCES for p in list_landing_files(root, source)}
 
 
-@dg.sensor(job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Starts the pipeline when files appear in the landing zone that no run has seen.")
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Loads files that appear in the landing zone and no run has seen (the automation sensor "
+                       "then builds what they feed).")
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource,
                         warehouse: WarehouseResource) -> dg.SensorResult:
     # The cursor holds a digest of the files already requested, so a file is asked for once even if
@@ -60,4 +77,4 @@ def _digest(name: str) -> str:
     return hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
-defs = dg.Definitions(jobs=[pipeline_job], sensors=[landing_zone_sensor])
+defs = dg.Definitions(jobs=[pipeline_job, ingest_job], sensors=[landing_zone_sensor, automation_sensor])

@@ -1,11 +1,11 @@
-"""The dbt project as Dagster assets: staging, identity and attribution models, keyed [schema, model]."""
-
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+"""The dbt project as Dagster assets: staging, identity, attribution and activation models, keyed [schema, model]."""
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
@@ -20,7 +20,10 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 _venv_dbt = Path(sys.executable).parent / "dbt"
 DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "dbt"
 
-GROUPS = {"staging": "staging", "intermediate": "identity", "marts": "attribution", "reference": "staging"}
+# marts read daily by analysts: warn after 6 hours without a build, fail after a day (the pipeline runs whenever
+# files land, and the Stripe pull every 15 minutes, so a day means the automation is stuck)
+MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=6))
+ACTIVATION_MODELS = {"tiktok_conversions", "tiktok_conversion_contents"}
 
 
 def _manifest_is_stale() -> bool:
@@ -41,8 +44,10 @@ def prepare_manifest() -> Path:
 
 
 class Translator(DagsterDbtTranslator):
-    """Asset keys [schema, name] (sources: raw.stripe_events -> ["raw", "stripe_events"], matching the
-    loader assets), and groups that read as the pipeline: staging, identity, attribution."""
+    """One place for how dbt models look in Dagster: keys [schema, name] (sources: raw.stripe_events ->
+    ["raw", "stripe_events"], the loader assets), groups that read as the pipeline (staging, identity,
+    attribution, activation), owners and layer tags, eager automation (a model follows its inputs), and a
+    freshness policy on the marts."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -51,10 +56,31 @@ class Translator(DagsterDbtTranslator):
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        schema = dbt_resource_props["config"].get("schema")
-        if dbt_resource_props["name"].startswith("int_identity"):
+        name, schema = dbt_resource_props["name"], dbt_resource_props["config"].get("schema")
+        if name.startswith("int_identity") or name == "identity_edge_audit":
             return "identity"
-        return "attribution" if schema == "intermediate" else GROUPS.get(schema, "staging")
+        if name in ACTIVATION_MODELS:
+            return "activation"
+        if schema in ("intermediate", "marts"):
+            return "attribution"
+        return "staging"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        return ["team:analytics-engineering"]
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        schema = dbt_resource_props["config"].get("schema") or "main"
+        return {**super().get_tags(dbt_resource_props), "layer": schema}
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        # new raw rows (the landing-zone sensor's runs) flow through staging, identity and attribution
+        return dg.AutomationCondition.eager()
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.key.path[0] == "marts" and unique_id.startswith("model."):
+            spec = spec.replace_attributes(freshness_policy=MARTS_FRESHNESS)
+        return spec
 
 
 @dbt_assets(manifest=prepare_manifest(), dagster_dbt_translator=Translator(), pool=WAREHOUSE_POOL,
@@ -62,7 +88,20 @@ class Translator(DagsterDbtTranslator):
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     # dbt reads the warehouse path from WAREHOUSE_PATH (profiles.yml); the resource decides it.
     os.environ["WAREHOUSE_PATH"] = str(warehouse.resolved_path)
-    yield from dbt.cli(["build"], context=context).stream()
+    events = list(dbt.cli(["build"], context=context).stream())
+    # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
+    # the warehouse inside this process with dbt's settings and lock out every later step's connection).
+    with warehouse.connect() as con:
+        for event in events:
+            if isinstance(event, dg.Output) and event.output_name:
+                key = context.asset_key_for_output(event.output_name)
+                try:
+                    rows = con.execute(f'select count(*) from "{key.path[0]}"."{key.path[-1]}"').fetchall()[0][0]
+                except Exception:  # not a relation (ephemeral, or a snapshot under another name)
+                    rows = None
+                if rows is not None:
+                    event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
+            yield event
 
 
 defs = dg.Definitions(assets=[dbt_models], resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)})

@@ -29,7 +29,12 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landi
     })
 
 
-@dg.asset(key=["raw", "stripe_events"], deps=[STRIPE_PULL_KEY], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb", "stripe"},
+# a warehouse briefly held by a query outside Dagster (an analyst's DuckDB session) is worth waiting for
+LOAD_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+@dg.asset(key=["raw", "stripe_events"], deps=[STRIPE_PULL_KEY], group_name="ingestion", pool=WAREHOUSE_POOL,
+          kinds={"duckdb", "stripe"}, owners=["team:data-platform"], tags={"layer": "raw"}, retry_policy=LOAD_RETRY,
           description="Stripe events from $LANDING_DIR/stripe_events, each file once, each event id once; "
                       "malformed lines go to raw.quarantine.")
 def raw_stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -38,6 +43,7 @@ def raw_stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 @dg.asset(key=["raw", "tracking_events"], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb"},
+          owners=["team:data-platform"], tags={"layer": "raw"}, retry_policy=LOAD_RETRY,
           description="Tracking events from $LANDING_DIR/tracking, each file once, each messageId once; "
                       "malformed lines go to raw.quarantine.")
 def raw_tracking_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,

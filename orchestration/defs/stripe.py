@@ -12,7 +12,10 @@ from orchestration.resources import LandingZoneResource, StripeResource
 from orchestration.defs.ingestion import STRIPE_PULL_KEY as PULL_KEY
 
 
-@dg.asset(key=PULL_KEY, group_name="ingestion", kinds={"stripe"},
+@dg.asset(key=PULL_KEY, group_name="ingestion", kinds={"stripe"}, owners=["team:data-platform"],
+          tags={"layer": "landing"},
+          # Stripe's own 429s and 5xx are retried inside the pull; this covers a pull that gave up on an outage
+          retry_policy=dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL),
           check_specs=[dg.AssetCheckSpec("no_retention_gap", asset=PULL_KEY,
                                          description="No stretch of events older than Stripe's 30-day retention "
                                                      "was missed without a backfill covering it.")],
