@@ -17,7 +17,7 @@ DEMO_SEED ?= 7
 DEMO_TIKTOK ?= fake
 PORT ?= 3000
 
-.PHONY: help install browser demo test run dev dev-demo bench stripe-receiver collector clean
+.PHONY: help install browser demo test run dev dev-demo bench bench-pipeline stripe-receiver collector clean
 
 help:
 	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
@@ -70,6 +70,11 @@ bench: $(STAMP)
 	$(PY) -m bench.identity --edges $(BENCH_EDGES)
 	$(PY) -m bench.stripe_webhooks --requests $(BENCH_WEBHOOKS)
 	$(PY) -m bench.collector --events $(BENCH_TRACKING_EVENTS)
+
+# the whole pipeline through Dagster at scale: full run, no-new-data run, +1% run (several minutes, ~2 GB of disk)
+BENCH_PIPELINE_EVENTS ?= 1000000
+bench-pipeline: $(STAMP)
+	$(PY) -m bench.pipeline --tracking-events $(BENCH_PIPELINE_EVENTS)
 
 # the webhook receiver: WORKERS processes on 127.0.0.1:PORT (HOST=0.0.0.0 behind a proxy)
 HOST ?= 127.0.0.1
