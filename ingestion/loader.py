@@ -46,49 +46,50 @@ create table if not exists {RAW_SCHEMA}.quarantine (
 );
 """
 
-# Why a line is refused, in order; the first that applies is recorded. `j` is the parsed line.
+# Each valid line is parsed once for all the fields the checks and the insert read: `f` is the list of their
+# values as text (json_extract_string with a list of paths) and `t` the JSON types of `$` and any object paths.
+STRIPE_FIELDS = ["id", "type", "created", "api_version", "data.object.id", "data.object.object", "livemode"]
+STRIPE_TYPES = ["data.object"]
+TRACKING_FIELDS = ["messageId", "type", "event", "anonymousId", "userId", "timestamp"]
+TRACKING_TYPES: list[str] = []
+
+# Why a line is refused, in order; the first that applies is recorded.
 STRIPE_CHECKS = """
-    when json_extract_string(j, '$.id') is null or json_extract_string(j, '$.id') = ''
-        then 'missing required field: id'
-    when json_extract_string(j, '$.type') is null then 'missing required field: type'
-    when try_cast(json_extract_string(j, '$.created') as bigint) is null
-        then 'missing or non-integer field: created'
-    when json_type(j, '$.data.object') is distinct from 'OBJECT' then 'missing required field: data.object'
+    when f[1] is null or f[1] = '' then 'missing required field: id'
+    when f[2] is null then 'missing required field: type'
+    when try_cast(f[3] as bigint) is null then 'missing or non-integer field: created'
+    when t[2] is distinct from 'OBJECT' then 'missing required field: data.object'
 """
 TRACKING_CHECKS = """
-    when json_extract_string(j, '$.messageId') is null or json_extract_string(j, '$.messageId') = ''
-        then 'missing required field: messageId'
-    when json_extract_string(j, '$.type') is null then 'missing required field: type'
-    when json_extract_string(j, '$.type') not in ('page', 'identify', 'track')
-        then 'unsupported type: ' || json_extract_string(j, '$.type')
-    when json_extract_string(j, '$.timestamp') is null then 'missing required field: timestamp'
-    when try_cast(json_extract_string(j, '$.timestamp') as timestamptz) is null
-        then 'timestamp is not an ISO-8601 date-time'
-    when coalesce(json_extract_string(j, '$.anonymousId'), '') = ''
-         and coalesce(json_extract_string(j, '$.userId'), '') = ''
-        then 'missing required field: one of anonymousId or userId'
+    when f[1] is null or f[1] = '' then 'missing required field: messageId'
+    when f[2] is null then 'missing required field: type'
+    when f[2] not in ('page', 'identify', 'track') then 'unsupported type: ' || f[2]
+    when f[6] is null then 'missing required field: timestamp'
+    when try_cast(f[6] as timestamptz) is null then 'timestamp is not an ISO-8601 date-time'
+    when coalesce(f[4], '') = '' and coalesce(f[5], '') = '' then 'missing required field: one of anonymousId or userId'
 """
 STRIPE_INSERT = f"""
 insert into {RAW_SCHEMA}.stripe_events
-select json_extract_string(j, '$.id'), json_extract_string(j, '$.type'), json_extract_string(j, '$.api_version'),
-       make_timestamp(cast(json_extract_string(j, '$.created') as bigint) * 1000000),
-       json_extract_string(j, '$.data.object.id'), json_extract_string(j, '$.data.object.object'),
-       try_cast(json_extract_string(j, '$.livemode') as boolean), j, file, line_number, $now
+select f[1], f[2], f[4], make_timestamp(cast(f[3] as bigint) * 1000000), f[5], f[6], try_cast(f[7] as boolean),
+       line::json, file, line_number, $now
 from _valid v
-where not exists (select 1 from {RAW_SCHEMA}.stripe_events r where r.event_id = json_extract_string(v.j, '$.id'))
-qualify row_number() over (partition by json_extract_string(j, '$.id') order by file, line_number) = 1
+where not exists (select 1 from {RAW_SCHEMA}.stripe_events r where r.event_id = v.f[1])
+qualify row_number() over (partition by f[1] order by file, line_number) = 1
 """
 TRACKING_INSERT = f"""
 insert into {RAW_SCHEMA}.tracking_events
-select json_extract_string(j, '$.messageId'), json_extract_string(j, '$.type'), json_extract_string(j, '$.event'),
-       nullif(json_extract_string(j, '$.anonymousId'), ''), nullif(json_extract_string(j, '$.userId'), ''),
-       cast(json_extract_string(j, '$.timestamp') as timestamptz) at time zone 'UTC', j, file, line_number, $now
+select f[1], f[2], f[3], nullif(f[4], ''), nullif(f[5], ''), cast(f[6] as timestamptz) at time zone 'UTC',
+       line::json, file, line_number, $now
 from _valid v
-where not exists (select 1 from {RAW_SCHEMA}.tracking_events r
-                  where r.message_id = json_extract_string(v.j, '$.messageId'))
-qualify row_number() over (partition by json_extract_string(j, '$.messageId') order by file, line_number) = 1
+where not exists (select 1 from {RAW_SCHEMA}.tracking_events r where r.message_id = v.f[1])
+qualify row_number() over (partition by f[1] order by file, line_number) = 1
 """
-SOURCE_SQL = {STRIPE_DIR: (STRIPE_CHECKS, STRIPE_INSERT), TRACKING_DIR: (TRACKING_CHECKS, TRACKING_INSERT)}
+SOURCE_SQL = {STRIPE_DIR: (STRIPE_FIELDS, STRIPE_TYPES, STRIPE_CHECKS, STRIPE_INSERT),
+              TRACKING_DIR: (TRACKING_FIELDS, TRACKING_TYPES, TRACKING_CHECKS, TRACKING_INSERT)}
+
+
+def _paths(paths: list[str], root: bool = False) -> str:
+    return "[" + ", ".join(["'$'"] * root + [f"'$.{p}'" for p in paths]) + "]"
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _batches(files: list[Path]) -> list[list[Path]]:
 
 def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, files: list[Path],
                 scratch: Path, result: SourceLoad) -> None:
-    checks, insert = SOURCE_SQL[source]
+    fields, types, checks, insert = SOURCE_SQL[source]
     mapping = []
     for f in files:
         read_path = f
@@ -157,22 +158,24 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
                    rtrim(unnest(parts), chr(13)) as line
             from split
         """, [[m[0] for m in mapping]])
-        con.execute("""
-            create or replace temp table _checked as
+        con.execute(f"""
+            create or replace temp table _parsed as
             select file, line_number, line,
-                   case when not json_valid(line) then 'invalid JSON'
-                        when json_type(line) <> 'OBJECT' then 'not a JSON object'
-                        else null end as reason
-            from _lines where trim(line) <> ''
+                   case when ok then json_type(line, {_paths(types, root=True)}) end as t,
+                   case when ok then json_extract_string(line, {_paths(fields)}) end as f
+            from (select *, json_valid(line) as ok from _lines where trim(line) <> '')
         """)
         con.execute(f"""
             create or replace temp table _classified as
-            select file, line_number, line,
-                   coalesce(reason, case {checks} else null end) as reason
-            from (select *, case when reason is null then line::json end as j from _checked)
+            select file, line_number, line, f,
+                   case when t is null then 'invalid JSON'
+                        when t[1] <> 'OBJECT' then 'not a JSON object'
+                        {checks}
+                        else null end as reason
+            from _parsed
         """)
         con.execute("create or replace temp table _valid as "
-                    "select file, line_number, line::json as j from _classified where reason is null")
+                    "select file, line_number, line, f from _classified where reason is null")
         now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
         before = con.execute(f"select count(*) from {RAW_SCHEMA}.{_table(source)}").fetchall()[0][0]
         con.execute(insert.replace("$now", "?"), [now])
@@ -194,7 +197,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
             from _files f
         """, [source, now, now, now])
         stats = con.execute("select count(*), count(*) filter (where reason is not null) from _classified").fetchall()[0]
-        con.execute("drop table _lines; drop table _checked; drop table _classified; drop table _valid; "
+        con.execute("drop table _lines; drop table _parsed; drop table _classified; drop table _valid; "
                     "drop table _files")
         con.execute("commit")
     except BaseException:

@@ -8,6 +8,16 @@
     ({{ column }} #>> '{ {{- parts.split('.') | join(',') -}} }')
 {%- endmacro %}
 
+{# json_texts('payload', ['a.b', 'c']) -> an array of the values at those paths as text, indexed from 1. The JSON
+   is parsed once for all the paths: on DuckDB that is several times faster than one json_text per path. #}
+{% macro json_texts(column, paths) %}{{ return(adapter.dispatch('json_texts', 'ttattribution')(column, paths)) }}{% endmacro %}
+{% macro default__json_texts(column, paths) -%}
+    json_extract_string({{ column }}, [{% for p in paths %}'$.{{ p }}'{% if not loop.last %}, {% endif %}{% endfor %}])
+{%- endmacro %}
+{% macro postgres__json_texts(column, paths) -%}
+    array[{% for p in paths %}{{ postgres__json_text(column, p) }}{% if not loop.last %}, {% endif %}{% endfor %}]
+{%- endmacro %}
+
 {% macro epoch_to_timestamp(expr) %}{{ return(adapter.dispatch('epoch_to_timestamp', 'ttattribution')(expr)) }}{% endmacro %}
 {% macro default__epoch_to_timestamp(expr) %}make_timestamp(cast({{ expr }} as bigint) * 1000000){% endmacro %}
 {% macro postgres__epoch_to_timestamp(expr) %}(to_timestamp(cast({{ expr }} as bigint)) at time zone 'UTC'){% endmacro %}

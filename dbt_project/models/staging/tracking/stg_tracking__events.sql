@@ -8,6 +8,35 @@ with source as (
     from {{ source('tracking', 'tracking_events') }}
 ),
 
+{#- every field read from the payload, parsed once per event (json_texts) -#}
+{%- set fields = [
+    ('url', 'context.page.url'), ('props_url', 'properties.url'),
+    ('path', 'context.page.path'), ('props_path', 'properties.path'),
+    ('title', 'context.page.title'), ('props_title', 'properties.title'),
+    ('referrer', 'context.page.referrer'), ('props_referrer', 'properties.referrer'),
+    ('context_utm_source', 'context.campaign.source'), ('context_utm_medium', 'context.campaign.medium'),
+    ('context_utm_campaign', 'context.campaign.name'), ('context_utm_content', 'context.campaign.content'),
+    ('context_utm_term', 'context.campaign.term'),
+    ('user_agent', 'context.userAgent'), ('ip', 'context.ip'), ('locale', 'context.locale'),
+    ('ttp', 'context.cookies._ttp'), ('ga_cookie', 'context.cookies._ga'),
+    ('advertising_consent_raw', 'context.consent.categoryPreferences.advertising'),
+    ('trait_email', 'traits.email'), ('trait_phone', 'traits.phone'),
+    ('carried_utm_source', 'context.attribution.campaign.source'),
+    ('carried_utm_medium', 'context.attribution.campaign.medium'),
+    ('carried_utm_campaign', 'context.attribution.campaign.name'),
+    ('carried_landing_url', 'context.attribution.landingUrl'),
+] -%}
+{%- for c in click_ids %}{% do fields.append(('carried_' ~ c, 'context.attribution.clickIds.' ~ c)) %}{% endfor -%}
+{%- set at = {} -%}
+{%- for name, path in fields %}{% do at.update({name: 'f[' ~ loop.index ~ ']'}) %}{% endfor %}
+
+extracted as (
+    select
+        message_id, type, event_name, anonymous_id, user_id, event_timestamp,
+        {{ json_texts('payload', fields | map(attribute=1) | list) }} as f
+    from source
+),
+
 parsed as (
     select
         message_id,
@@ -16,32 +45,26 @@ parsed as (
         anonymous_id,
         user_id,
         event_timestamp as event_at,
-        coalesce({{ json_text('payload', 'context.page.url') }}, {{ json_text('payload', 'properties.url') }}) as page_url,
-        coalesce({{ json_text('payload', 'context.page.path') }}, {{ json_text('payload', 'properties.path') }}) as page_path,
-        coalesce({{ json_text('payload', 'context.page.title') }}, {{ json_text('payload', 'properties.title') }}) as page_title,
-        nullif(coalesce({{ json_text('payload', 'context.page.referrer') }},
-                        {{ json_text('payload', 'properties.referrer') }}), '') as referrer,
-        {{ json_text('payload', 'context.campaign.source') }} as context_utm_source,
-        {{ json_text('payload', 'context.campaign.medium') }} as context_utm_medium,
-        {{ json_text('payload', 'context.campaign.name') }} as context_utm_campaign,
-        {{ json_text('payload', 'context.campaign.content') }} as context_utm_content,
-        {{ json_text('payload', 'context.campaign.term') }} as context_utm_term,
-        {{ json_text('payload', 'context.userAgent') }} as user_agent,
-        {{ json_text('payload', 'context.ip') }} as ip,
-        {{ json_text('payload', 'context.locale') }} as locale,
-        nullif({{ json_text('payload', 'context.cookies._ttp') }}, '') as ttp,
-        nullif({{ json_text('payload', 'context.cookies._ga') }}, '') as ga_cookie,
-        {{ json_text('payload', 'context.consent.categoryPreferences.advertising') }} as advertising_consent_raw,
-        {{ json_text('payload', 'traits.email') }} as trait_email,
-        {{ json_text('payload', 'traits.phone') }} as trait_phone,
-        -- what the browser tracker remembered from the landing page and sends with every later event
-        {% for c in click_ids %}{{ json_text('payload', 'context.attribution.clickIds.' ~ c) }} as carried_{{ c }},
+        coalesce({{ at.url }}, {{ at.props_url }}) as page_url,
+        coalesce({{ at.path }}, {{ at.props_path }}) as page_path,
+        coalesce({{ at.title }}, {{ at.props_title }}) as page_title,
+        nullif(coalesce({{ at.referrer }}, {{ at.props_referrer }}), '') as referrer,
+        {% for name in ['context_utm_source', 'context_utm_medium', 'context_utm_campaign', 'context_utm_content',
+                        'context_utm_term', 'user_agent', 'ip', 'locale'] %}{{ at[name] }} as {{ name }},
         {% endfor %}
-        {{ json_text('payload', 'context.attribution.campaign.source') }} as carried_utm_source,
-        {{ json_text('payload', 'context.attribution.campaign.medium') }} as carried_utm_medium,
-        {{ json_text('payload', 'context.attribution.campaign.name') }} as carried_utm_campaign,
-        {{ json_text('payload', 'context.attribution.landingUrl') }} as carried_landing_url
-    from source
+        nullif({{ at.ttp }}, '') as ttp,
+        nullif({{ at.ga_cookie }}, '') as ga_cookie,
+        {{ at.advertising_consent_raw }} as advertising_consent_raw,
+        {{ at.trait_email }} as trait_email,
+        {{ at.trait_phone }} as trait_phone,
+        -- what the browser tracker remembered from the landing page and sends with every later event
+        {% for c in click_ids %}{{ at['carried_' ~ c] }} as carried_{{ c }},
+        {% endfor %}
+        {{ at.carried_utm_source }} as carried_utm_source,
+        {{ at.carried_utm_medium }} as carried_utm_medium,
+        {{ at.carried_utm_campaign }} as carried_utm_campaign,
+        {{ at.carried_landing_url }} as carried_landing_url
+    from extracted
 ),
 
 with_params as (
@@ -72,10 +95,12 @@ referrer_kinds as (
 ),
 
 bots as (
-    select distinct with_params.message_id
-    from with_params
+    -- matched once per distinct user agent (a few thousand), not per event: the patterns come from a table,
+    -- so each match compiles its regular expression
+    select distinct agents.user_agent as bot_user_agent
+    from (select distinct user_agent from with_params where user_agent is not null) as agents
     join {{ ref('bot_user_agents') }} as bot_user_agents
-        on {{ regex_matches('lower(with_params.user_agent)', 'bot_user_agents.pattern') }}
+        on {{ regex_matches('lower(agents.user_agent)', 'bot_user_agents.pattern') }}
 ),
 
 final as (
@@ -130,10 +155,10 @@ final as (
         lower(carried_utm_medium) as carried_utm_medium,
         carried_utm_campaign,
         carried_landing_url,
-        bots.message_id is not null as is_bot
+        bots.bot_user_agent is not null as is_bot
     from with_params
     left join referrer_kinds on referrer_kinds.message_id = with_params.message_id and referrer_kinds.match_rank = 1
-    left join bots on bots.message_id = with_params.message_id
+    left join bots on bots.bot_user_agent = with_params.user_agent
 )
 
 select * from final
