@@ -28,7 +28,8 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         self.resolved_path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.resolved_path), read_only=read_only)
+        con = duckdb.connect(str(self.resolved_path), read_only=read_only,
+                             config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"})
         try:
             yield con
         finally:
