@@ -22,7 +22,6 @@ Start it with ``make collector PORT=…`` or ``ttattr-collector --port …``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import contextlib
@@ -44,7 +43,8 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import BodyTooLarge, ClientDisconnect, error, json_response, read_body, serve
+from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, error, json_response,
+                                    read_body, service_main)
 from ingestion.landing import TRACKING_DIR
 
 log = logging.getLogger(__name__)
@@ -343,20 +343,13 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return create_app(CollectorSettings.from_env())
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="ttattr-collector", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8788)
-    ap.add_argument("--workers", type=int, default=1, help="processes; each writes its own segment")
-    args = ap.parse_args(argv)
-    CollectorSettings.from_env()  # refuse to start without write keys before binding the port
-    serve("ingestion.collector:app_from_env", host=args.host, port=args.port, workers=args.workers)
-    return 0
+    return service_main(argv, prog="ttattr-collector", description=__doc__, default_port=8788,
+                        app_factory="ingestion.collector:app_from_env", check_settings=CollectorSettings.from_env)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,27 @@ def env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def service_main(argv: list[str] | None, *, prog: str, description: str, default_port: int, app_factory: str,
+                 check_settings) -> int:
+    """The command line of a service: --host, --port, --workers; the settings are checked (a missing secret
+    refuses to start) before the port is bound."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=default_port)
+    ap.add_argument("--workers", type=int, default=1, help="processes; each writes its own segment")
+    args = ap.parse_args(argv)
+    check_settings()
+    serve(app_factory, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: str = "warning") -> None:
     """Run an ASGI app factory (``module:function``) under uvicorn with uvloop and httptools.
 
@@ -67,4 +88,5 @@ def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: st
                 timeout_graceful_shutdown=30, server_header=False, date_header=False)
 
 
-__all__ = ["BodyTooLarge", "ClientDisconnect", "error", "json_response", "read_body", "env_int", "serve"]
+__all__ = ["BodyTooLarge", "ClientDisconnect", "configure_logging", "error", "json_response", "read_body",
+           "env_int", "serve", "service_main"]

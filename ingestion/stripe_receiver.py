@@ -14,7 +14,6 @@ Start it with ``make stripe-receiver PORT=…`` or ``ttattr-stripe-receiver --po
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -29,7 +28,8 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import BodyTooLarge, ClientDisconnect, env_int, error, json_response, read_body, serve
+from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, env_int, error,
+                                    json_response, read_body, service_main)
 from ingestion.landing import STRIPE_DIR
 
 log = logging.getLogger(__name__)
@@ -161,20 +161,13 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return create_app(ReceiverSettings.from_env())
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="ttattr-stripe-receiver", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8787)
-    ap.add_argument("--workers", type=int, default=1, help="processes; each writes its own segment")
-    args = ap.parse_args(argv)
-    ReceiverSettings.from_env()  # refuse to start without a secret before binding the port
-    serve("ingestion.stripe_receiver:app_from_env", host=args.host, port=args.port, workers=args.workers)
-    return 0
+    return service_main(argv, prog="ttattr-stripe-receiver", description=__doc__, default_port=8787,
+                        app_factory="ingestion.stripe_receiver:app_from_env", check_settings=ReceiverSettings.from_env)
 
 
 if __name__ == "__main__":
