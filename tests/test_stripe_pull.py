@@ -221,3 +221,28 @@ def test_old_and_new_payload_shapes_stage_the_same_and_jpy_and_kwd_convert_right
     assert by_shape[True] == by_shape[False] and len(by_shape[True]) == 3
     amounts = {k: (float(v[3]), float(v[7]), float(v[8])) for k, v in by_shape[False].items()}
     assert amounts == {"jpy": (4900.0, 4900.0, 4900.0), "kwd": (12.345, 12.345, 12.345), "usd": (49.0, 49.0, 49.0)}
+
+
+def test_the_backfill_job_lands_history_from_a_start_date(tmp_path):
+    from orchestration.defs.stripe import stripe_backfill
+    from orchestration.resources import LandingZoneResource, StripeResource
+
+    landing = tmp_path / "landing"
+    old = NOW - 90 * 86400
+    with FakeStripe() as fake:
+        fake.add_objects([cus_event(1, old)["data"]["object"], cus_event(2, NOW - 200 * 86400)["data"]["object"]])
+        start = datetime.fromtimestamp(old - 86400, timezone.utc).date().isoformat()
+        result = stripe_backfill.execute_in_process(
+            run_config={"ops": {"stripe_backfill_op": {"config": {"start_date": start}}}},
+            resources={"stripe": StripeResource(api_key=fake.api_key, api_base=fake.url, requests_per_second=1000),
+                       "landing_zone": LandingZoneResource(path=str(landing))})
+        assert result.success
+        bad = stripe_backfill.execute_in_process(
+            run_config={"ops": {"stripe_backfill_op": {"config": {"start_date": "last spring"}}}},
+            resources={"stripe": StripeResource(api_key=fake.api_key, api_base=fake.url),
+                       "landing_zone": LandingZoneResource(path=str(landing))}, raise_on_error=False)
+    assert not bad.success
+    landed = [json.loads(line) for p in list_landing_files(landing, "stripe_events") for line in p.read_text().splitlines()]
+    assert [(e["type"], e["data"]["object"]["id"]) for e in landed] == [("customer.created", "cus_00001")]
+    (obs,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert obs.event_specific_data.asset_observation.metadata["backfilled_customers"].value == 1

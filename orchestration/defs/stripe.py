@@ -62,7 +62,7 @@ class BackfillConfig(dg.Config):
     resources: list[str] = Field(default=list(BACKFILL_RESOURCES), description="which object lists")
 
 
-@dg.op(description="Lands Stripe objects created in [start_date, end_date) from the list endpoints as events.")
+@dg.op(out={}, description="Lands Stripe objects created in [start_date, end_date) from the list endpoints as events.")
 def stripe_backfill_op(context: dg.OpExecutionContext, config: BackfillConfig, stripe: StripeResource,
                        landing_zone: LandingZoneResource):
     try:
