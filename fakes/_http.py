@@ -62,6 +62,15 @@ class BackgroundServer:
         self.server.shutdown()
         self.server.server_close()
 
+    def serve_until_interrupted(self) -> int:
+        """For a fake's command line: print the URL, serve in this thread until Ctrl-C."""
+        print(self.url, flush=True)
+        try:
+            self.server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return 0
+
     def __enter__(self):
         return self.start()
 

@@ -349,12 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeStripe(api_key=args.api_key, port=args.port)
     if args.landing_dir:
         fake.load_landing(Path(args.landing_dir))
-    print(fake.url, flush=True)
-    try:
-        fake.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -268,12 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(200_000, 50, 1000)
     fake = FakeTikTok(access_tokens=[args.token], pixel_codes=[args.pixel], port=args.port)
     fake.inject(latency_ms=args.latency_ms)
-    print(fake.url, flush=True)
-    try:
-        fake.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, error, json_response,
-                                    read_body, service_main)
+from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, env_int, error,
+                                    json_response, read_body, service_main)
 from ingestion.landing import TRACKING_DIR
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class CollectorSettings:
                                      "network (e.g. 10.0.0.0/8)") from None
         return cls(write_keys=keys, landing_dir=config.landing_dir(), allowed_origins=origins,
                    trusted_proxies=tuple(proxies),
-                   rotate_seconds=float(os.environ.get("LANDING_ROTATE_SECONDS") or 60))
+                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)))
 
     @property
     def directory(self) -> Path:

@@ -28,19 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ingestion.landing import fsync_dir
+
 log = logging.getLogger(__name__)
 
 OPEN_PREFIX = ".open-"
 CREATING_PREFIX = ".creating-"
 SEGMENT_SUFFIX = ".jsonl"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _published_path(directory: Path, opened_at: float, stem: str) -> Path:
@@ -54,8 +48,8 @@ def _publish(directory: Path, open_path: Path, opened_at: float, stem: str) -> P
     final.parent.mkdir(parents=True, exist_ok=True)
     os.link(open_path, final)
     os.unlink(open_path)
-    _fsync_dir(final.parent)
-    _fsync_dir(open_path.parent)
+    fsync_dir(final.parent)
+    fsync_dir(open_path.parent)
     return final
 
 
@@ -72,7 +66,7 @@ class Segment:
         # Locked before it gets the name recovery looks for, so a live segment is never taken for an orphan.
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(creating, self.path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         self.opened_at = time.time()
         self.size = 0
         self.lines = 0

@@ -31,7 +31,8 @@ def list_landing_files(landing_dir: Path, source: str) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_landing_file(p))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or link in ``path`` durable (shared with ingestion/durable.py)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -75,5 +76,5 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict | str], *, compress: b
         os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return count

@@ -112,6 +112,8 @@ class Requester:
             except stripe.AuthenticationError as exc:
                 raise StripePullError("Stripe refused STRIPE_API_KEY (401): set a secret or restricted key with "
                                       f"read access to events and the listed objects. ({exc.user_message})") from None
+            except stripe.InvalidRequestError as exc:
+                raise StripePullError(f"Stripe refused the request ({exc.http_status}): {exc.user_message}") from None
             except stripe.PermissionError as exc:
                 raise StripePullError(f"STRIPE_API_KEY lacks a permission this pull needs (403): "
                                       f"{exc.user_message}") from None
