@@ -20,14 +20,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-
-import orjson
 import re
 import socket
 import threading
 import time
 import uuid
 from collections import Counter, deque
+
+import jsonschema_rs
+import orjson
 
 from fakes._http import BackgroundServer, JsonHandler
 
@@ -83,6 +84,43 @@ def validate_event(i: int, e) -> None:
     for j, c in enumerate(props.get("contents") or []):
         if not isinstance(c, dict) or not isinstance(c.get("content_id"), str):
             raise InvalidParameter(f"{at}.properties.contents[{j}].content_id must be a string")
+
+
+def _strict_events_schema() -> dict:
+    """The rules of ``validate_event`` as a JSON schema, for speed only: a batch it passes is accepted without
+    the Python walk (a quarter of the cost; the fake shares the benchmark's cores with the sender). It is stricter
+    than ``validate_event`` in every clause, never looser, so a batch it refuses is checked again by
+    ``validate_event``, which decides and names the first bad event."""
+    hashed = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["event", "event_time"],
+            "properties": {
+                "event": {"type": "string", "minLength": 1},
+                # 1.0 is an integer to JSON Schema, not to validate_event: _fast_valid checks the Python type
+                "event_time": {"type": "integer", "maximum": 10_000_000_000},
+                "event_id": {"type": "string"},
+                "user": {"type": "object", "properties": {
+                    key: {"oneOf": [hashed, {"type": "array", "minItems": 1, "items": hashed}]}
+                    for key in HASHED_USER_FIELDS}},
+                "properties": {"type": "object", "properties": {
+                    "value": {"type": "number"},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                    "contents": {"type": "array", "items": {"type": "object", "required": ["content_id"],
+                                                            "properties": {"content_id": {"type": "string"}}}},
+                }},
+            },
+        },
+    }
+
+
+_STRICT_EVENTS = jsonschema_rs.validator_for(_strict_events_schema())
+
+
+def _fast_valid(data: list) -> bool:
+    return _STRICT_EVENTS.is_valid(data) and all(type(e["event_time"]) is int for e in data)
 
 
 class FakeTikTok(BackgroundServer):
@@ -204,10 +242,13 @@ class FakeTikTok(BackgroundServer):
         data = body.get("data")
         if not isinstance(data, list) or not 1 <= len(data) <= 1000:
             raise InvalidParameter("data must be a list of 1 to 1000 events")
-        for i, e in enumerate(data):
-            validate_event(i, e)
-            if isinstance(e, dict) and e.get("event_id") in self.bad_event_ids:
-                raise InvalidParameter(f"data[{i}].user: invalid value")
+        if not _fast_valid(data):
+            for i, e in enumerate(data):
+                validate_event(i, e)
+        if self.bad_event_ids:
+            for i, e in enumerate(data):
+                if isinstance(e, dict) and e.get("event_id") in self.bad_event_ids:
+                    raise InvalidParameter(f"data[{i}].user: invalid value")
 
     def _envelope(self, code: int, message: str) -> dict:
         with self._lock:

@@ -13,6 +13,11 @@ One run:
    401/403) stops the run with an actionable message. A batch still failing after ``max_attempts_per_run`` is
    ``failed_retryable`` and tried again by later runs, until ``max_total_attempts`` makes it ``failed_permanent``.
 4. The ledger is written after every finished batch, in its own transaction.
+
+Where the time goes (100,000 conversions, see ``bench/tiktok_delivery.py``): DuckDB classifies the candidates
+and builds every payload in one query (``sql_payload``), handed over in chunks from a thread while the event loop
+sends; the schema check (parsing each payload back, about a third of the work) runs in worker processes
+(``reverse_etl.validate.ValidatorPool``); events travel as columns of JSON text (``_Batch``), not one object each.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import random
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -31,10 +37,10 @@ import orjson
 
 from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNotFound, EventsApiClient,
                                 PermissionDenied, TikTokError, TransportFailure)
-from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, ensure_ledger, write_columns, write_rows
+from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
-from reverse_etl.validate import all_valid, event_error
+from reverse_etl.validate import ValidatorPool, batch_problems
 
 CONVERSIONS = "marts.tiktok_conversions"
 CONTENTS = "marts.tiktok_conversion_contents"
@@ -79,12 +85,17 @@ class DeliverySettings:
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     now: datetime | None = None  # "now" for the age limit; the clock when None
+    # processes that check payloads against the schema beside the sending; None: one per spare core (up to 4)
+    # once a run has 5,000 events to send; 0: in this process
+    validation_processes: int | None = None
 
     def __post_init__(self):
         if not 1 <= self.batch_size <= 1000:
             raise ValueError("TIKTOK_BATCH_SIZE must be between 1 and 1000 (the Events API's limit)")
         if self.concurrency < 1 or self.max_attempts_per_run < 1 or self.max_total_attempts < 1:
             raise ValueError("TikTok concurrency and attempt limits must be at least 1")
+        if self.validation_processes is not None and not 0 <= self.validation_processes <= 64:
+            raise ValueError("TIKTOK_VALIDATION_PROCESSES must be between 0 and 64")
 
     @property
     def dry_run(self) -> bool:
@@ -117,6 +128,7 @@ class DeliverySettings:
             timeout_seconds=get("TIKTOK_TIMEOUT_SECONDS", 15.0, float),
             max_attempts_per_run=get("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5, int),
             max_total_attempts=get("TIKTOK_MAX_TOTAL_ATTEMPTS", 15, int),
+            validation_processes=get("TIKTOK_VALIDATION_PROCESSES", None, int),
         )
 
 
@@ -140,17 +152,44 @@ class DeliveryResult:
         return self.counts.get(key, 0)
 
 
-@dataclass
-class _Item:
-    row: dict
-    encoded: bytes   # the event as JSON, sent as is and kept in the ledger
-    prior_attempts: int
-    first_attempt_at: datetime | None
+class _Batch:
+    """Events to send, column by column (JSON text, and what the ledger needs): 100,000 objects of one per event
+    would cost the garbage collector more than sending them. Slicing gives a batch, or half of one."""
+
+    __slots__ = ("event_ids", "event_names", "payloads", "in_ledger", "prior_attempts", "first_attempt_at")
+
+    def __init__(self, event_ids=None, event_names=None, payloads=None, in_ledger=None, prior_attempts=None,
+                 first_attempt_at=None):
+        self.event_ids: list[str] = event_ids or []
+        self.event_names: list[str] = event_names or []
+        self.payloads: list[str] = payloads or []  # each event's JSON text, sent as is and kept in the ledger
+        self.in_ledger: list[bool] = in_ledger or []
+        self.prior_attempts: list[int] = prior_attempts or []
+        self.first_attempt_at: list[datetime | None] = first_attempt_at or []
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    def __getitem__(self, part: slice) -> _Batch:
+        return _Batch(*(getattr(self, c)[part] for c in self.__slots__))
+
+    def without(self, positions) -> _Batch:
+        keep = [i for i in range(len(self)) if i not in positions]
+        return _Batch(*([getattr(self, c)[i] for i in keep] for c in self.__slots__))
+
+    def cut(self, n: int) -> _Batch:
+        """The first ``n`` events, removed from this batch."""
+        head = self[:n]
+        for c in self.__slots__:
+            del getattr(self, c)[:n]
+        return head
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Outcome:
-    item: _Item
+    """What became of a group of items sent together (a batch, or a part of one after bisection)."""
+
+    items: _Batch
     status: str
     attempts: int
     code: int | None
@@ -168,25 +207,52 @@ BUILD_COLUMNS = """c.event_id, c.event_name, cast(epoch(c.event_time) as bigint)
     c.customer_id, cast(c.value as double) as value, c.currency, c.page_url, c.ttclid, c.ttp, c.emails, c.phones,
     c.ip, c.user_agent, c.locale"""
 
+# the candidates' columns, in this order (tuples, not dicts: 100,000 dicts cost more than sending them)
+CANDIDATE_COLUMNS = ("event_id", "event_name", "action", "ledger_status", "ledger_attempts",
+                     "ledger_first_attempt_at", "sql_payload")
+SEND = "send"
+
 
 def _has_contents(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
                             "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0])
 
 
-def _candidates_sql(settings: DeliverySettings, with_contents: bool) -> str:
+def _candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int) -> str:
+    """Candidates (no ledger row, or ``dry_run`` / ``failed_retryable``), each with its ``action``: ``send``, or
+    the reason it is not sent (``no_consent``, ``expired`` are recorded; the others are left for later runs).
+    The payload is built only for the rows to send."""
     contents = (f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)" if with_contents
                 else "left join (select null as event_id, null as contents_json) ct using (event_id)")
+    policy = settings.policy
+    excluded = " or ".join(["false"]
+                           + (["not coalesce(c.attributed_to_tiktok, false)"] if policy.scope == "tiktok_attributed"
+                              else [])
+                           + ([] if policy.include_renewals else ["coalesce(c.is_renewal, false)"]))
     return f"""
-        select c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.is_renewal,
-               c.attributed_to_tiktok, c.advertising_consent, c.eligible, c.ineligible_reason,
-               l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
-               l.first_attempt_at as ledger_first_attempt_at,
+        with candidates as (
+            select c.*, l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
+                   l.first_attempt_at as ledger_first_attempt_at,
+                   case when not coalesce(c.advertising_consent, false) then 'no_consent'
+                        when not coalesce(c.eligible, false)
+                            then 'not_eligible_' || coalesce(c.ineligible_reason, 'None')
+                        when {excluded} then 'excluded_by_policy'
+                        when {'l.status = ' + repr('dry_run') if settings.dry_run else 'false'} then 'already_dry_run'
+                        when cast(epoch(c.event_time) as bigint) < {int(oldest)} then 'expired'
+                        else '{SEND}' end as action
+            from {CONVERSIONS} c
+            left join {TABLE} l using (event_id)
+            where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
+        ), to_send as (
+            select *, {prepared_columns()} from candidates c where action = '{SEND}'
+        )
+        select c.event_id, c.event_name, c.action, c.ledger_status, c.ledger_attempts, c.ledger_first_attempt_at,
                {payload_columns(settings.payload.limited_data_use)}
-        from (select *, {prepared_columns()} from {CONVERSIONS} c) c
-        left join {TABLE} l using (event_id)
+        from to_send c
         {contents}
-        where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
+        union all
+        select event_id, event_name, action, ledger_status, ledger_attempts, ledger_first_attempt_at, null
+        from candidates where action <> '{SEND}'
     """  # no order: unsorted, DuckDB hands rows over while it still builds the rest
 
 
@@ -196,16 +262,16 @@ def _python_row(con: duckdb.DuckDBPyConnection, event_id: str) -> dict:
     return dict(zip(cols, cur.fetchall()[0]))
 
 
-def _iter_candidates(con: duckdb.DuckDBPyConnection, settings: DeliverySettings):
-    """Candidates in chunks, on a cursor of their own, so sending and ledger writes start while DuckDB still
-    hands over rows (and the ledger writer's connection is never busy with this result)."""
-    with_contents = _has_contents(con)
+def _candidate_chunks(con: duckdb.DuckDBPyConnection, settings: DeliverySettings, oldest: int, size: int = 5000):
+    """Candidates as chunks of tuples (``CANDIDATE_COLUMNS``), on a cursor of their own, so sending and ledger
+    writes start while DuckDB still hands over rows (and the ledger writer's connection is never busy with
+    this result)."""
+    sql = _candidates_sql(settings, _has_contents(con), oldest)
     cur = con.cursor()
     try:
-        cur.execute(_candidates_sql(settings, with_contents))
-        cols = [d[0] for d in cur.description]
-        while chunk := cur.fetchmany(2000):
-            yield from (dict(zip(cols, r)) for r in chunk)
+        cur.execute(sql)
+        while chunk := cur.fetchmany(size):
+            yield chunk
     finally:
         cur.close()
 
@@ -223,70 +289,41 @@ def _python_contents(con: duckdb.DuckDBPyConnection, event_ids: set[str]) -> dic
     return contents
 
 
-def _prepare(row: dict, build, settings: DeliverySettings, now: datetime,
-             oldest: int, result: DeliveryResult) -> LedgerRow | _Item | None:
-    """What to do with one candidate: a ledger row to record, an item to send, or None (leave it)."""
-    if not row["advertising_consent"]:
-        return LedgerRow(row["event_id"], row["event_name"], "no_consent", row["ledger_attempts"],
-                         recorded_at=now, last_message="advertising consent denied")
-    if not row["eligible"]:
-        result.counts[f"not_eligible_{row['ineligible_reason']}"] += 1
-        return None
-    if (settings.policy.scope == "tiktok_attributed" and not row.get("attributed_to_tiktok")) or \
-            (not settings.policy.include_renewals and row.get("is_renewal")):
-        result.counts["excluded_by_policy"] += 1
-        return None
-    if row["ledger_status"] == "dry_run" and settings.dry_run:
-        result.counts["already_dry_run"] += 1
-        return None
-    if row["event_time"] < oldest:  # both Unix seconds
-        return LedgerRow(row["event_id"], row["event_name"], "expired", row["ledger_attempts"], recorded_at=now,
-                         last_message=f"older than {settings.policy.max_event_age_days:g} days when first due")
-    # validated per batch (see _validated), where one call checks a thousand events
-    if row["sql_payload"] is not None:
-        encoded = row["sql_payload"].encode()
-    else:
-        encoded = orjson.dumps(build(row))
-    return _Item(row, encoded, row["ledger_attempts"], row["ledger_first_attempt_at"])
+def _prepare(chunk: list[tuple], build, settings: DeliverySettings, now: datetime, result: DeliveryResult,
+             pending: _Batch, records: list[LedgerRow]) -> None:
+    """Sort one chunk of candidates into events to send (appended to ``pending``) and ledger rows to record (the
+    rest is only counted)."""
+    ids, names, payloads = pending.event_ids, pending.event_names, pending.payloads
+    in_ledger, prior, first = pending.in_ledger, pending.prior_attempts, pending.first_attempt_at
+    for event_id, event_name, action, ledger_status, attempts, first_attempt_at, payload in chunk:
+        if action == SEND:
+            # validated per batch (see ValidatorPool), where one call checks a thousand events
+            ids.append(event_id)
+            names.append(event_name)
+            payloads.append(payload if payload is not None else orjson.dumps(build(event_id)).decode())
+            in_ledger.append(ledger_status is not None)
+            prior.append(attempts)
+            first.append(first_attempt_at)
+        elif action == "no_consent":
+            records.append(LedgerRow(event_id, event_name, "no_consent", attempts, recorded_at=now,
+                                     last_message="advertising consent denied"))
+        elif action == "expired":
+            records.append(LedgerRow(event_id, event_name, "expired", attempts, recorded_at=now,
+                                     last_message=f"older than {settings.policy.max_event_age_days:g} days "
+                                                  "when first due"))
+        else:  # not_eligible_<reason>, excluded_by_policy, already_dry_run: left for a later run
+            result.counts[action] += 1
 
 
-def _validated(items: list[_Item], now: datetime) -> tuple[list[_Item], list[LedgerRow]]:
-    """The items whose payload passes the JSON schema, and ledger rows for those that do not (never sent)."""
-    events = orjson.loads(b"[" + b",".join(it.encoded for it in items) + b"]")
-    if all_valid(events):
-        return items, []
-    good, bad = [], []
-    for it, event in zip(items, events):
-        problem = event_error(event)
-        if problem:
-            bad.append(LedgerRow(it.row["event_id"], it.row["event_name"], "failed_permanent",
-                                 it.row["ledger_attempts"], recorded_at=now,
-                                 last_message=f"payload fails the schema: {problem}", payload=it.encoded.decode()))
-        else:
-            good.append(it)
-    return good, bad
-
-
-def _dry_run_rows(prepared, now: datetime, chunk: int = 1000):
-    items: list[_Item] = []
-
-    def flush():
-        good, bad = _validated(items, now)
-        yield from bad
-        # attempts stay as they were: a failed_retryable event recorded as a dry run keeps its count
-        yield from (LedgerRow(it.row["event_id"], it.row["event_name"], "dry_run", it.prior_attempts,
-                              recorded_at=now, payload=it.encoded.decode()) for it in good)
-        items.clear()
-
-    for p in prepared:
-        if isinstance(p, _Item):
-            items.append(p)
-            if len(items) == chunk:
-                yield from flush()
-        elif p is not None:
-            yield p
-    if items:
-        yield from flush()
+def _invalid_rows(batch: _Batch, problems: list[tuple[int, str]], now: datetime
+                  ) -> tuple[_Batch, list[LedgerRow]]:
+    """Split a batch by the validator's answer: the events to send, and ledger rows for those never sent."""
+    if not problems:
+        return batch, []
+    return batch.without(dict(problems)), [
+        LedgerRow(batch.event_ids[i], batch.event_names[i], "failed_permanent", batch.prior_attempts[i],
+                  recorded_at=now, last_message=f"payload fails the schema: {problem}", payload=batch.payloads[i])
+        for i, problem in problems]
 
 
 def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
@@ -294,38 +331,60 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     """One delivery run over the warehouse connection ``con`` (which must be able to write)."""
     log = log or (lambda msg: None)
     started = time.monotonic()
-    ensure_ledger(con)
+    ensure_daily_view(con)  # (and the ledger) before the run: DDL after a large delivery would checkpoint it
     result = DeliveryResult(dry_run=settings.dry_run)
     now = _utc_naive(settings.now or datetime.now(UTC))
     oldest = int((now - timedelta(days=settings.policy.max_event_age_days)).replace(tzinfo=UTC).timestamp())
     lookup = con.cursor()  # the rare rows DuckDB leaves to Python, read beside the streaming result
 
-    def build(row: dict) -> dict:
-        full = _python_row(lookup, row["event_id"])
-        return build_event(full, settings.payload, _python_contents(lookup, {row["event_id"]}).get(row["event_id"]))
+    def build(event_id: str) -> dict:
+        return build_event(_python_row(lookup, event_id), settings.payload,
+                           _python_contents(lookup, {event_id}).get(event_id))
 
-    rows = _iter_candidates(con, settings)
-    prepared = (_prepare(row, build, settings, now, oldest, result) for row in rows)
+    chunks = _candidate_chunks(con, settings, oldest)
     try:
         if settings.dry_run:
-            records = list(_dry_run_rows(prepared, now))
+            records: list[LedgerRow] = []
+            for chunk in chunks:
+                pending = _Batch()
+                _prepare(chunk, build, settings, now, result, pending, records)
+                while len(pending):
+                    batch = pending.cut(1000)
+                    good, bad = _invalid_rows(batch, batch_problems(batch.payloads), now)
+                    records += bad
+                    # attempts stay as they were: a failed_retryable event recorded as a dry run keeps its count
+                    records += [LedgerRow(*row, "dry_run", attempts, recorded_at=now, payload=payload)
+                                for *row, payload, attempts in zip(good.event_ids, good.event_names, good.payloads,
+                                                                   good.prior_attempts)]
             write_rows(con, records)
             for r in records:
                 result.counts[r.status] += 1
         else:
-            asyncio.run(_send_all(con, settings, prepared, result, transport, log, now))
+            asyncio.run(_send_all(con, settings, chunks, build, result, transport, log, now))
     finally:
+        chunks.close()
         lookup.close()
-    ensure_daily_view(con)
     result.seconds = time.monotonic() - started
     return result
 
 
-async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryResult, transport, log,
+# Below this many events to send, validation stays in this process (a worker's start costs more than it saves).
+VALIDATION_POOL_MIN_EVENTS = 5000
+
+
+def _validation_processes(settings: DeliverySettings) -> int:
+    if settings.validation_processes is not None:
+        return settings.validation_processes
+    return max(1, min(4, (os.cpu_count() or 1) - 1)) if (os.cpu_count() or 1) > 1 else 0
+
+
+async def _send_all(con, settings: DeliverySettings, chunks, build, result: DeliveryResult, transport, log,
                     now: datetime) -> None:
-    """Builds batches and sends them as they are built, so building overlaps the waiting on the network."""
+    """Builds batches and sends them as they are built: DuckDB builds payloads in one thread, worker processes
+    validate batches, and the event loop keeps requests in flight meanwhile."""
     stop: list[TikTokError] = []
-    # One writer drains finished batches into the ledger, several batches per transaction when they pile up,
+    loop = asyncio.get_running_loop()
+    # Ledger rows are written by this one writer, several batches per transaction when they pile up,
     # in a thread so the event loop keeps requests flowing (and evenly paced) while DuckDB writes.
     finished: asyncio.Queue = asyncio.Queue()
 
@@ -346,61 +405,88 @@ async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryR
             if done:
                 return
 
+    processes = _validation_processes(settings)
+    pool: ValidatorPool | None = None
+    pool_threads: ThreadPoolExecutor | None = None
+
+    async def validated(batch: _Batch) -> _Batch:
+        if pool is None:
+            problems = batch_problems(batch.payloads)
+        else:
+            problems = await loop.run_in_executor(pool_threads, pool.problems, batch.payloads)
+        batch, invalid = _invalid_rows(batch, problems, now)
+        if invalid:
+            finished.put_nowait(("rows", invalid))
+        return batch
+
     async with EventsApiClient(settings.api_base_url, settings.access_token, settings.pixel_code,
                                test_event_code=settings.test_event_code, timeout_seconds=settings.timeout_seconds,
                                concurrency=settings.concurrency, requests_per_second=settings.requests_per_second,
                                transport=transport) as client:
         sender = _BatchSender(client, settings, result)
 
-        async def run(batch: list[_Item]) -> None:
+        async def run(batch: _Batch) -> None:
+            batch = await validated(batch)
+            if not batch or stop:  # stopped: never sent, no ledger row, the next run sends it
+                return
             try:
                 outcomes = await sender.send(batch)
             except (PermissionDenied, EndpointNotFound) as error:
                 stop.append(error)
                 code = error.response.code if error.response else None
-                outcomes = [_Outcome(it, "failed_retryable", 1, code, str(error)[:1000], None) for it in batch]
+                outcomes = [_Outcome(batch, "failed_retryable", 1, code, str(error)[:1000], None)]
             finished.put_nowait(outcomes)
 
         writing = asyncio.create_task(writer())
         tasks: list[asyncio.Task] = []
         records: list[LedgerRow] = []
-        batch: list[_Item] = []
-        for p in prepared:
+        pending = _Batch()
+        queued = 0
+        try:
+            while not stop:
+                chunk = await asyncio.to_thread(next, chunks, None)  # DuckDB works while the loop sends
+                if chunk is None:
+                    break
+                _prepare(chunk, build, settings, now, result, pending, records)
+                if pool is None and processes and (settings.validation_processes is not None
+                                                   or queued + len(pending) >= VALIDATION_POOL_MIN_EVENTS):
+                    pool = ValidatorPool(processes)
+                    pool_threads = ThreadPoolExecutor(processes, thread_name_prefix="validate")
+                while len(pending) >= settings.batch_size and not stop:
+                    tasks.append(asyncio.create_task(run(pending.cut(settings.batch_size))))
+                    queued += settings.batch_size
+            if len(pending) and not stop:
+                tasks.append(asyncio.create_task(run(pending)))
+            log(f"all {len(tasks)} batches built")
+            finished.put_nowait(("rows", records))  # no_consent, expired: recorded by the same writer
+            while tasks and not stop:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    tasks.remove(task)
+                    task.result()  # an unexpected error ends the run here, with its traceback
             if stop:
-                break
-            if isinstance(p, LedgerRow):
-                records.append(p)
-            elif isinstance(p, _Item):
-                batch.append(p)
-                if len(batch) == settings.batch_size:
-                    batch, invalid = _validated(batch, now)
-                    records += invalid
-                    if batch:
-                        tasks.append(asyncio.create_task(run(batch)))
-                    batch = []
-                    await asyncio.sleep(0)  # let the requests already built go out
-        if batch and not stop:
-            batch, invalid = _validated(batch, now)
-            records += invalid
-            if batch:
-                tasks.append(asyncio.create_task(run(batch)))
-        log(f"all {len(tasks)} batches built")
-        finished.put_nowait(("rows", records))  # no_consent, expired, invalid: recorded by the same writer
-        while tasks and not stop:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                tasks.remove(task)
-                task.result()  # an unexpected error ends the run here, with its traceback
-        if stop:
-            # batches still in flight may or may not have reached TikTok: they keep no ledger row and the
-            # next run sends them again under the same event ids, which TikTok deduplicates
+                # batches still in flight may or may not have reached TikTok: they keep no ledger row and the
+                # next run sends them again under the same event ids, which TikTok deduplicates
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            log("all batches answered")
+            finished.put_nowait(None)
+            await writing
+            log("ledger written")
+        except BaseException:
+            # an unexpected error: what TikTok already answered is still recorded before the run fails
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        log("all batches answered")
-        finished.put_nowait(None)
-        await writing
-        log("ledger written")
+            if not writing.done():
+                finished.put_nowait(None)
+                await writing
+            raise
+        finally:
+            if pool is not None:
+                pool_threads.shutdown(wait=True, cancel_futures=True)
+                pool.close()
         if stop:
             log(f"stopped: {stop[0]}")
             raise DeliveryStopped(str(stop[0]), stop[0].response) from stop[0]
@@ -408,26 +494,33 @@ async def _send_all(con, settings: DeliverySettings, prepared, result: DeliveryR
 
 def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: DeliveryResult) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
-    totals = [o.item.prior_attempts + o.attempts for o in outcomes]
-    statuses, messages = [], []
-    for o, total in zip(outcomes, totals):
-        if o.status == "failed_retryable" and total >= settings.max_total_attempts:
-            statuses.append("failed_permanent")
-            messages.append(f"gave up after {total} attempts; last: {o.message}")
-        else:
-            statuses.append(o.status)
-            messages.append(o.message)
-    for status in statuses:
-        result.counts[status] += 1
-    write_columns(con, {
-        "event_id": [o.item.row["event_id"] for o in outcomes],
-        "event_name": [o.item.row["event_name"] for o in outcomes],
-        "status": statuses, "attempts": totals, "last_code": [o.code for o in outcomes], "last_message": messages,
-        "request_id": [o.request_id for o in outcomes],
-        "first_attempt_at": [o.item.first_attempt_at or now for o in outcomes],
-        "last_attempt_at": [now] * len(outcomes), "recorded_at": [now] * len(outcomes),
-        "payload": [o.item.encoded.decode() for o in outcomes],
-    })
+    for fresh in (True, False):  # first attempts need no lookup of an earlier row (see write_columns)
+        columns: dict[str, list] = {c: [] for c in ("event_id", "event_name", "status", "attempts", "last_code",
+                                                    "last_message", "request_id", "first_attempt_at", "payload")}
+        for o in outcomes:
+            b = o.items
+            if any(b.in_ledger) if fresh else not all(b.in_ledger):
+                b = b.without({i for i, known in enumerate(b.in_ledger) if known is fresh})
+            n = len(b)
+            columns["event_id"] += b.event_ids
+            columns["event_name"] += b.event_names
+            columns["first_attempt_at"] += [at or now for at in b.first_attempt_at]
+            columns["payload"] += b.payloads
+            columns["last_code"] += [o.code] * n
+            columns["request_id"] += [o.request_id] * n
+            for prior in b.prior_attempts:
+                total = prior + o.attempts
+                columns["attempts"].append(total)
+                if o.status == "failed_retryable" and total >= settings.max_total_attempts:
+                    columns["status"].append("failed_permanent")
+                    columns["last_message"].append(f"gave up after {total} attempts; last: {o.message}")
+                else:
+                    columns["status"].append(o.status)
+                    columns["last_message"].append(o.message)
+        n = len(columns["event_id"])
+        write_columns(con, {**columns, "last_attempt_at": [now] * n, "recorded_at": [now] * n}, fresh=fresh)
+        for status in columns["status"]:
+            result.counts[status] += 1
 
 
 class _BatchSender:
@@ -440,33 +533,32 @@ class _BatchSender:
         base = self.settings.backoff_base_seconds * (4 if throttled else 1)
         return min(self.settings.backoff_max_seconds, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
-    async def send(self, items: list[_Item]) -> list[_Outcome]:
+    async def send(self, items: _Batch) -> list[_Outcome]:
         # never past the total limit: an event with 6 of 7 attempts used gets one more, not a full run's worth
         limit = max(1, min(self.settings.max_attempts_per_run,
-                           min(self.settings.max_total_attempts - it.prior_attempts for it in items)))
+                           self.settings.max_total_attempts - max(items.prior_attempts)))
         attempts = 0
         while True:
             attempts += 1
             self.result.requests += 1
             throttled = False
             try:
-                response = await self.client.track_encoded([it.encoded for it in items])
+                response = await self.client.track_json(items.payloads)
             except TransportFailure as e:
                 last = (None, str(e), None)
             else:
                 if response.ok:
-                    return [_Outcome(it, "sent", attempts, 0, response.message or "OK", response.request_id)
-                            for it in items]
+                    return [_Outcome(items, "sent", attempts, 0, response.message or "OK", response.request_id)]
                 last = (response.code if response.code is not None else response.http_status,
                         response.message, response.request_id)
                 if response.code == INVALID_PARAMETER or response.http_status in (400, 413):
                     if len(items) == 1:
-                        return [_Outcome(items[0], "failed_permanent", attempts, *last)]
+                        return [_Outcome(items, "failed_permanent", attempts, *last)]
                     # one bad event must not block the others: split until it is alone
                     mid = len(items) // 2
                     halves = await asyncio.gather(self.send(items[:mid]), self.send(items[mid:]))
                     return [replace(o, attempts=o.attempts + attempts) for half in halves for o in half]
                 throttled = response.code == TOO_MANY_REQUESTS or response.http_status == 429
             if attempts >= limit:
-                return [_Outcome(it, "failed_retryable", attempts, *last) for it in items]
+                return [_Outcome(items, "failed_retryable", attempts, *last)]
             await asyncio.sleep(self._backoff(attempts, throttled))

@@ -8,6 +8,7 @@ again under the same event ids (TikTok deduplicates on pixel + event + event_id)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,8 +97,10 @@ def write_rows(con: duckdb.DuckDBPyConnection, rows: list[LedgerRow]) -> None:
     write_columns(con, {c: [getattr(r, c) for r in rows] for c in COLUMNS})
 
 
-def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> None:
-    """Insert or replace rows given column-wise (the fast path: one DataFrame, one statement)."""
+def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list], fresh: bool = False) -> None:
+    """Insert or replace rows given column-wise (the fast path: one DataFrame, one statement). ``fresh``: the
+    rows are believed to have no ledger row yet, so a plain insert does (a third cheaper than a replace, which
+    looks every key up); should one exist after all, the whole write is redone as a replace."""
     if not columns["event_id"]:
         return
     frame = pd.DataFrame({c: columns[c] for c in COLUMNS})
@@ -105,13 +108,21 @@ def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> N
     frame["last_code"] = frame["last_code"].astype("Int64")
     con.register("_ledger_rows", frame)
     try:
-        con.execute("begin transaction")
-        con.execute(f"insert or replace into {TABLE} ({', '.join(COLUMNS)}) "
-                    f"select {', '.join(COLUMNS)} from _ledger_rows")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        for verb in (["insert", "insert or replace"] if fresh else ["insert or replace"]):
+            con.execute("begin transaction")
+            try:
+                con.execute(f"{verb} into {TABLE} ({', '.join(COLUMNS)}) "
+                            f"select {', '.join(COLUMNS)} from _ledger_rows")
+            except duckdb.ConstraintException:
+                con.execute("rollback")
+                if verb == "insert":
+                    continue
+                raise
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
+            return
     finally:
         con.unregister("_ledger_rows")
 
@@ -123,9 +134,11 @@ def status_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def ensure_daily_view(con: duckdb.DuckDBPyConnection) -> None:
     """Delivery results per day of the conversion and status, with the match keys that went with them:
-    the delivery half of the match-quality report. A view, so it is as fresh as the ledger."""
+    the delivery half of the match-quality report. A view, so it is as fresh as the ledger. Created again only
+    when its definition changed (its comment carries a digest of it): DDL commits, and a commit after a large
+    delivery is where DuckDB checkpoints, which need not be paid by every run."""
     ensure_ledger(con)
-    con.execute(f"""
+    sql = f"""
         create or replace view {DAILY_VIEW} as
         select
             cast(c.event_time as date) as event_date,
@@ -141,4 +154,14 @@ def ensure_daily_view(con: duckdb.DuckDBPyConnection) -> None:
         from marts.tiktok_conversions c
         left join {TABLE} l using (event_id)
         group by all
-    """)
+    """
+    comment = ("TikTok delivery results per day of the conversion and status, with the match keys sent "
+               f"(definition {hashlib.sha256(sql.encode()).hexdigest()[:16]})")
+    current = con.execute("select comment from duckdb_views() where schema_name = ? and view_name = ?",
+                          DAILY_VIEW.split(".")).fetchall()
+    if current and current[0][0] == comment:
+        return
+    con.execute("begin transaction")
+    con.execute(sql)
+    con.execute(f"comment on view {DAILY_VIEW} is '{comment}'")
+    con.execute("commit")

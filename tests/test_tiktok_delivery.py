@@ -1,5 +1,6 @@
 """TikTok delivery over real HTTP against the fake Events API, with faults injected."""
 
+import json
 import os
 import signal
 import subprocess
@@ -149,6 +150,71 @@ def test_an_invalid_payload_is_never_sent_and_says_why(fake, con):
     assert "conv_000000001" not in fake.accepted_ids() and len(fake.accepted_ids()) == 2
 
 
+def test_validation_workers_check_every_batch_and_refuse_the_invalid_ones(fake, con):
+    # worker processes from the first batch (by default they start once a run has 5,000 events to send)
+    make_conversions(con, 2500, NOW)
+    bad = ("conv_000000007", "conv_000001999")
+    con.execute(f"update marts.tiktok_conversions set currency = 'dollars' where event_id in {bad}")
+    result = deliver(con, settings(fake, batch_size=400, concurrency=3, validation_processes=2))
+    rows = ledger(con)
+    for e in bad:
+        assert rows[e][0] == "failed_permanent" and "properties/currency" in rows[e][3]
+    assert set(fake.accepted_ids()) == eligible_ids(con) - set(bad)
+    assert result["sent"] == len(eligible_ids(con)) - 2 and fake.stats()["duplicates"] == 0
+
+
+def test_a_validation_worker_that_dies_fails_the_batch_loudly_and_sends_nothing_unchecked():
+    from reverse_etl.validate import ValidatorPool, batch_problems
+
+    events = ['{"event":"Purchase","event_time":1790000000,"event_id":"e1","user":{"ttp":"x"}}',
+              '{"event":"Purchase","event_time":1790000000000,"event_id":"e2","user":{"ttp":"x"}}',
+              '{"event":"Purchase",']
+    with ValidatorPool(1) as pool:
+        assert pool.problems(events) == batch_problems(events)
+        assert [i for i, _ in batch_problems(events)] == [1, 2]
+        assert "not valid JSON" in batch_problems(events)[1][1]
+        pool._procs[0].kill()
+        pool._procs[0].wait()
+        with pytest.raises(RuntimeError, match="validation worker .* exited"):
+            pool.problems(events[:1])
+
+
+def test_the_fakes_fast_check_is_never_looser_than_its_documented_rules():
+    """The fake accepts a batch on a JSON schema's word (for speed); every event that schema passes must pass
+    validate_event too, so the fake refuses exactly what TikTok's documented rules refuse."""
+    from fakes.tiktok import InvalidParameter, _fast_valid, validate_event
+
+    good = {"event": "Purchase", "event_time": 1790000000, "event_id": "e1",
+            "user": {"email": ["a" * 64], "phone": "b" * 64, "ttclid": "x"},
+            "properties": {"value": 1.5, "currency": "USD", "contents": [{"content_id": "p1"}]}}
+    variants = [good]
+    for path, value in [
+        (("event",), ""), (("event",), 5), (("event_time",), 1.0), (("event_time",), True),
+        (("event_time",), 1790000000000), (("event_time",), "1790000000"), (("event_id",), 7),
+        (("user",), None), (("user",), []), (("user", "email"), []), (("user", "email"), ["A" * 64]),
+        (("user", "email"), "a" * 63), (("user", "phone"), ["b" * 64, 5]), (("user", "external_id"), "x@y.z"),
+        (("properties",), "x"), (("properties", "value"), "1"), (("properties", "value"), False),
+        (("properties", "currency"), "usd"), (("properties", "currency"), "USD\n"),
+        (("properties", "contents"), [{"content_id": 5}]), (("properties", "contents"), "abc"),
+        (("properties", "contents"), None), (("properties", "contents"), [{}]),
+    ]:
+        event = json.loads(json.dumps(good))
+        target = event
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        variants.append(event)
+    variants += [{"event": "Purchase"}, {"event_time": 1790000000}, "not an event"]
+    for event in variants:
+        try:
+            validate_event(0, event)
+            valid = True
+        except InvalidParameter:
+            valid = False
+        if _fast_valid([event]):
+            assert valid, event
+
+
 def test_dry_run_records_payloads_and_a_later_run_with_credentials_sends_them(fake, con):
     make_conversions(con, 20, NOW)
     dry = deliver(con, DeliverySettings(now=NOW))
@@ -228,13 +294,14 @@ def _both_builders(con, settings_=None):
     """Each candidate's event as DuckDB builds it and as build_event builds it."""
     import orjson
 
-    from reverse_etl.deliver import _iter_candidates, _python_contents, _python_row
+    from reverse_etl.deliver import CANDIDATE_COLUMNS, _candidate_chunks, _python_contents, _python_row
     from reverse_etl.ledger import ensure_ledger
     from reverse_etl.payload import build_event
 
     ensure_ledger(con)
-    s = settings_ or DeliverySettings(now=NOW)
-    rows = list(_iter_candidates(con, s))
+    s = settings_ or DeliverySettings(now=NOW, policy=SendPolicy(max_event_age_days=10_000))
+    rows = [dict(zip(CANDIDATE_COLUMNS, r)) for chunk in _candidate_chunks(con, s, oldest=0) for r in chunk
+            if r[CANDIDATE_COLUMNS.index("action")] == "send"]
     contents = _python_contents(con, {r["event_id"] for r in rows})
     return [(r["event_id"], None if r["sql_payload"] is None else orjson.loads(r["sql_payload"]),
              build_event(_python_row(con, r["event_id"]), s.payload, contents.get(r["event_id"]))) for r in rows]
