@@ -304,9 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pixel", default="TESTPIXEL")
     ap.add_argument("--latency-ms", type=int, default=0)
     args = ap.parse_args(argv)
-    # parsed JSON is acyclic and freed by reference counting; with the default thresholds the cyclic collector
-    # would walk every accepted event again every few requests, which soon costs more than serving them
-    gc.set_threshold(200_000, 50, 1000)
+    # parsed JSON is acyclic and freed by reference counting; the cyclic collector would walk every accepted
+    # event again every few requests, which soon costs more than serving them (this process is only the fake)
+    gc.disable()
     fake = FakeTikTok(access_tokens=[args.token], pixel_codes=[args.pixel], port=args.port)
     fake.inject(latency_ms=args.latency_ms)
     return fake.serve_until_interrupted()

@@ -23,6 +23,7 @@ sends; the schema check (parsing each payload back, about a third of the work) r
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import time
@@ -40,7 +41,7 @@ from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNo
 from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
-from reverse_etl.validate import ValidatorPool, batch_problems
+from reverse_etl.validate import ValidatorPool, batch_problems, json_array
 
 CONVERSIONS = "marts.tiktok_conversions"
 CONTENTS = "marts.tiktok_conversion_contents"
@@ -342,6 +343,10 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
                            _python_contents(lookup, {event_id}).get(event_id))
 
     chunks = _candidate_chunks(con, settings, oldest)
+    # what the process held before the run (all of Dagster, in an asset) is left out of the garbage collector's
+    # passes until the run ends: the run's own short-lived rows would otherwise make it walk all of it, again
+    # and again
+    gc.freeze()
     try:
         if settings.dry_run:
             records: list[LedgerRow] = []
@@ -362,6 +367,7 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
         else:
             asyncio.run(_send_all(con, settings, chunks, build, result, transport, log, now))
     finally:
+        gc.unfreeze()
         chunks.close()
         lookup.close()
     result.seconds = time.monotonic() - started
@@ -409,15 +415,18 @@ async def _send_all(con, settings: DeliverySettings, chunks, build, result: Deli
     pool: ValidatorPool | None = None
     pool_threads: ThreadPoolExecutor | None = None
 
-    async def validated(batch: _Batch) -> _Batch:
+    async def validated(batch: _Batch) -> tuple[_Batch, bytes | None]:
+        """The batch without the events that fail the schema, and its JSON array when that is unchanged."""
+        array = json_array(batch.payloads)
         if pool is None:
-            problems = batch_problems(batch.payloads)
+            problems = batch_problems(batch.payloads, array)
         else:
-            problems = await loop.run_in_executor(pool_threads, pool.problems, batch.payloads)
+            problems = await loop.run_in_executor(pool_threads, pool.problems, batch.payloads, array)
+        if not problems:
+            return batch, array
         batch, invalid = _invalid_rows(batch, problems, now)
-        if invalid:
-            finished.put_nowait(("rows", invalid))
-        return batch
+        finished.put_nowait(("rows", invalid))
+        return batch, None
 
     async with EventsApiClient(settings.api_base_url, settings.access_token, settings.pixel_code,
                                test_event_code=settings.test_event_code, timeout_seconds=settings.timeout_seconds,
@@ -426,11 +435,11 @@ async def _send_all(con, settings: DeliverySettings, chunks, build, result: Deli
         sender = _BatchSender(client, settings, result)
 
         async def run(batch: _Batch) -> None:
-            batch = await validated(batch)
+            batch, array = await validated(batch)
             if not batch or stop:  # stopped: never sent, no ledger row, the next run sends it
                 return
             try:
-                outcomes = await sender.send(batch)
+                outcomes = await sender.send(batch, array)
             except (PermissionDenied, EndpointNotFound) as error:
                 stop.append(error)
                 code = error.response.code if error.response else None
@@ -533,7 +542,7 @@ class _BatchSender:
         base = self.settings.backoff_base_seconds * (4 if throttled else 1)
         return min(self.settings.backoff_max_seconds, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
-    async def send(self, items: _Batch) -> list[_Outcome]:
+    async def send(self, items: _Batch, array: bytes | None = None) -> list[_Outcome]:
         # never past the total limit: an event with 6 of 7 attempts used gets one more, not a full run's worth
         limit = max(1, min(self.settings.max_attempts_per_run,
                            self.settings.max_total_attempts - max(items.prior_attempts)))
@@ -543,7 +552,9 @@ class _BatchSender:
             self.result.requests += 1
             throttled = False
             try:
-                response = await self.client.track_json(items.payloads)
+                if array is None:
+                    array = json_array(items.payloads)
+                response = await self.client.track_array(array)
             except TransportFailure as e:
                 last = (None, str(e), None)
             else:
