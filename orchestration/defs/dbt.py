@@ -91,18 +91,33 @@ create schema if not exists monitoring;
 create table if not exists monitoring.dbt_build_state (
     selection varchar primary key, fingerprint varchar not null, built_at timestamp not null
 );
+-- the dbt project the selection was last built from (incremental models are rebuilt in full when it changes)
+alter table monitoring.dbt_build_state add column if not exists project varchar;
 """
 RAW_TABLES = ("stripe_events", "tracking_events")
 
 
-def _fingerprint(con, relations: list[tuple[str, str]]) -> str | None:
-    """What a build's result depends on: the raw tables' contents (rows and newest load) and the dbt project
-    itself (the manifest holds every model's SQL, seed and var). None when a selected relation is missing."""
+def _project_fingerprint() -> str:
+    """The dbt project as it shapes results: every model, seed and test (the manifest's file checksums), every
+    macro (dbt's and adapters' too, so an upgrade counts) and dbt_project.yml (vars). Not the manifest's bytes,
+    which change with every parse."""
+    manifest = json.loads(dbt_project.manifest_path.read_bytes())
+    digest = hashlib.sha256((Path(dbt_project.project_dir) / "dbt_project.yml").read_bytes())
+    for key in sorted(manifest["nodes"]):
+        digest.update(f"{key}={manifest['nodes'][key].get('checksum', {}).get('checksum')}".encode())
+    for key in sorted(manifest["macros"]):
+        digest.update(f"{key}={manifest['macros'][key].get('macro_sql', '')}".encode())
+    return digest.hexdigest()
+
+
+def _fingerprint(con, relations: list[tuple[str, str]], project: str) -> str | None:
+    """What a build's result depends on: the raw tables' contents (rows and newest load) and the dbt project.
+    None when a selected relation is missing."""
     existing = {(s, n) for s, n in con.execute(
         "select table_schema, table_name from information_schema.tables").fetchall()}
     if not set(relations) <= existing:
         return None
-    parts = [hashlib.sha256(dbt_project.manifest_path.read_bytes()).hexdigest()]
+    parts = [project]
     for table in RAW_TABLES:
         if ("raw", table) in existing:
             parts.append(str(con.execute(f"select count(*), max(_loaded_at) from raw.{table}").fetchall()[0]))
@@ -117,10 +132,11 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
     relations = [(k.path[0], k.path[-1]) for k in keys if k.path[0] != "reference"]
     selection = hashlib.sha256(json.dumps([k.path for k in keys]).encode()).hexdigest()
+    project = _project_fingerprint()
     with warehouse.connect() as con:
         con.execute(BUILD_STATE)
-        before = _fingerprint(con, relations)
-        built = con.execute("select fingerprint from monitoring.dbt_build_state where selection = ?",
+        before = _fingerprint(con, relations, project)
+        built = con.execute("select fingerprint, project from monitoring.dbt_build_state where selection = ?",
                             [selection]).fetchall()
     if before is not None and built and built[0][0] == before and context.run.tags.get(FORCE_TAG) != "true":
         # The fixed cost of a run with nothing new: no dbt build at all. Nothing is materialized, so the steps
@@ -128,7 +144,13 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
         context.log.info("no new raw data and no change to the dbt project since the last build of these models: "
                          "dbt build skipped")
         return
-    events = list(dbt.cli(["build"], context=context).stream())
+    # Incremental models take only what is new, as long as the project is the one they were built with; after any
+    # change to it (a model, a seed, a macro, a var, a dbt upgrade), or with nothing built yet, all is rebuilt.
+    full_refresh = not built or built[0][1] != project
+    if full_refresh:
+        context.log.info("dbt build --full-refresh: " + ("first build of these models" if not built else
+                         "the dbt project changed since these models were built"))
+    events = list(dbt.cli(["build", *(["--full-refresh"] if full_refresh else [])], context=context).stream())
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
     # the warehouse inside this process with dbt's settings and lock out every later step's connection).
     with warehouse.connect() as con:
@@ -143,9 +165,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
                     event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
             yield event
         # the build succeeded (a failing dbt build raises above): remember what it was built from
-        after = _fingerprint(con, relations)
+        after = _fingerprint(con, relations, project)
         if after is not None:
-            con.execute("insert or replace into monitoring.dbt_build_state values (?, ?, now())", [selection, after])
+            con.execute("insert or replace into monitoring.dbt_build_state (selection, fingerprint, built_at, project) "
+                        "values (?, ?, now(), ?)", [selection, after, project])
 
 
 defs = dg.Definitions(assets=[dbt_models], resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)})

@@ -1,3 +1,5 @@
+-- A view: a projection of the raw table, read by two models; a table would copy every payload.
+{{ config(materialized='view') }}
 -- One row per Stripe event with the fields every entity model needs; the payload stays JSON.
 with source as (
     select event_id, event_type, api_version, created_at, object_id, object_type, payload

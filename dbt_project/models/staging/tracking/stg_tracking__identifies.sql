@@ -1,3 +1,5 @@
+-- A view: one model reads it (or none: it is for analysts), so a table would only be written to be read once.
+{{ config(materialized='view') }}
 -- One row per identify call: who the browser (anonymous_id) or user (user_id) said they are, with the email
 -- and phone normalised (lower-case trimmed email; E.164 phone) for the identity graph.
 with identifies as (

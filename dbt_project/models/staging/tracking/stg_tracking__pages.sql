@@ -1,3 +1,5 @@
+-- A view: one model reads it (or none: it is for analysts), so a table would only be written to be read once.
+{{ config(materialized='view') }}
 -- One row per page view, with the channel it would be credited to were it the start of a visit: the click id
 -- (seed click_id_channels), else UTM source and medium (seeds paid_sources, utm_mediums), else the referrer's
 -- kind (seed referrer_hosts), else Direct. Analysts change the grouping by editing those seeds:

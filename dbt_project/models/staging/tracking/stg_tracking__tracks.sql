@@ -1,3 +1,5 @@
+-- A view: one model reads it (or none: it is for analysts), so a table would only be written to be read once.
+{{ config(materialized='view') }}
 -- One row per track call: the event name and properties, with lead and sign-up form submissions flagged and
 -- the traits they carried (email, phone) normalised.
 with tracks as (
