@@ -178,6 +178,12 @@ class _Batch:
         keep = [i for i in range(len(self)) if i not in positions]
         return _Batch(*([getattr(self, c)[i] for i in keep] for c in self.__slots__))
 
+    def in_ledger_or_not(self, known: bool) -> _Batch:
+        """The events that already have a ledger row (``known``), or those that have none."""
+        if all(k is known for k in self.in_ledger):
+            return self
+        return self.without({i for i, k in enumerate(self.in_ledger) if k is not known})
+
     def cut(self, n: int) -> _Batch:
         """The first ``n`` events, removed from this batch."""
         head = self[:n]
@@ -238,7 +244,7 @@ def _candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int
                         when not coalesce(c.eligible, false)
                             then 'not_eligible_' || coalesce(c.ineligible_reason, 'None')
                         when {excluded} then 'excluded_by_policy'
-                        when {'l.status = ' + repr('dry_run') if settings.dry_run else 'false'} then 'already_dry_run'
+                        when {"l.status = 'dry_run'" if settings.dry_run else 'false'} then 'already_dry_run'
                         when cast(epoch(c.event_time) as bigint) < {int(oldest)} then 'expired'
                         else '{SEND}' end as action
             from {CONVERSIONS} c
@@ -358,9 +364,9 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
                     good, bad = _invalid_rows(batch, batch_problems(batch.payloads), now)
                     records += bad
                     # attempts stay as they were: a failed_retryable event recorded as a dry run keeps its count
-                    records += [LedgerRow(*row, "dry_run", attempts, recorded_at=now, payload=payload)
-                                for *row, payload, attempts in zip(good.event_ids, good.event_names, good.payloads,
-                                                                   good.prior_attempts)]
+                    records += [LedgerRow(event_id, name, "dry_run", attempts, recorded_at=now, payload=payload)
+                                for event_id, name, payload, attempts in zip(
+                                    good.event_ids, good.event_names, good.payloads, good.prior_attempts)]
             write_rows(con, records)
             for r in records:
                 result.counts[r.status] += 1
@@ -507,9 +513,7 @@ def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: D
         columns: dict[str, list] = {c: [] for c in ("event_id", "event_name", "status", "attempts", "last_code",
                                                     "last_message", "request_id", "first_attempt_at", "payload")}
         for o in outcomes:
-            b = o.items
-            if any(b.in_ledger) if fresh else not all(b.in_ledger):
-                b = b.without({i for i, known in enumerate(b.in_ledger) if known is fresh})
+            b = o.items.in_ledger_or_not(known=not fresh)
             n = len(b)
             columns["event_id"] += b.event_ids
             columns["event_name"] += b.event_names

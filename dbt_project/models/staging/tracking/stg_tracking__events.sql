@@ -6,8 +6,7 @@
 -- Incremental: a run adds the raw events it has not staged yet (raw rows are unique by message_id and never
 -- change), so its cost follows the new data. Everything here is per event, so appending gives the same table as
 -- a rebuild; the orchestration rebuilds it in full whenever the dbt project changes (a seed edit included).
-{{ config(materialized='incremental', incremental_strategy='append', unique_key='message_id',
-          on_schema_change='fail') }}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
 {% set click_ids = ['ttclid', 'gclid', 'gbraid', 'wbraid', 'dclid', 'fbclid', 'msclkid', 'li_fat_id', 'twclid'] %}
 with source as (
     select message_id, type, event_name, anonymous_id, user_id, event_timestamp, payload, _loaded_at
