@@ -1,6 +1,7 @@
 """The Dagster instance for headless runs: $DAGSTER_HOME (default ./data/dagster_home), made absolute, and given
 the embedded dagster.yaml (pool limits) when it has none of its own."""
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -20,5 +21,12 @@ def prepare_dagster_home() -> Path:
 
 
 def get_instance() -> dg.DagsterInstance:
-    prepare_dagster_home()
-    return dg.DagsterInstance.get()
+    home = prepare_dagster_home()
+    # Two runs started at once on a new home would both create the SQLite storage's tables and one would fail
+    # ("table runs already exists"): the first to open the instance creates them while the other waits.
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
