@@ -5,10 +5,11 @@ only lists files and, for ``.jsonl.gz`` files, decompresses them to a scratch co
 files commits in one transaction: its rows, its quarantined lines and the record that the files are loaded
 land together or not at all, so a crash can never load a file twice or half.
 
-Two passes over the text, never a copy of it: the first classifies every line (valid, or why not) into a
-narrow table of line numbers, ids and reasons; the second reads the files again (from the page cache) and
-inserts the lines that table keeps. Writing the lines to a scratch table first cost more than everything
-else together (a gigabyte of text written, under the memory limit, to disk and read back).
+Two passes over the text, never a copy of it: the first parses every line once for the fields its checks read
+and classifies it into a narrow table (file, line, id, why refused); the few valid lines not to keep (an id already
+loaded, or seen earlier in the batch) are listed; the second reads the files again (from the page cache) and
+inserts every other valid line, parsed again for its columns. The text is written once, uncompressed (see
+WRITE_SETTINGS). Writing the lines to a scratch table first cost more than everything else together.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import gzip
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,11 @@ RAW_SCHEMA = "raw"
 # Files are loaded in batches of about this many bytes, so memory stays bounded whatever the backlog.
 BATCH_BYTES = 256 * 1024 * 1024
 QUARANTINED_LINE_CHARS = 10_000
+# While a batch is written: the raw text is stored as it is, not FSST-compressed (compressing a gigabyte of
+# JSON cost DuckDB 5 of the 8 seconds its own reader takes to fill a table, for half the size on disk; raw rows
+# are written once and read once by staging, faster uncompressed), and rows need not keep the files' order (the
+# two cores write in parallel; nothing reads raw tables by position).
+WRITE_SETTINGS = {"disabled_compression_methods": "fsst,dict_fsst", "preserve_insertion_order": "false"}
 
 DDL = f"""
 create schema if not exists {RAW_SCHEMA};
@@ -63,7 +71,7 @@ STRIPE_CHECKS = """
     when f[1] is null or f[1] = '' then 'missing required field: id'
     when f[2] is null then 'missing required field: type'
     when try_cast(f[3] as bigint) is null then 'missing or non-integer field: created'
-    when t[2] is distinct from 'OBJECT' then 'missing required field: data.object'
+    when t[1] is distinct from 'OBJECT' then 'missing required field: data.object'
 """
 TRACKING_CHECKS = """
     when f[1] is null or f[1] = '' then 'missing required field: messageId'
@@ -146,92 +154,143 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
             except (OSError, EOFError) as e:
                 raise UnreadableFile(f"not a readable gzip file ({e})") from e
         mapping.append((str(read_path), f.relative_to(landing_dir).as_posix(), f.stat().st_size))
+    with _settings(con, WRITE_SETTINGS):
+        _write_batch(con, source, mapping, result)
+
+
+@contextmanager
+def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> Iterator[None]:
+    """DuckDB settings for the duration of a block, restored afterwards (they are global to the database)."""
+    names = list(values)
+    previous = dict(con.execute("select name, value from duckdb_settings() where list_contains($names, name)",
+                                {"names": names}).fetchall())
+    for name, value in values.items():
+        con.execute(f"set {name} = '{value}'")
+    try:
+        yield
+    finally:
+        for name in names:
+            con.execute(f"set {name} = '{previous[name]}'" if previous.get(name) else f"reset {name}")
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tuple[str, str, int]],
+                 result: SourceLoad) -> None:
+    fields, types, checks, insert = SOURCE_SQL[source]
     con.execute("begin transaction")
     try:
         con.execute("create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint)")
         con.executemany("insert into _files values (?, ?, ?)", mapping)
-        # Every line of the batch with its 1-based number (generate_subscripts: numbering with unnest(range())
-        # beside unnest(parts) is twenty times slower); a trailing newline's empty remainder is not a line.
-        lines = """(
-            select file, generate_subscripts(parts, 1) as line_number, unnest(parts) as line
-            from (select f.file, string_split(t.content, chr(10)) as parts
-                  from read_text($read_paths) t join _files f on f.read_path = t.filename)
-        )"""
         read_paths = [m[0] for m in mapping]
-        # Pass 1: each non-blank line parsed once for every field the checks read, and classified. A line is
-        # valid JSON with or without a trailing CR (JSON whitespace); blank and whitespace-only lines are skipped.
-        # Only a refused line's text is kept (for the quarantine).
+        table = _table(source)
+        id_column = ID_COLUMN[table]
+        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
+        params = {"read_paths": read_paths, "now": now}
+        # Pass 1: every line classified into a narrow table (file, line, id, why refused; the text only of a
+        # refused line, for the quarantine)
         con.execute(f"""
             create or replace temp table _classified as
-            select file, line_number, f, reason,
+            select file, line_number, f[1] as id, reason,
                    case when reason is not null then left(line, {QUARANTINED_LINE_CHARS}) end as line
-            from (
-                select file, line_number, f, line,
-                       case when t is null then 'invalid JSON'
-                            when t[1] <> 'OBJECT' then 'not a JSON object'
-                            {checks}
-                            else null end as reason
-                from (
-                    select file, line_number, line,
-                           case when ok then json_type(line, {_paths(types, root=True)}) end as t,
-                           case when ok then json_extract_string(line, {_paths(fields)}) end as f
-                    from (select *, json_valid(line) as ok from {lines} where line <> '')
-                    where ok or trim(rtrim(line, chr(13))) <> ''
-                )
-            )
+            from {_classified(fields, types, checks)}
         """, {"read_paths": read_paths})
-        # What is kept: valid, not in the table already, and the first of its id in the batch
-        table = _table(source)
+        # What is not kept of the valid lines: an id the table has already, or one seen earlier in the batch (by
+        # file and line): a retried delivery, a file copied in twice. Usually few.
         con.execute(f"""
-            create or replace temp table _keep as
-            select file, line_number, f from _classified c
+            create or replace temp table _skip as
+            select file, line_number from _classified c
             where reason is null
-              and not exists (select 1 from {RAW_SCHEMA}.{table} r where r.{ID_COLUMN[table]} = c.f[1])
-            qualify row_number() over (partition by f[1] order by file, line_number) = 1
+              and exists (select 1 from {RAW_SCHEMA}.{table} r where r.{id_column} = c.id)
+            union all
+            select file, line_number from _classified
+            where reason is null and id in (select id from _classified where reason is null
+                                             group by id having count(*) > 1)
+            qualify row_number() over (partition by id order by file, line_number) > 1
         """)
-        # Pass 2: the kept lines, read again and joined to what pass 1 found (a CR before the newline dropped)
-        kept_lines = f"""(
-            select k.file, k.line_number, k.f,
-                   (case when ends_with(l.line, chr(13)) then rtrim(l.line, chr(13)) else l.line end)::json as payload
-            from {lines} l join _keep k using (file, line_number)
-        )"""
-        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
-        before = con.execute(f"select count(*) from {RAW_SCHEMA}.{table}").fetchall()[0][0]
-        # DuckDB cannot know how many lines the files hold (it guesses one per file) and would build its hash
-        # table from the lines, a gigabyte of text, and insert them in the narrow table's (random) order; the
-        # join is kept as written: the narrow table is built, the lines stream past it in file order
+        # Pass 2: the files read again (from the page cache) and the kept lines parsed and written once. DuckDB
+        # cannot know how many lines the files hold (it guesses one per file) and would build its hash table from
+        # the lines, a gigabyte of text, instead of from the few skipped ones: the join is kept as written.
         con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
         try:
-            con.execute(insert.replace("_kept_lines", kept_lines), {"read_paths": read_paths, "now": now})
+            con.execute(insert.replace("_kept_lines", f"""(
+                select file, line_number, f,
+                       -- (in a CASE, so that no refused line is ever cast, whatever order the optimizer picks)
+                       case when reason is null then (case when ends_with(line, chr(13)) then rtrim(line, chr(13))
+                                                           else line end)::json end as payload
+                from {_classified(fields, types, checks)} c
+                where reason is null
+                  and not exists (select 1 from _skip s where s.file = c.file and s.line_number = c.line_number)
+            )"""), params)
         finally:
             con.execute("reset disabled_optimizers")
-        after = con.execute(f"select count(*) from {RAW_SCHEMA}.{table}").fetchall()[0][0]
         con.execute(f"""
             insert into {RAW_SCHEMA}.quarantine
-            select ?, file, line_number, reason, line, ?
+            select $source, file, line_number, reason, line, $now
             from _classified where reason is not null
-        """, [source, now])
+        """, {"source": source, "now": now})
         con.execute(f"""
             insert into {RAW_SCHEMA}.loaded_files
-            select ?, f.file, f.size_bytes, coalesce(c.lines, 0), coalesce(k.kept, 0),
-                   coalesce(c.valid, 0) - coalesce(k.kept, 0), coalesce(c.lines, 0) - coalesce(c.valid, 0), ?
+            select $source, f.file, f.size_bytes, coalesce(c.lines, 0), coalesce(c.valid, 0) - coalesce(s.skipped, 0),
+                   coalesce(s.skipped, 0), coalesce(c.lines, 0) - coalesce(c.valid, 0), $now
             from _files f
             left join (select file, count(*) as lines, count(*) filter (where reason is null) as valid
                        from _classified group by file) c using (file)
-            left join (select file, count(*) as kept from _keep group by file) k using (file)
-        """, [source, now])
-        stats = con.execute("select count(*), count(*) filter (where reason is not null) from _classified").fetchall()[0]
-        con.execute("drop table _keep; drop table _classified; drop table _files")
+            left join (select file, count(*) as skipped from _skip group by file) s using (file)
+        """, {"source": source, "now": now})
+        stats = con.execute(f"""
+            select coalesce(sum(lines), 0), coalesce(sum(quarantined_rows), 0), coalesce(sum(loaded_rows), 0)
+            from {RAW_SCHEMA}.loaded_files where source = ? and loaded_at = ? and file in (select file from _files)
+        """, [source, now]).fetchall()[0]
+        con.execute("drop table _classified; drop table _skip; drop table _files")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    result.files += len(files)
+    result.files += len(mapping)
     result.lines += stats[0]
     result.quarantined_rows += stats[1]
-    result.loaded_rows += after - before
-    result.duplicate_rows += stats[0] - stats[1] - (after - before)
+    result.loaded_rows += stats[2]
+    result.duplicate_rows += stats[0] - stats[1] - stats[2]
     result.file_names += [m[1] for m in mapping]
+
+
+# Every line of a batch with its 1-based number (generate_subscripts: numbering with unnest(range()) beside
+# unnest(parts) is twenty times slower); a trailing newline's empty remainder is not a line.
+LINES = """(
+    select file, generate_subscripts(parts, 1) as line_number, unnest(parts) as line
+    from (select f.file, string_split(t.content, chr(10)) as parts
+          from read_text($read_paths) t join _files f on f.read_path = t.filename)
+)"""
+JSON_WHITESPACE = "chr(32) || chr(9) || chr(13)"
+
+
+def _classified(fields: list[str], types: list[str], checks: str) -> str:
+    """Each non-blank line parsed once for every field the checks and the insert read (``f``, their values as
+    text; NULL when the line is not JSON at all), and why it is refused (``reason``, NULL when it is kept).
+    A line is valid JSON with or without a trailing CR (JSON whitespace); blank and whitespace-only lines are
+    not lines. Only an object path's type needs a second look at the text (``t``), and only when no field read
+    through it was found (a field found inside ``data.object`` proves it is an object)."""
+    type_checks = []
+    for path in types:
+        inside = [i + 1 for i, p in enumerate(fields) if p.startswith(path + ".")]
+        found = " or ".join(f"f[{i}] is not null" for i in inside) or "false"
+        type_checks.append(f"case when f is null then null when {found} then 'OBJECT' "
+                           f"else json_type(line, '$.{path}') end")
+    return f"""(
+        select file, line_number, line, f, reason
+        from (
+            select file, line_number, line, f,
+                   case when f is null then 'invalid JSON'
+                        when left(ltrim(line, {JSON_WHITESPACE}), 1) <> '{{' then 'not a JSON object'
+                        {checks}
+                        else null end as reason
+            from (
+                select file, line_number, line, {"[" + ", ".join(type_checks) + "]" if types else "[]"} as t, f
+                from (select file, line_number, line, try(json_extract_string(line, {_paths(fields)})) as f
+                      from {LINES} where line <> '')
+            )
+            where f is not null or trim(rtrim(line, chr(13))) <> ''
+        )
+    )"""
 
 
 def _table(source: str) -> str:
@@ -279,6 +338,8 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
                     except UnreadableFile as e:
                         _quarantine_file(con, landing_dir, source, path, str(e), result)
                     except duckdb.InvalidInputException as e:
+                        if "read_text" not in str(e):
+                            raise  # not the file's fault: fail loudly rather than quarantine good data
                         _quarantine_file(con, landing_dir, source, path, str(e).split("\n")[0], result)
             finally:
                 for p in Path(scratch).iterdir():

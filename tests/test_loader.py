@@ -41,7 +41,15 @@ def test_each_event_loads_once_across_duplicate_deliveries_and_copied_files(tmp_
     assert result.loaded_rows == 6 and result.files == 3
     assert result.duplicate_rows == 6 + 3 + 6 - 6
     first = con.execute("select _file, _line from raw.stripe_events where event_id = 'evt_0000'").fetchall()[0]
-    assert first == ("stripe_events/a-copy.jsonl", 1) or first == ("stripe_events/a.jsonl", 1)
+    assert first == ("stripe_events/a-copy.jsonl", 1)  # the first by file name, then line
+    per_file = con.execute("select file, lines, loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files "
+                           "order by file").fetchall()
+    assert per_file == [("stripe_events/a-copy.jsonl", 6, 5, 1, 0), ("stripe_events/a.jsonl", 6, 0, 6, 0),
+                        ("stripe_events/b.jsonl", 3, 1, 2, 0)]
+    # the loader writes raw text uncompressed, in any order, and gives the connection its settings back
+    settings = "select value from duckdb_settings() where name in ('disabled_compression_methods', " \
+               "'preserve_insertion_order') order by name"
+    assert con.execute(settings).fetchall() == [("",), ("true",)]
 
 
 def test_rerun_loads_nothing_and_new_files_add_exactly_their_rows(tmp_path, con):
