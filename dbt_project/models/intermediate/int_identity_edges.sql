@@ -103,12 +103,23 @@ endpoints as (
     select right_node, right_type, right_value from edges
 ),
 
+{%- set blocked = seed_rows('blocked_identifiers', ['identifier_type', 'pattern', 'why']) %}
 blocked_nodes as (
+    {%- if blocked is not none %}
+    -- the seed's patterns written in as constants (see the macro seed_rows)
+    {%- for row in blocked %}
+    select node, {{ literal('blocked_value: ' ~ row[2]) }} as reason from endpoints
+    where node_type = {{ literal(row[0]) }} and {{ regex_matches('node_value', literal(row[1])) }}
+    union
+    {%- endfor %}
+    select cast(null as varchar), cast(null as varchar) where false
+    {%- else %}
     select distinct endpoints.node, 'blocked_value: ' || blocked.why as reason
     from endpoints
     join {{ ref('blocked_identifiers') }} as blocked
         on blocked.identifier_type = endpoints.node_type
        and {{ regex_matches('endpoints.node_value', 'blocked.pattern') }}
+    {%- endif %}
 ),
 
 usable_edges as (
