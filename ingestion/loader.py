@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion import config
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, list_landing_files
 
@@ -31,11 +32,11 @@ RAW_SCHEMA = "raw"
 # Files are loaded in batches of about this many bytes, so memory stays bounded whatever the backlog.
 BATCH_BYTES = 256 * 1024 * 1024
 QUARANTINED_LINE_CHARS = 10_000
-# While a batch is written: the raw text is stored as it is, not FSST-compressed (compressing a gigabyte of
-# JSON cost DuckDB 5 of the 8 seconds its own reader takes to fill a table, for half the size on disk; raw rows
-# are written once and read once by staging, faster uncompressed), and rows need not keep the files' order (the
-# two cores write in parallel; nothing reads raw tables by position).
-WRITE_SETTINGS = {"disabled_compression_methods": "fsst,dict_fsst", "preserve_insertion_order": "false"}
+# While a batch is written: the raw text is stored as it is, not FSST-compressed unless DUCKDB_COMPRESS_TEXT says so
+# (compressing a gigabyte of JSON cost DuckDB 5 of the 8 seconds its own reader takes to fill a table, for half the
+# size on disk; raw rows are written once and read once by staging, faster uncompressed), and rows need not keep the
+# files' order (the two cores write in parallel; nothing reads raw tables by position).
+WRITE_SETTINGS = {"preserve_insertion_order": "false"}
 
 DDL = f"""
 create schema if not exists {RAW_SCHEMA};
@@ -154,7 +155,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
             except (OSError, EOFError) as e:
                 raise UnreadableFile(f"not a readable gzip file ({e})") from e
         mapping.append((str(read_path), f.relative_to(landing_dir).as_posix(), f.stat().st_size))
-    with _settings(con, WRITE_SETTINGS):
+    with _settings(con, {**WRITE_SETTINGS, "disabled_compression_methods": config.disabled_compression_methods()}):
         _write_batch(con, source, mapping, result)
 
 
