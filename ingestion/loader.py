@@ -46,12 +46,12 @@ create table if not exists {RAW_SCHEMA}.loaded_files (
 );
 create table if not exists {RAW_SCHEMA}.stripe_events (
     event_id varchar not null, event_type varchar not null, api_version varchar, created_at timestamp not null,
-    object_id varchar, object_type varchar, livemode boolean, payload json not null,
+    object_id varchar, object_type varchar, livemode boolean, payload varchar not null,
     _file varchar not null, _line bigint not null, _loaded_at timestamp not null
 );
 create table if not exists {RAW_SCHEMA}.tracking_events (
     message_id varchar not null, type varchar not null, event_name varchar, anonymous_id varchar,
-    user_id varchar, event_timestamp timestamp not null, payload json not null,
+    user_id varchar, event_timestamp timestamp not null, payload varchar not null,
     _file varchar not null, _line bigint not null, _loaded_at timestamp not null
 );
 create table if not exists {RAW_SCHEMA}.quarantine (
@@ -82,7 +82,8 @@ TRACKING_CHECKS = """
     when try_cast(f[6] as timestamptz) is null then 'timestamp is not an ISO-8601 date-time'
     when coalesce(f[4], '') = '' and coalesce(f[5], '') = '' then 'missing required field: one of anonymousId or userId'
 """
-# What a kept line becomes: ``f`` (the fields, from the first pass) and ``payload`` (the line as JSON).
+# What a kept line becomes: ``f`` (its fields) and ``payload`` (the line: JSON text that the first pass parsed, so
+# stored as text, not cast to DuckDB's JSON type, which would parse it a third time; JSON functions read both).
 STRIPE_INSERT = f"""
 insert into {RAW_SCHEMA}.stripe_events
 select f[1], f[2], f[4], make_timestamp(cast(f[3] as bigint) * 1000000), f[5], f[6], try_cast(f[7] as boolean),
@@ -214,9 +215,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
         try:
             con.execute(insert.replace("_kept_lines", f"""(
                 select file, line_number, f,
-                       -- (in a CASE, so that no refused line is ever cast, whatever order the optimizer picks)
-                       case when reason is null then (case when ends_with(line, chr(13)) then rtrim(line, chr(13))
-                                                           else line end)::json end as payload
+                       case when ends_with(line, chr(13)) then rtrim(line, chr(13)) else line end as payload
                 from {_classified(fields, types, checks)} c
                 where reason is null
                   and not exists (select 1 from _skip s where s.file = c.file and s.line_number = c.line_number)
