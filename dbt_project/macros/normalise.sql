@@ -24,9 +24,11 @@
     ({{ expr }} is not null and length({{ expr }}) between 9 and 16)
 {%- endmacro %}
 
-{# url parameter value, decoded #}
+{# url parameter value, decoded (the expression is only matched when the URL has an "=", which every parameter
+   needs: most page URLs have none, and the regular expression is the costly part) #}
 {% macro url_param(url, name) -%}
-    {{ ttattribution.url_decode(ttattribution.regex_extract(url, "'[?&]" ~ name ~ "=([^&#]*)'")) }}
+    (case when strpos({{ url }}, '=') > 0
+          then {{ ttattribution.url_decode(ttattribution.regex_extract(url, "'[?&]" ~ name ~ "=([^&#]*)'")) }} end)
 {%- endmacro %}
 
 {# host without "www." #}

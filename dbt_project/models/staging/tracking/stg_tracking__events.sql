@@ -95,16 +95,18 @@ with_params as materialized (
 ),
 
 referrer_kinds as (
-    -- the most specific listed host that the referrer host is, or is a subdomain of
+    -- the most specific listed host that the referrer host is, or is a subdomain of; matched once per distinct
+    -- referrer host (a few thousand), not per event: the OR of the join rules out a hash join
     select
-        with_params.message_id,
+        hosts.referrer_host,
         referrer_hosts.medium,
         referrer_hosts.source,
-        row_number() over (partition by with_params.message_id order by length(referrer_hosts.host) desc) as match_rank
-    from with_params
+        row_number() over (partition by hosts.referrer_host
+                           order by length(referrer_hosts.host) desc, referrer_hosts.host) as match_rank
+    from (select distinct referrer_host from with_params where referrer_host is not null) as hosts
     join {{ ref('referrer_hosts') }} as referrer_hosts
-        on with_params.referrer_host = referrer_hosts.host
-        or with_params.referrer_host like '%.' || referrer_hosts.host
+        on hosts.referrer_host = referrer_hosts.host
+        or hosts.referrer_host like '%.' || referrer_hosts.host
 ),
 
 bots as (
@@ -128,7 +130,7 @@ final as (
         page_path,
         page_title,
         referrer,
-        referrer_host,
+        with_params.referrer_host,
         referrer_kinds.medium as referrer_medium,
         referrer_kinds.source as referrer_source,
         -- the URL is what the visitor clicked; the context is what an SDK remembered
@@ -171,7 +173,8 @@ final as (
         bots.bot_user_agent is not null as is_bot,
         loaded_at
     from with_params
-    left join referrer_kinds on referrer_kinds.message_id = with_params.message_id and referrer_kinds.match_rank = 1
+    left join referrer_kinds
+        on referrer_kinds.referrer_host = with_params.referrer_host and referrer_kinds.match_rank = 1
     left join bots on bots.bot_user_agent = with_params.user_agent
 )
 
