@@ -202,11 +202,13 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
             select file, line_number from _classified c
             where reason is null
               and exists (select 1 from {RAW_SCHEMA}.{table} r where r.{id_column} = c.id)
-            union all
-            select file, line_number from _classified
-            where reason is null and id in (select id from _classified where reason is null
-                                             group by id having count(*) > 1)
-            qualify row_number() over (partition by id order by file, line_number) > 1
+            union  -- (a line can be both)
+            select file, line_number from (
+                select file, line_number, row_number() over (partition by id order by file, line_number) as nth
+                from _classified
+                where reason is null and id in (select id from _classified where reason is null
+                                                 group by id having count(*) > 1)
+            ) where nth > 1
         """)
         # Pass 2: the files read again (from the page cache) and the kept lines parsed and written once. DuckDB
         # cannot know how many lines the files hold (it guesses one per file) and would build its hash table from

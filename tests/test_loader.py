@@ -62,7 +62,14 @@ def test_rerun_loads_nothing_and_new_files_add_exactly_their_rows(tmp_path, con)
     added = load_all(con, landing)["tracking"]
     assert (added.files, added.loaded_rows, added.duplicate_rows) == (1, 3, 2)
     assert count(con, "tracking_events") == 13
-    assert con.execute("select count(*) from raw.loaded_files").fetchall()[0][0] == 2
+    # an id loaded before that comes twice more in a new file, beside a new one twice: each counted once
+    write_jsonl_atomic(landing / "tracking" / "d3.jsonl", [page(1), page(1), page(20), page(20)])
+    added = load_all(con, landing)["tracking"]
+    assert (added.files, added.lines, added.loaded_rows, added.duplicate_rows) == (1, 4, 1, 3)
+    assert con.execute("select lines, loaded_rows, duplicate_rows from raw.loaded_files "
+                       "where file = 'tracking/d3.jsonl'").fetchall() == [(4, 1, 3)]
+    assert count(con, "tracking_events") == 14
+    assert con.execute("select count(*) from raw.loaded_files").fetchall()[0][0] == 3
 
 
 def test_malformed_lines_are_quarantined_with_file_line_and_reason_and_the_rest_loads(tmp_path, con):
