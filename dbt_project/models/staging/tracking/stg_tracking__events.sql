@@ -38,8 +38,7 @@ with source as (
     ('carried_landing_url', 'context.attribution.landingUrl'),
 ] -%}
 {%- for c in click_ids %}{% do fields.append(('carried_' ~ c, 'context.attribution.clickIds.' ~ c)) %}{% endfor -%}
-{%- set at = {} -%}
-{%- for name, path in fields %}{% do at.update({name: 'f[' ~ loop.index ~ ']'}) %}{% endfor %}
+{%- set at = json_text_refs(fields | map(attribute=0) | list) %}
 
 extracted as (
     select
