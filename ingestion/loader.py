@@ -5,11 +5,12 @@ only lists files and, for ``.jsonl.gz`` files, decompresses them to a scratch co
 files commits in one transaction: its rows, its quarantined lines and the record that the files are loaded
 land together or not at all, so a crash can never load a file twice or half.
 
-Two passes over the text, never a copy of it: the first parses every line once for the fields its checks read
-and classifies it into a narrow table (file, line, id, why refused); the few valid lines not to keep (an id already
-loaded, or seen earlier in the batch) are listed; the second reads the files again (from the page cache) and
-inserts every other valid line, parsed again for its columns. The text is written once, uncompressed (see
-WRITE_SETTINGS). Writing the lines to a scratch table first cost more than everything else together.
+Two passes over the text, never a copy of it, and one parse of each line: the first parses every line for the
+fields its checks and columns read and classifies it into a narrow table (file, line, fields, why refused); the few
+valid lines not to keep (an id already loaded, or seen earlier in the batch) are listed; the second reads the files
+again (from the page cache), splits them into lines without parsing them, and inserts every other valid line
+beside the fields the first pass kept for it. The text is written once, uncompressed (see WRITE_SETTINGS). Writing
+the lines to a scratch table first cost more than everything else together.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
         con.execute(f"""
             create or replace temp table _classified as
             select file, line_number, f[1] as id, reason,
+                   case when reason is null then f end as f,
                    case when reason is not null then left(line, {QUARANTINED_LINE_CHARS}) end as line
             from {_classified(fields, types, checks)}
         """, {"read_paths": read_paths})
@@ -210,17 +212,21 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
                                                  group by id having count(*) > 1)
             ) where nth > 1
         """)
-        # Pass 2: the files read again (from the page cache) and the kept lines parsed and written once. DuckDB
-        # cannot know how many lines the files hold (it guesses one per file) and would build its hash table from
-        # the lines, a gigabyte of text, instead of from the few skipped ones: the join is kept as written.
+        # Pass 2: the files read again (from the page cache, split into lines but not parsed again) and each kept
+        # line joined to the fields pass 1 parsed from it. DuckDB cannot know how many lines the files hold (it
+        # guesses one per file) and would build its hash table from the lines, a gigabyte of text, instead of from
+        # the narrow kept fields: the join is kept as written.
         con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
         try:
             con.execute(insert.replace("_kept_lines", f"""(
-                select file, line_number, f,
-                       case when ends_with(line, chr(13)) then rtrim(line, chr(13)) else line end as payload
-                from {_classified(fields, types, checks)} c
-                where reason is null
-                  and not exists (select 1 from _skip s where s.file = c.file and s.line_number = c.line_number)
+                select lines.file, lines.line_number, kept.f,
+                       case when ends_with(lines.line, chr(13)) then rtrim(lines.line, chr(13)) else lines.line end
+                           as payload
+                from {LINES} lines
+                join (select file, line_number, f from _classified c
+                      where reason is null
+                        and not exists (select 1 from _skip s where s.file = c.file and s.line_number = c.line_number)
+                     ) kept on kept.file = lines.file and kept.line_number = lines.line_number
             )"""), params)
         finally:
             con.execute("reset disabled_optimizers")
