@@ -1,5 +1,6 @@
 """The dbt project on its own: `dbt build` (models and their data tests) against a DuckDB file."""
 
+import json
 import os
 import subprocess
 
@@ -18,9 +19,10 @@ def test_dbt_build_passes_all_its_tests_on_a_simulated_world(workspace):
     assert tests >= 30
 
 
-def test_tracking_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(workspace):
-    """New raw events are appended to stg_tracking__events (the rows already staged are left alone), the result
-    equals a full rebuild, and a changed dbt project makes the next run rebuild everything."""
+def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(workspace):
+    """New raw events are appended to stg_tracking__events (the rows already staged are left alone); Stripe object
+    states and the staging models of one row per object take only the objects with new events; every incremental
+    model equals a full rebuild; and a changed dbt project makes the next run rebuild everything."""
     import shutil
 
     import duckdb
@@ -33,31 +35,61 @@ def test_tracking_staging_is_incremental_and_rebuilt_in_full_when_the_project_ch
     marked = workspace.scalar("select min(message_id) from staging.stg_tracking__events")
     with duckdb.connect(str(workspace.warehouse)) as con:
         con.execute("update staging.stg_tracking__events set page_title = 'marked' where message_id = ?", [marked])
+        # a load that committed late, stamped an hour before the newest staged one (another loader's clock)
+        con.execute("insert into raw.tracking_events select * replace ('late-' || message_id as message_id, "
+                    "_loaded_at - interval '1 hour' as _loaded_at) from raw.tracking_events "
+                    "where _loaded_at = (select max(_loaded_at) from raw.tracking_events) limit 3")
+        # Stripe events for objects already staged: a newer state of an invoice (voided), and a stale event of a
+        # charge (failed, but a day older than its current state, so it must change nothing)
+        invoice, charge = con.execute("""
+            select (select min(object_id) from staging.stg_stripe__object_states where object_type = 'invoice'),
+                   (select min(object_id) from staging.stg_stripe__object_states where object_type = 'charge')
+        """).fetchall()[0]
+        for object_id, shift, status in ((invoice, "+ interval '1 day'", "void"), (charge, "- interval '1 day'", "failed")):
+            con.execute(f"""
+                insert into raw.stripe_events
+                select * replace ('evt_later_' || event_id as event_id, created_at {shift} as created_at,
+                                  cast(json_merge_patch(payload, '{{"data": {{"object": {{"status": "{status}"}}}}}}')
+                                       as varchar) as payload,
+                                  now() at time zone 'UTC' as _loaded_at)
+                from raw.stripe_events where event_id = (
+                    select event_id from staging.stg_stripe__object_states where object_id = ?)
+            """, [object_id])
 
     workspace.add_world(visitors=60, seed=42)
     assert workspace.run().success
     raw = workspace.scalar("select count(*) from raw.tracking_events")
     assert workspace.scalar("select count(*) from staging.stg_tracking__events") == raw > staged
+    assert workspace.scalar("select count(*) from staging.stg_tracking__events where message_id like 'late-%'") == 3
+    assert workspace.scalar("select status from staging.stg_stripe__invoices where invoice_id = ?", [invoice]) == "void"
+    assert workspace.scalar("select status from staging.stg_stripe__charges where charge_id = ?", [charge]) != "failed"
     assert workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?",
                             [marked]) == "marked", "an incremental run leaves staged rows alone"
     # appending gave what a rebuild gives
     copy = workspace.root / "rebuilt.duckdb"
     shutil.copy(workspace.warehouse, copy)
-    out = subprocess.run([str(DBT), "run", "--full-refresh", "-s", "stg_tracking__events", "--project-dir",
+    out = subprocess.run([str(DBT), "run", "--full-refresh", "-s", "config.materialized:incremental", "--project-dir",
                           str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT), "--target-path",
                           str(workspace.root / "dbt_target_copy"), "--log-path", str(workspace.root / "dbt_logs")],
                          env={**os.environ, "WAREHOUSE_PATH": str(copy)}, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
+    results = json.loads((workspace.root / "dbt_target_copy" / "run_results.json").read_text())["results"]
+    incremental_models = sorted(r["unique_id"].split(".")[-1] for r in results)
+    assert {"stg_tracking__events", "stg_stripe__object_states", "stg_stripe__invoices"} <= set(incremental_models)
     with duckdb.connect(str(copy)) as con:
         con.execute(f"attach '{workspace.warehouse}' as incremental (read_only)")
-        for a, b in (("staging", "incremental.staging"), ("incremental.staging", "staging")):
-            extra = con.execute(f"""
-                select count(*) from (
-                    select * exclude (loaded_at) from {a}.stg_tracking__events where message_id <> '{marked}'
-                    except all
-                    select * exclude (loaded_at) from {b}.stg_tracking__events where message_id <> '{marked}')
-            """).fetchall()[0][0]
-            assert extra == 0, f"{extra} rows differ between the incremental and the rebuilt table"
+        for model in incremental_models:
+            rows = con.execute(f"select count(*) from staging.{model}").fetchall()[0][0]
+            assert rows > 0, model
+            unmarked = f"where message_id <> '{marked}'" if model == "stg_tracking__events" else ""
+            for a, b in (("staging", "incremental.staging"), ("incremental.staging", "staging")):
+                extra = con.execute(f"""
+                    select count(*) from (
+                        select * from {a}.{model} {unmarked}
+                        except all
+                        select * from {b}.{model} {unmarked})
+                """).fetchall()[0][0]
+                assert extra == 0, f"{model}: {extra} of {rows} rows differ between the incremental and the rebuilt table"
 
     # the project the models were built from changed (here: the record of it): everything is rebuilt
     with duckdb.connect(str(workspace.warehouse)) as con:

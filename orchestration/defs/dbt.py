@@ -166,7 +166,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     # a fresh folder per run, dagster-dbt's default, costs a full parse, 10 s here). Runs that build the same
     # warehouse never overlap (the warehouse pool), so they never share the folder at the same time.
     target = Path("target") / f"dbt_models-{hashlib.sha256(str(warehouse.resolved_path).encode()).hexdigest()[:12]}"
-    events = list(dbt.cli(["build", *(["--full-refresh"] if full_refresh else [])], context=context,
+    # Unit tests check the models' logic against fixed inputs, which a new load cannot change: they run in
+    # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
+    events = list(dbt.cli(["build", "--exclude-resource-type", "unit_test",
+                           *(["--full-refresh"] if full_refresh else [])], context=context,
                           target_path=target).stream())
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
     # the warehouse inside this process with dbt's settings and lock out every later step's connection).

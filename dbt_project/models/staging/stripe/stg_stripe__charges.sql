@@ -1,4 +1,7 @@
 -- One row per charge: its latest state by event time (charge.refunded carries the refunded total).
+-- Incremental: only objects with a new state are staged again (macro new_object_states).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='charge_id',
+          on_schema_change='fail') }}
 {% set o = 'data.object.' %}
 {#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
 {%- set paths = ['customer', 'payment_intent', 'invoice', 'billing_details.email', 'billing_details.phone', 'billing_details.name', 'status', 'amount', 'amount_refunded', 'created'] -%}
@@ -7,7 +10,7 @@
 with latest as (
     select *, {{ json_texts('payload', object_paths) }} as f
     from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'charge'
+    where object_type = 'charge'{{ new_object_states() }}
 ),
 
 final as (
@@ -28,7 +31,8 @@ final as (
         {{ epoch_to_timestamp(at['created']) }} as created_at,
         api_version,
         event_id as last_event_id,
-        latest.created_at as last_event_at
+        latest.created_at as last_event_at,
+        latest.loaded_at
     from latest
 )
 

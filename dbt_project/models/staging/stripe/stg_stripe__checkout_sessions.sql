@@ -1,4 +1,7 @@
 -- One row per Checkout Session: its latest state by event time.
+-- Incremental: only objects with a new state are staged again (macro new_object_states).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='checkout_session_id',
+          on_schema_change='fail') }}
 {% set o = 'data.object.' %}
 {#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
 {%- set paths = ['customer', 'customer_details.email', 'customer_email', 'customer_details.phone', 'customer_details.name', 'client_reference_id', 'mode', 'status', 'payment_status', 'invoice', 'subscription', 'payment_intent', 'amount_total', 'created'] -%}
@@ -7,7 +10,7 @@
 with latest as (
     select *, {{ json_texts('payload', object_paths) }} as f
     from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'checkout.session'
+    where object_type = 'checkout.session'{{ new_object_states() }}
 ),
 
 final as (
@@ -34,7 +37,8 @@ final as (
         case when event_type = 'checkout.session.completed' then latest.created_at end as completed_at,
         api_version,
         event_id as last_event_id,
-        latest.created_at as last_event_at
+        latest.created_at as last_event_at,
+        latest.loaded_at
     from latest
 )
 

@@ -1,4 +1,7 @@
 -- One row per Stripe customer: its latest state by event time.
+-- Incremental: only objects with a new state are staged again (macro new_object_states).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='stripe_customer_id',
+          on_schema_change='fail') }}
 {% set o = 'data.object.' %}
 {#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
 {%- set paths = ['email', 'phone', 'name', 'address.country', 'created'] -%}
@@ -7,7 +10,7 @@
 with latest as (
     select *, {{ json_texts('payload', object_paths) }} as f
     from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'customer'
+    where object_type = 'customer'{{ new_object_states() }}
 ),
 
 final as (
@@ -20,7 +23,8 @@ final as (
         {{ epoch_to_timestamp(at['created']) }} as created_at,
         (event_type = 'customer.deleted') as is_deleted,
         event_id as last_event_id,
-        latest.created_at as last_event_at
+        latest.created_at as last_event_at,
+        latest.loaded_at
     from latest
 )
 

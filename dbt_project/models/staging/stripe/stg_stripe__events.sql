@@ -2,7 +2,7 @@
 {{ config(materialized='view') }}
 -- One row per Stripe event with the fields every entity model needs; the payload stays JSON.
 with source as (
-    select event_id, event_type, api_version, created_at, object_id, object_type, payload
+    select event_id, event_type, api_version, created_at, object_id, object_type, payload, _loaded_at
     from {{ source('stripe', 'stripe_events') }}
 ),
 
@@ -16,7 +16,8 @@ final as (
         created_at,
         object_id,
         object_type,
-        payload
+        payload,
+        _loaded_at as loaded_at
     from source
 )
 

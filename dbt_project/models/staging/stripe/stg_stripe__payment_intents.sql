@@ -1,4 +1,7 @@
 -- One row per PaymentIntent: its latest state by event time.
+-- Incremental: only objects with a new state are staged again (macro new_object_states).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='payment_intent_id',
+          on_schema_change='fail') }}
 {% set o = 'data.object.' %}
 {#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
 {%- set paths = ['customer', 'receipt_email', 'status', 'latest_charge', 'invoice', 'description', 'amount_received', 'created'] -%}
@@ -7,7 +10,7 @@
 with latest as (
     select *, {{ json_texts('payload', object_paths) }} as f
     from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'payment_intent'
+    where object_type = 'payment_intent'{{ new_object_states() }}
 ),
 
 final as (
@@ -27,7 +30,8 @@ final as (
         case when event_type = 'payment_intent.succeeded' then latest.created_at end as succeeded_at,
         api_version,
         event_id as last_event_id,
-        latest.created_at as last_event_at
+        latest.created_at as last_event_at,
+        latest.loaded_at
     from latest
 )
 

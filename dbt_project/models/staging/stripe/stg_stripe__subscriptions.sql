@@ -1,4 +1,7 @@
 -- One row per subscription: its latest state by event time, with when it started and when it was cancelled.
+-- Incremental: only objects with a new state are staged again (macro new_object_states).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='subscription_id',
+          on_schema_change='fail') }}
 {% set o = 'data.object.' %}
 {#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
 {%- set paths = ['customer', 'status', 'items.data[0].price.id', 'items.data[0].price.product', 'start_date', 'canceled_at', 'ended_at', 'cancellation_details.reason'] -%}
@@ -7,7 +10,7 @@
 with latest as (
     select *, {{ json_texts('payload', object_paths) }} as f
     from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'subscription'
+    where object_type = 'subscription'{{ new_object_states() }}
 ),
 
 final as (
@@ -23,7 +26,8 @@ final as (
         {{ epoch_to_timestamp(at['ended_at']) }} as ended_at,
         {{ at['cancellation_details.reason'] }} as cancellation_reason,
         event_id as last_event_id,
-        latest.created_at as last_event_at
+        latest.created_at as last_event_at,
+        latest.loaded_at
     from latest
 )
 

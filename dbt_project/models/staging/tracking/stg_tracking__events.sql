@@ -12,10 +12,8 @@ with source as (
     select message_id, type, event_name, anonymous_id, user_id, event_timestamp, payload, _loaded_at
     from {{ source('tracking', 'tracking_events') }} as raw_events
     {% if is_incremental() %}
-    -- loads newer than the last staged one (row groups older than that are skipped unread), and among them
-    -- what is not staged yet: a load committed late with an earlier clock is still picked up by the next run
-    where _loaded_at >= (select coalesce(max(loaded_at), '1970-01-01'::timestamp) - interval '1 day' from {{ this }})
-      and not exists (select 1 from {{ this }} as staged where staged.message_id = raw_events.message_id)
+    -- the loads not staged yet (a load committed late with an earlier clock included), named as constants
+    where {{ unstaged_loads(source('tracking', 'tracking_events')) }}
     {% endif %}
 ),
 
