@@ -39,6 +39,22 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
         con.execute("insert into raw.tracking_events select * replace ('late-' || message_id as message_id, "
                     "_loaded_at - interval '1 hour' as _loaded_at) from raw.tracking_events "
                     "where _loaded_at = (select max(_loaded_at) from raw.tracking_events) limit 3")
+        # a page that arrives late for a browser already staged, ten minutes before its second visit started: a
+        # plain page on the site, so that visit now continues the late page's visit (the touches change)
+        second_visit = con.execute("""
+            select touch_id from (select touch_id, row_number() over (partition by anonymous_id order by touched_at)
+                                  as n from intermediate.int_touches) where n = 2 order by touch_id limit 1
+        """).fetchall()[0][0]
+        con.execute("""
+            insert into raw.tracking_events
+            select * replace ('backdated-' || message_id as message_id,
+                              event_timestamp - interval '10 minutes' as event_timestamp,
+                              cast(json_merge_patch(payload, '{"context": {"campaign": null, "page": {
+                                  "url": "https://shop.example/late", "path": "/late", "search": null,
+                                  "referrer": "https://shop.example/"}}, "properties": null}') as varchar) as payload,
+                              now() at time zone 'UTC' as _loaded_at)
+            from raw.tracking_events where message_id = ?
+        """, [second_visit])
         # Stripe events for objects already staged: a newer state of an invoice (voided), and a stale event of a
         # charge (failed, but a day older than its current state, so it must change nothing)
         invoice, charge = con.execute("""
@@ -74,20 +90,21 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                          env={**os.environ, "WAREHOUSE_PATH": str(copy)}, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
     results = json.loads((workspace.root / "dbt_target_copy" / "run_results.json").read_text())["results"]
-    incremental_models = sorted(r["unique_id"].split(".")[-1] for r in results)
-    assert {"stg_tracking__events", "stg_stripe__object_states", "stg_stripe__invoices"} <= set(incremental_models)
+    incremental_models = sorted(".".join(r["relation_name"].replace('"', "").split(".")[1:]) for r in results)
+    assert {"staging.stg_tracking__events", "staging.stg_stripe__object_states", "staging.stg_stripe__invoices",
+            "intermediate.int_touches"} <= set(incremental_models)
     with duckdb.connect(str(copy)) as con:
         con.execute(f"attach '{workspace.warehouse}' as incremental (read_only)")
         for model in incremental_models:
-            rows = con.execute(f"select count(*) from staging.{model}").fetchall()[0][0]
+            rows = con.execute(f"select count(*) from {model}").fetchall()[0][0]
             assert rows > 0, model
-            unmarked = f"where message_id <> '{marked}'" if model == "stg_tracking__events" else ""
-            for a, b in (("staging", "incremental.staging"), ("incremental.staging", "staging")):
+            unmarked = f"where message_id <> '{marked}'" if model == "staging.stg_tracking__events" else ""
+            for a, b in ((model, f"incremental.{model}"), (f"incremental.{model}", model)):
                 extra = con.execute(f"""
                     select count(*) from (
-                        select * from {a}.{model} {unmarked}
+                        select * from {a} {unmarked}
                         except all
-                        select * from {b}.{model} {unmarked})
+                        select * from {b} {unmarked})
                 """).fetchall()[0][0]
                 assert extra == 0, f"{model}: {extra} of {rows} rows differ between the incremental and the rebuilt table"
 

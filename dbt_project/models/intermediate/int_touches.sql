@@ -3,15 +3,32 @@
 -- arrives with a click id, UTM parameters or an outside referrer (a new campaign entry, as GA does).
 -- Channels come from stg_tracking__pages (seeds click_id_channels, paid_sources, utm_mediums, referrer_hosts).
 -- Page views of bots (seed bot_user_agents) are not touches.
+--
+-- Incremental: a visit is decided by the pages of its own browser only, so a run recomputes the touches of the
+-- browsers that have pages in loads not taken in yet, from all of each such browser's pages, and replaces that
+-- browser's touches (delete+insert by browser: a late page can merge or split its visits). `browser_loaded_at`,
+-- the newest load among a browser's pages, records which loads are taken in (macro unstaged_loads).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='anonymous_id',
+          on_schema_change='fail') }}
+-- depends_on: {{ ref('stg_tracking__events') }}
 with pages as (
     select * from {{ ref('stg_tracking__pages') }}
     where anonymous_id is not null and not is_bot
+    {% if is_incremental() %}
+      -- (read from the events table: the pages view would classify every page's channel to list its loads)
+      {%- set page_events = "(select anonymous_id, loaded_at from " ~ ref('stg_tracking__events')
+                            ~ " where event_type = 'page') as page_events" %}
+      and anonymous_id in (
+          select anonymous_id from {{ page_events }}
+          where {{ unstaged_loads(page_events, 'loaded_at', 'browser_loaded_at') }})
+    {% endif %}
 ),
 
 flagged as (
     select
         *,
-        lag(event_at) over (partition by anonymous_id order by event_at, message_id) as previous_page_at
+        lag(event_at) over (partition by anonymous_id order by event_at, message_id) as previous_page_at,
+        max(loaded_at) over (partition by anonymous_id) as browser_loaded_at
     from pages
 ),
 
@@ -40,7 +57,8 @@ final as (
         page_url as url,
         page_path as landing_path,
         referrer,
-        referrer_host
+        referrer_host,
+        browser_loaded_at
     from classified
 )
 
