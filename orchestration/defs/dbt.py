@@ -168,7 +168,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     target = Path("target") / f"dbt_models-{hashlib.sha256(str(warehouse.resolved_path).encode()).hexdigest()[:12]}"
     # Unit tests check the models' logic against fixed inputs, which a new load cannot change: they run in
     # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
-    events = list(dbt.cli(["build", "--exclude-resource-type", "unit_test",
+    # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
+    skipped = ["unit_test"] if full_refresh else ["unit_test", "seed"]
+    events = list(dbt.cli(["build", "--exclude-resource-type", *skipped,
                            *(["--full-refresh"] if full_refresh else [])], context=context,
                           target_path=target).stream())
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
