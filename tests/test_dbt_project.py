@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -55,6 +56,40 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                               now() at time zone 'UTC' as _loaded_at)
             from raw.tracking_events where message_id = ?
         """, [second_visit])
+        # identity changes for customers who bought: (1) a phone nobody had seen (a new browser) clicks an ad a day
+        # before a buyer's first purchase and signs up with the buyer's email: merged into the buyer, whose first
+        # touch moves; (2) a browser of another buyer reveals a second email: a shared device, its edges are
+        # dropped and it leaves the buyer (a split); (3) a third buyer later withdraws advertising consent: none of
+        # their purchases may be sent, though the purchases themselves did not change
+        merged, split, withdrawn = con.execute("""
+            with buyers as (
+                select p.customer_id, min(p.purchased_at) as first_purchase,
+                       min(e.node_value) filter (where e.node_type = 'email') as email,
+                       min(e.node_value) filter (where e.node_type = 'browser') as browser
+                from marts.attributed_purchases p join intermediate.int_identity_components e using (customer_id)
+                group by p.customer_id having email is not null and browser is not null
+                order by p.customer_id
+            )
+            select (select struct_pack(email := email, first_purchase := first_purchase) from buyers limit 1),
+                   (select browser from buyers limit 1 offset 1),
+                   (select struct_pack(customer_id := customer_id, browser := browser) from buyers limit 1 offset 2)
+        """).fetchall()[0]
+        for message_id, event_type, browser, at, patch in (
+                ("merge-page", "page", "b-new-phone", merged["first_purchase"] - timedelta(days=1),
+                 '{"context": {"page": {"url": "https://shop.example/?ttclid=E.C.P.merge"}}}'),
+                ("merge-identify", "identify", "b-new-phone", merged["first_purchase"] - timedelta(days=1),
+                 json.dumps({"traits": {"email": merged["email"]}})),
+                ("split-identify", "identify", split, merged["first_purchase"],
+                 '{"traits": {"email": "a-second-person@example.org"}}'),
+                ("consent-withdrawn", "page", withdrawn["browser"], datetime(2030, 1, 1),
+                 '{"context": {"consent": {"categoryPreferences": {"advertising": false}}}}')):
+            con.execute("""
+                insert into raw.tracking_events
+                select * replace (? as message_id, ? as anonymous_id, ? as event_timestamp,
+                                  cast(json_merge_patch(payload, ?) as varchar) as payload,
+                                  now() at time zone 'UTC' as _loaded_at)
+                from raw.tracking_events where type = ? order by message_id limit 1
+            """, [message_id, browser, at, patch, event_type])
         # Stripe events for objects already staged: a newer state of an invoice (voided), and a stale event of a
         # charge (failed, but a day older than its current state, so it must change nothing)
         invoice, charge = con.execute("""
@@ -77,6 +112,11 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
     raw = workspace.scalar("select count(*) from raw.tracking_events")
     assert workspace.scalar("select count(*) from staging.stg_tracking__events") == raw > staged
     assert workspace.scalar("select count(*) from staging.stg_tracking__events where message_id like 'late-%'") == 3
+    assert workspace.scalar("select count(distinct customer_id) from intermediate.int_identity_components "
+                            "where node_value in ('b-new-phone', ?)", [merged["email"]]) == 1
+    assert workspace.scalar("select count(*) from marts.customer_journeys where anonymous_id = 'b-new-phone'") == 1
+    assert workspace.query("select distinct advertising_consent from marts.tiktok_conversions where customer_id = ?",
+                           [withdrawn["customer_id"]]) == [(False,)]
     assert workspace.scalar("select status from staging.stg_stripe__invoices where invoice_id = ?", [invoice]) == "void"
     assert workspace.scalar("select status from staging.stg_stripe__charges where charge_id = ?", [charge]) != "failed"
     assert workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?",
@@ -92,7 +132,7 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
     results = json.loads((workspace.root / "dbt_target_copy" / "run_results.json").read_text())["results"]
     incremental_models = sorted(".".join(r["relation_name"].replace('"', "").split(".")[1:]) for r in results)
     assert {"staging.stg_tracking__events", "staging.stg_stripe__object_states", "staging.stg_stripe__invoices",
-            "intermediate.int_touches"} <= set(incremental_models)
+            "intermediate.int_touches", "marts.attribution_credits", "marts.tiktok_conversions"} <= set(incremental_models)
     with duckdb.connect(str(copy)) as con:
         con.execute(f"attach '{workspace.warehouse}' as incremental (read_only)")
         for model in incremental_models:

@@ -114,3 +114,21 @@
     {%- endif -%}
     {{ return('') }}
 {% endmacro %}
+
+{# fingerprint(['a', 'b']) -> a 64-bit hash of the values together, for telling whether the inputs of a row have
+   changed since it was built. Combined over a group with bit_xor (order-free; on rows that are distinct). #}
+{% macro fingerprint(exprs) %}{{ return(adapter.dispatch('fingerprint', 'ttattribution')(exprs)) }}{% endmacro %}
+{% macro default__fingerprint(exprs) %}hash({{ exprs | join(', ') }}){% endmacro %}
+{% macro postgres__fingerprint(exprs) -%}
+    hashtextextended(concat_ws(chr(31), {% for e in exprs %}coalesce(cast({{ e }} as text), chr(30)){% if not loop.last %}, {% endif %}{% endfor %}), 0)
+{%- endmacro %}
+
+{# In an incremental model whose rows keep `inputs_fingerprint`: ` where ...` keeping only the rows of `alias`
+   whose key is new or whose fingerprint differs from the one built (empty in a full build). #}
+{% macro where_inputs_changed(alias, key) %}
+    {%- if is_incremental() -%}
+    where not exists (select 1 from {{ this }} as built
+                      where built.{{ key }} = {{ alias }}.{{ key }}
+                        and built.inputs_fingerprint = {{ alias }}.inputs_fingerprint)
+    {%- endif -%}
+{% endmacro %}

@@ -4,14 +4,41 @@
 -- Models: first_touch, last_touch, last_non_direct, linear, position_based, time_decay.
 {% set ft_lookback = var('attribution_first_touch_lookback_days') %}
 {% set lookback = var('attribution_lookback_days') %}
+--
+-- Incremental: a purchase's credits depend only on the purchase and its customer's journey. Each row keeps a
+-- fingerprint of both (`inputs_fingerprint`); a run computes the credits again only for the purchases whose
+-- fingerprint is new or changed (a new purchase, a refund, a new or re-stitched touch, a merge that moved the
+-- purchase to another customer), and replaces theirs (delete+insert by purchase). Credits of purchases no longer
+-- attributed are deleted after the run (post-hook). The orchestration rebuilds in full when the project changes.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='purchase_id',
+          on_schema_change='fail',
+          post_hook="delete from {{ this }} where purchase_id not in (select purchase_id from {{ ref('attributed_purchases') }})") }}
 {% set models = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'position_based', 'time_decay'] %}
-with purchases as (
-    select purchase_id, customer_id, purchased_at, amount, net_amount, currency
-    from {{ ref('attributed_purchases') }}
+{% set touch_columns = ['touch_id', 'touched_at', 'channel', 'source', 'medium', 'campaign', 'ad', 'url', 'click_id_type'] %}
+with journeys as (
+    select * from {{ ref('customer_journeys') }}
 ),
 
-journeys as (
-    select * from {{ ref('customer_journeys') }}
+journey_fingerprints as (
+    select customer_id, bit_xor({{ fingerprint(touch_columns) }}) as journey_fingerprint
+    from journeys
+    group by customer_id
+),
+
+all_purchases as (
+    select
+        purchases.purchase_id, purchases.customer_id, purchases.purchased_at, purchases.amount,
+        purchases.net_amount, purchases.currency,
+        {{ fingerprint(['purchases.purchase_id', 'purchases.customer_id', 'purchases.purchased_at',
+                        'purchases.amount', 'purchases.net_amount', 'purchases.currency',
+                        'journey_fingerprints.journey_fingerprint']) }} as inputs_fingerprint
+    from {{ ref('attributed_purchases') }} as purchases
+    left join journey_fingerprints on journey_fingerprints.customer_id = purchases.customer_id
+),
+
+purchases as (
+    select * from all_purchases
+    {{ where_inputs_changed('all_purchases', 'purchase_id') }}
 ),
 
 model_names as (
@@ -78,7 +105,11 @@ weighted as (
                     when position = 1 or position = touches then {{ var('attribution_position_endpoint_share') }}
                     else (1 - 2 * {{ var('attribution_position_endpoint_share') }}) / (touches - 2)
                 end
-            when 'time_decay' then decay_weight / sum(decay_weight) over (partition by attribution_model, purchase_id)
+            -- summed in touch order, so the same touches always give the same bits (an unordered window sum
+            -- adds them in whatever order the threads meet them)
+            when 'time_decay' then decay_weight / sum(decay_weight) over (
+                partition by attribution_model, purchase_id order by touched_at, touch_id
+                rows between unbounded preceding and unbounded following)
         end as credit
     from positioned
 ),
@@ -115,7 +146,8 @@ final as (
         journeys.campaign,
         journeys.ad,
         journeys.url as landing_page,
-        journeys.click_id_type
+        journeys.click_id_type,
+        purchases.inputs_fingerprint
     from credited
     join purchases on purchases.purchase_id = credited.purchase_id
     left join journeys on journeys.touch_id = credited.touch_id

@@ -1,6 +1,18 @@
 -- One row per event that is, or would be, sent to the TikTok Events API, with its match keys: every purchase
 -- (event_id = the purchase's Stripe object id, so the same money can never be sent under two ids) and, when
 -- var tiktok_send_leads is true, every tracked lead form (event_id = the tracking messageId).
+--
+-- Incremental: an event's row depends on the event and on its customer: the identifiers stitched to them (match
+-- keys), and their browsers' tracking (context, _ttp, consent, and the touches that carry the ttclid). Each row
+-- keeps a fingerprint of those inputs (`inputs_fingerprint`; a browser's tracking by its count of events and its
+-- newest load: tracking events are only ever added); a run builds the row again only for the events whose
+-- fingerprint is new or changed, and replaces theirs (delete+insert by event id). Purchases that are no longer
+-- sent are deleted after the run (post-hook). The orchestration rebuilds in full when the project changes.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_id',
+          on_schema_change='fail',
+          post_hook="delete from {{ this }} where purchase_id is not null and purchase_id not in (
+                         select attributed.purchase_id from {{ ref('attributed_purchases') }} as attributed
+                         join {{ ref('int_purchases') }} as int_purchases using (purchase_id))") }}
 with attributed as (
     select * from {{ ref('attributed_purchases') }}
 ),
@@ -49,7 +61,7 @@ lead_events as (
 ),
 {% endif %}
 
-purchases as (
+all_events as (
     select * from purchase_events
     {% if var('tiktok_send_leads') %}
     union all
@@ -57,8 +69,50 @@ purchases as (
     {% endif %}
 ),
 
-identities as (
+all_identities as (
     select * from {{ ref('int_identity_components') }}
+),
+
+-- what changes when a browser is tracked again: how many events it has, and the newest load among them
+browser_activity as (
+    select anonymous_id, count(*) as events, max(loaded_at) as newest_load
+    from {{ ref('stg_tracking__events') }}
+    where anonymous_id is not null
+    group by anonymous_id
+),
+
+customer_fingerprints as (
+    select
+        all_identities.customer_id,
+        bit_xor({{ fingerprint(['all_identities.node', 'browser_activity.events', 'browser_activity.newest_load']) }})
+            as customer_fingerprint
+    from all_identities
+    left join browser_activity
+        on all_identities.node_type = 'browser' and browser_activity.anonymous_id = all_identities.node_value
+    group by all_identities.customer_id
+),
+
+fingerprinted as (
+    select
+        all_events.*,
+        {{ fingerprint(['all_events.event_id', 'all_events.event_name', 'all_events.event_time',
+                        'all_events.purchase_id', 'all_events.customer_id', 'all_events.value', 'all_events.currency',
+                        'all_events.is_first_purchase', 'all_events.is_renewal', 'all_events.attributed_to_tiktok',
+                        'all_events.page_url', 'all_events.is_settled',
+                        'customer_fingerprints.customer_fingerprint']) }} as inputs_fingerprint
+    from all_events
+    left join customer_fingerprints on customer_fingerprints.customer_id = all_events.customer_id
+),
+
+-- the events to build: all of them, or in an incremental run those whose inputs are new or changed
+purchases as (
+    select * from fingerprinted
+    {{ where_inputs_changed('fingerprinted', 'event_id') }}
+),
+
+identities as (
+    select * from all_identities
+    where customer_id in (select customer_id from purchases)
 ),
 
 browser_events as (
