@@ -90,22 +90,24 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                                   now() at time zone 'UTC' as _loaded_at)
                 from raw.tracking_events where type = ? order by message_id limit 1
             """, [message_id, browser, at, patch, event_type])
-        # Stripe events for objects already staged: a newer state of an invoice (voided), and a stale event of a
-        # charge (failed, but a day older than its current state, so it must change nothing)
+        # Stripe events for objects already staged: a newer state of an invoice (voided, its lines gone), and a
+        # stale event of a charge (failed, but a day older than its current state, so it must change nothing)
         invoice, charge = con.execute("""
             select (select min(object_id) from staging.stg_stripe__object_states where object_type = 'invoice'),
                    (select min(object_id) from staging.stg_stripe__object_states where object_type = 'charge')
         """).fetchall()[0]
-        for object_id, shift, status in ((invoice, "+ interval '1 day'", "void"), (charge, "- interval '1 day'", "failed")):
+        assert con.execute("select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?",
+                           [invoice]).fetchall()[0][0] > 0
+        for object_id, shift, patch in ((invoice, "+ interval '1 day'", {"status": "void", "lines": {"data": []}}),
+                                        (charge, "- interval '1 day'", {"status": "failed"})):
             con.execute(f"""
                 insert into raw.stripe_events
                 select * replace ('evt_later_' || event_id as event_id, created_at {shift} as created_at,
-                                  cast(json_merge_patch(payload, '{{"data": {{"object": {{"status": "{status}"}}}}}}')
-                                       as varchar) as payload,
+                                  cast(json_merge_patch(payload, ?) as varchar) as payload,
                                   now() at time zone 'UTC' as _loaded_at)
                 from raw.stripe_events where event_id = (
                     select event_id from staging.stg_stripe__object_states where object_id = ?)
-            """, [object_id])
+            """, [json.dumps({"data": {"object": patch}}), object_id])
 
     workspace.add_world(visitors=60, seed=42)
     assert workspace.run().success
@@ -118,6 +120,7 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
     assert workspace.query("select distinct advertising_consent from marts.tiktok_conversions where customer_id = ?",
                            [withdrawn["customer_id"]]) == [(False,)]
     assert workspace.scalar("select status from staging.stg_stripe__invoices where invoice_id = ?", [invoice]) == "void"
+    assert workspace.scalar("select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?", [invoice]) == 0
     assert workspace.scalar("select status from staging.stg_stripe__charges where charge_id = ?", [charge]) != "failed"
     assert workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?",
                             [marked]) == "marked", "an incremental run leaves staged rows alone"
@@ -132,7 +135,8 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
     results = json.loads((workspace.root / "dbt_target_copy" / "run_results.json").read_text())["results"]
     incremental_models = sorted(".".join(r["relation_name"].replace('"', "").split(".")[1:]) for r in results)
     assert {"staging.stg_tracking__events", "staging.stg_stripe__object_states", "staging.stg_stripe__invoices",
-            "intermediate.int_touches", "marts.attribution_credits", "marts.tiktok_conversions"} <= set(incremental_models)
+            "staging.stg_stripe__invoice_lines", "intermediate.int_touches", "marts.attribution_credits",
+            "marts.tiktok_conversions"} <= set(incremental_models)
     with duckdb.connect(str(copy)) as con:
         con.execute(f"attach '{workspace.warehouse}' as incremental (read_only)")
         for model in incremental_models:

@@ -1,10 +1,19 @@
 -- One row per invoice line (il_...), from each invoice's latest state. Reads the price and product from the
 -- basil shape (pricing.price_details) and from the older one (price.id / price.product, or plan).
 -- Line ids are only unique within an invoice (a peer was bitten by that), so the key is the pair.
+--
+-- Incremental: only invoices with a new state are read (macro new_object_states); a pre-hook first deletes their
+-- old lines, so an invoice whose new state lists fewer lines, or none, loses the others (delete+insert by
+-- invoice could not: it only replaces invoices that still have lines). Each line keeps its invoice state's
+-- `loaded_at`, which records the loads taken in.
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail',
+          pre_hook="{% if is_incremental() %}delete from {{ this }} where invoice_id in (
+                        select object_id from {{ ref('stg_stripe__object_states') }}
+                        where object_type = 'invoice'{{ new_object_states() }}){% endif %}") }}
 with invoices as (
-    select object_id as invoice_id, currency, currency_exponent, payload
+    select object_id as invoice_id, currency, currency_exponent, payload, loaded_at
     from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'invoice'
+    where object_type = 'invoice'{{ new_object_states() }}
 ),
 
 lines as (
@@ -12,6 +21,7 @@ lines as (
         invoice_id,
         currency,
         currency_exponent,
+        loaded_at,
         {{ json_array_elements('payload', 'data.object.lines.data') }} as line
     from invoices
 ),
@@ -33,7 +43,8 @@ final as (
                           ~ json_text('line', 'price.unit_amount') ~ ", " ~ json_text('line', 'plan.amount') ~ ")",
                           'currency_exponent') }} as unit_amount,
         {{ epoch_to_timestamp(json_text('line', 'period.start')) }} as period_start,
-        {{ epoch_to_timestamp(json_text('line', 'period.end')) }} as period_end
+        {{ epoch_to_timestamp(json_text('line', 'period.end')) }} as period_end,
+        loaded_at
     from lines
 )
 
