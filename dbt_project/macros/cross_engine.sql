@@ -104,16 +104,26 @@
     {{ return(source_loaded_at ~ ' in (' ~ constants | join(', ') ~ ')') }}
 {% endmacro %}
 
-{# For a staging model with one row per Stripe object of one type, read from stg_stripe__object_states and
-   incremental by its object id (delete+insert): in an incremental run, only the object states that loads not
-   staged by this model yet have chosen (` and loaded_at in (...)`, see unstaged_loads). Each such row replaces
-   the object's row, so the table equals a rebuild. Empty in a full build. #}
+{# For a staging model read from stg_stripe__object_states and incremental by its object id: in an incremental
+   run, only the object states that loads not taken in by this model yet have chosen (` and loaded_at in (...)`,
+   see unstaged_loads). Each such state replaces the object's rows, so the table equals a rebuild. Empty in a full
+   build. #}
 {% macro new_object_states() %}
     {%- if is_incremental() -%}
         {{ return(' and ' ~ unstaged_loads(ref('stg_stripe__object_states'), 'loaded_at')) }}
     {%- endif -%}
     {{ return('') }}
 {% endmacro %}
+
+{# The body of a staging model of one row per Stripe object of `object_type`: the object states (only the new
+   ones in an incremental run, see new_object_states), each payload parsed once for `paths` under data.object into
+   the list `f` (read it by name with json_text_refs(paths)). #}
+{% macro stripe_object_states(object_type, paths) %}
+    {%- set object_paths = [] %}{% for p in paths %}{% do object_paths.append('data.object.' ~ p) %}{% endfor %}
+    select *, {{ json_texts('payload', object_paths) }} as f
+    from {{ ref('stg_stripe__object_states') }}
+    where object_type = {{ literal(object_type) }}{{ new_object_states() }}
+{%- endmacro %}
 
 {# fingerprint(['a', 'b']) -> a 64-bit hash of the values together, for telling whether the inputs of a row have
    changed since it was built. Combined over a group with bit_xor (order-free; on rows that are distinct). #}

@@ -1,16 +1,12 @@
 -- One row per charge: its latest state by event time (charge.refunded carries the refunded total).
--- Incremental: only objects with a new state are staged again (macro new_object_states).
+-- Incremental: only objects with a new state are staged again (macro stripe_object_states).
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='charge_id',
           on_schema_change='fail') }}
-{% set o = 'data.object.' %}
-{#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
+{#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'payment_intent', 'invoice', 'billing_details.email', 'billing_details.phone', 'billing_details.name', 'status', 'amount', 'amount_refunded', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-{%- set object_paths = [] %}{% for p in paths %}{% do object_paths.append(o ~ p) %}{% endfor %}
 with latest as (
-    select *, {{ json_texts('payload', object_paths) }} as f
-    from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'charge'{{ new_object_states() }}
+    {{ stripe_object_states('charge', paths) }}
 ),
 
 final as (

@@ -1,16 +1,12 @@
 -- One row per Checkout Session: its latest state by event time.
--- Incremental: only objects with a new state are staged again (macro new_object_states).
+-- Incremental: only objects with a new state are staged again (macro stripe_object_states).
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='checkout_session_id',
           on_schema_change='fail') }}
-{% set o = 'data.object.' %}
-{#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
+{#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'customer_details.email', 'customer_email', 'customer_details.phone', 'customer_details.name', 'client_reference_id', 'mode', 'status', 'payment_status', 'invoice', 'subscription', 'payment_intent', 'amount_total', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-{%- set object_paths = [] %}{% for p in paths %}{% do object_paths.append(o ~ p) %}{% endfor %}
 with latest as (
-    select *, {{ json_texts('payload', object_paths) }} as f
-    from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'checkout.session'{{ new_object_states() }}
+    {{ stripe_object_states('checkout.session', paths) }}
 ),
 
 final as (

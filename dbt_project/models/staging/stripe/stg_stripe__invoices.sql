@@ -1,16 +1,12 @@
 -- One row per invoice: its latest state by event time (webhooks arrive out of order).
--- Incremental: only objects with a new state are staged again (macro new_object_states).
+-- Incremental: only objects with a new state are staged again (macro stripe_object_states).
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='invoice_id',
           on_schema_change='fail') }}
-{% set o = 'data.object.' %}
-{#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
+{#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'customer_email', 'customer_phone', 'customer_name', 'status', 'billing_reason', 'parent.subscription_details.subscription', 'subscription', 'payments.data[0].payment.payment_intent', 'payment_intent', 'charge', 'amount_paid', 'total', 'created', 'status_transitions.paid_at'] -%}
 {%- set at = json_text_refs(paths) -%}
-{%- set object_paths = [] %}{% for p in paths %}{% do object_paths.append(o ~ p) %}{% endfor %}
 with latest as (
-    select *, {{ json_texts('payload', object_paths) }} as f
-    from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'invoice'{{ new_object_states() }}
+    {{ stripe_object_states('invoice', paths) }}
 ),
 
 final as (

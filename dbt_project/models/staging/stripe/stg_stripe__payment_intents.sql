@@ -1,16 +1,12 @@
 -- One row per PaymentIntent: its latest state by event time.
--- Incremental: only objects with a new state are staged again (macro new_object_states).
+-- Incremental: only objects with a new state are staged again (macro stripe_object_states).
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='payment_intent_id',
           on_schema_change='fail') }}
-{% set o = 'data.object.' %}
-{#- every field below, read from one parse of the payload (json_texts), not one parse per field -#}
+{#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'receipt_email', 'status', 'latest_charge', 'invoice', 'description', 'amount_received', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-{%- set object_paths = [] %}{% for p in paths %}{% do object_paths.append(o ~ p) %}{% endfor %}
 with latest as (
-    select *, {{ json_texts('payload', object_paths) }} as f
-    from {{ ref('stg_stripe__object_states') }}
-    where object_type = 'payment_intent'{{ new_object_states() }}
+    {{ stripe_object_states('payment_intent', paths) }}
 ),
 
 final as (
