@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
+from orchestration import dbt_runner
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
 
@@ -27,14 +28,21 @@ DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "dbt"
 
 
 class DbtCli(DbtCliResource):
-    """dagster-dbt's dbt CLI resource without two things it does before every dbt command that cost seconds. It sets
-    up a dbt adapter inside the Dagster process (dbt's macros loaded, a DuckDB adapter: 2.7 s of CPU per build),
-    only to fetch row counts and column metadata, which this project does not ask it for: `dbt_models` counts rows
-    itself once dbt has exited (an adapter in this process would also hold the warehouse open beside dbt). And it
-    runs `dbt --version` (below)."""
+    """dagster-dbt's dbt CLI resource, with dbt run in this process (`cli`, below), and without two things it does
+    before every dbt command that cost seconds. It sets up a dbt adapter inside the Dagster process (dbt's macros
+    loaded, a DuckDB adapter: 2.7 s of CPU per build), only to fetch row counts and column metadata, which this
+    project does not ask it for: `dbt_models` counts rows itself once dbt has finished (that adapter would also hold
+    the warehouse open beside dbt). And it runs `dbt --version` (`_cli_version`)."""
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]):
         return None
+
+    def cli(self, args: Sequence[str], **kwargs) -> DbtCliInvocation:
+        """dbt beside this interpreter runs in this process (orchestration/dbt_runner.py): a dbt subprocess spends
+        about 4 s of every build starting up. Any other dbt executable runs as dagster-dbt runs it."""
+        if self.dbt_executable == str(_venv_dbt):
+            return dbt_runner.invoke(self, args, cli_version=self._cli_version, **kwargs)
+        return super().cli(args, **kwargs)
 
     @cached_property
     def _cli_version(self) -> version.Version:
