@@ -10,7 +10,9 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['object_type', 'object_id'],
           on_schema_change='fail') }}
 with events as (
-    select * from {{ ref('stg_stripe__events') }} as events
+    -- the keys only: the state is chosen without carrying the payloads through the window
+    select event_id, object_type, object_id, created_at
+    from {{ ref('stg_stripe__events') }} as events
     where object_id is not null and object_type is not null
     {% if is_incremental() %}
       and exists (
@@ -20,11 +22,25 @@ with events as (
     {% endif %}
 ),
 
-ranked as (
+latest as (
+    select event_id
+    from (
+        select
+            event_id,
+            row_number() over (partition by object_type, object_id order by created_at desc, event_id desc)
+                as state_rank
+        from events
+    ) as ranked
+    where state_rank = 1
+),
+
+states as (
+    -- the chosen events, payload and all (event ids are unique: a source test)
     select
-        *,
-        row_number() over (partition by object_type, object_id order by created_at desc, event_id desc) as state_rank
-    from events
+        events.*,
+        upper({{ json_text('events.payload', 'data.object.currency') }}) as currency
+    from {{ ref('stg_stripe__events') }} as events
+    where events.event_id in (select event_id from latest)
 ),
 
 exponents as (
@@ -33,21 +49,20 @@ exponents as (
 
 final as (
     select
-        ranked.event_id,
-        ranked.event_type,
-        ranked.api_version,
-        ranked.is_pre_basil_shape,
-        ranked.created_at,
-        ranked.loaded_at,
-        ranked.object_id,
-        ranked.object_type,
-        upper({{ json_text('ranked.payload', 'data.object.currency') }}) as currency,
+        states.event_id,
+        states.event_type,
+        states.api_version,
+        states.is_pre_basil_shape,
+        states.created_at,
+        states.loaded_at,
+        states.object_id,
+        states.object_type,
+        states.currency,
         -- minor units per major unit of the object's currency: 0 for JPY, 3 for KWD, 2 when not listed
         coalesce(exponents.exponent, 2) as currency_exponent,
-        ranked.payload
-    from ranked
-    left join exponents on exponents.currency = upper({{ json_text('ranked.payload', 'data.object.currency') }})
-    where ranked.state_rank = 1
+        states.payload
+    from states
+    left join exponents on exponents.currency = states.currency
 )
 
 select * from final

@@ -76,8 +76,7 @@ parsed as (
     from extracted
 ),
 
--- materialized: three parts below read it, and DuckDB would otherwise parse every payload three times
-with_params as materialized (
+with_params as (
     select
         *,
         {% for c in click_ids %}{{ url_param('page_url', c) }} as {{ c }},
@@ -91,33 +90,46 @@ with_params as materialized (
     from parsed
 ),
 
-referrer_kinds as (
-    -- the most specific listed host that the referrer host is, or is a subdomain of; matched once per distinct
-    -- referrer host (a few thousand), not per event: the OR of the join rules out a hash join
+{#- the two small seeds written in as constants (macro seed_rows): matched per event without a join, so the events
+    are computed once and never held in memory whole (a join per distinct value needed them materialized) #}
+{%- set bot_patterns = seed_rows('bot_user_agents', ['pattern']) %}
+{%- set listed_hosts = seed_rows('referrer_hosts', ['host']) %}
+classified as (
     select
-        hosts.referrer_host,
-        referrer_hosts.medium,
-        referrer_hosts.source,
-        row_number() over (partition by hosts.referrer_host
-                           order by length(referrer_hosts.host) desc, referrer_hosts.host) as match_rank
-    from (select distinct referrer_host from with_params where referrer_host is not null) as hosts
-    join {{ ref('referrer_hosts') }} as referrer_hosts
-        on hosts.referrer_host = referrer_hosts.host
-        or hosts.referrer_host like '%.' || referrer_hosts.host
-),
-
-bots as (
-    -- matched once per distinct user agent (a few thousand), not per event: the patterns come from a table,
-    -- so each match compiles its regular expression
-    select distinct agents.user_agent as bot_user_agent
-    from (select distinct user_agent from with_params where user_agent is not null) as agents
-    join {{ ref('bot_user_agents') }} as bot_user_agents
-        on {{ regex_matches('lower(agents.user_agent)', 'bot_user_agents.pattern') }}
+        *,
+        -- bots: the user agent matches any pattern of seed bot_user_agents
+        {%- if bot_patterns is none %}
+        exists (select 1 from {{ ref('bot_user_agents') }} as bot_user_agents
+                where {{ regex_matches('lower(with_params.user_agent)', 'bot_user_agents.pattern') }})
+        {%- elif bot_patterns %}
+        coalesce({{ regex_matches('lower(user_agent)',
+                                  literal('(' ~ bot_patterns | map(attribute=0) | join(')|(') ~ ')')) }}, false)
+        {%- else %}
+        false
+        {%- endif %} as is_bot,
+        -- the most specific listed host that the referrer host is, or is a subdomain of
+        {%- if listed_hosts is none %}
+        (select referrer_hosts.host from {{ ref('referrer_hosts') }} as referrer_hosts
+         where with_params.referrer_host = referrer_hosts.host
+            or with_params.referrer_host like '%.' || referrer_hosts.host
+         order by length(referrer_hosts.host) desc, referrer_hosts.host limit 1)
+        {%- elif listed_hosts %}
+        {%- set hosts = listed_hosts | map(attribute=0) | list %}
+        case
+            {%- for n in range(hosts | map('length') | max, 0, -1) %}{% for host in hosts if host | length == n %}
+            when referrer_host = {{ literal(host) }} or right(referrer_host, {{ n + 1 }}) = {{ literal('.' ~ host) }}
+                then {{ literal(host) }}
+            {%- endfor %}{% endfor %}
+        end
+        {%- else %}
+        cast(null as varchar)
+        {%- endif %} as referrer_listed_host
+    from with_params
 ),
 
 final as (
     select
-        with_params.message_id,
+        classified.message_id,
         event_type,
         event_name,
         anonymous_id,
@@ -127,9 +139,9 @@ final as (
         page_path,
         page_title,
         referrer,
-        with_params.referrer_host,
-        referrer_kinds.medium as referrer_medium,
-        referrer_kinds.source as referrer_source,
+        classified.referrer_host,
+        referrer_hosts.medium as referrer_medium,
+        referrer_hosts.source as referrer_source,
         -- the URL is what the visitor clicked; the context is what an SDK remembered
         lower(coalesce(url_utm_source, context_utm_source)) as utm_source,
         lower(coalesce(url_utm_medium, context_utm_medium)) as utm_medium,
@@ -167,12 +179,10 @@ final as (
         lower(carried_utm_medium) as carried_utm_medium,
         carried_utm_campaign,
         carried_landing_url,
-        bots.bot_user_agent is not null as is_bot,
+        is_bot,
         loaded_at
-    from with_params
-    left join referrer_kinds
-        on referrer_kinds.referrer_host = with_params.referrer_host and referrer_kinds.match_rank = 1
-    left join bots on bots.bot_user_agent = with_params.user_agent
+    from classified
+    left join {{ ref('referrer_hosts') }} as referrer_hosts on referrer_hosts.host = classified.referrer_listed_host
 )
 
 select * from final
