@@ -1,7 +1,7 @@
 """Benchmark: the whole pipeline through Dagster at scale, as `make run` runs it (headless, embedded defaults).
 
 1. A simulated world of about N tracking events (and the Stripe events its purchases make) lands, and a full run
-   builds everything: wall time, peak memory of the run's process tree (Dagster and the dbt subprocess), events
+   builds everything: wall time, peak memory of the run's process tree (Dagster, with dbt running inside it), events
    per second, and the time of each step.
 2. A run with no new data: the fixed cost.
 3. About 1% more data (a second world) lands, and a run takes it in: the incremental cost.
@@ -39,7 +39,7 @@ EVENTS_PER_VISITOR = 6.84  # tracking events per simulated visitor (measured on 
 
 
 class PeakMemory:
-    """Polls the resident memory of a process and all its children (the dbt subprocess included)."""
+    """Polls the resident memory of a process and all its children (a dbt subprocess, when dbt runs as one)."""
 
     def __init__(self, pid: int):
         self.proc = psutil.Process(pid)
