@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import pandas as pd
 
 SCHEMA = "reverse_etl"
 TABLE = f"{SCHEMA}.tiktok_deliveries"
@@ -102,8 +103,6 @@ def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list], fres
     looks every key up); should one exist after all, the whole write is redone as a replace."""
     if not columns["event_id"]:
         return
-    import pandas as pd  # here, not at the top: half a second of every run's start, needed only when rows are written
-
     frame = pd.DataFrame({c: columns[c] for c in COLUMNS})
     frame["attempts"] = frame["attempts"].astype("int32")
     frame["last_code"] = frame["last_code"].astype("Int64")
