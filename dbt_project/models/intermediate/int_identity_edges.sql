@@ -78,10 +78,8 @@ raw_edges as (
     select 'purchase', 'purchase', purchase_id, 'browser', client_reference_id, purchased_at from purchases
 ),
 
-edges as (
+distinct_edges as (
     select
-        left_type || ':' || left_value as left_node,
-        right_type || ':' || right_value as right_node,
         left_type,
         left_value,
         right_type,
@@ -94,7 +92,23 @@ edges as (
     where left_value is not null and right_value is not null
       and (right_type <> 'phone' or {{ valid_e164('right_value') }})
       and (left_type <> 'phone' or {{ valid_e164('left_value') }})
-    group by 1, 2, 3, 4, 5, 6
+    group by left_type, left_value, right_type, right_value
+),
+
+-- the node names are made once per distinct edge, not once per sighting
+edges as (
+    select
+        left_type || ':' || left_value as left_node,
+        right_type || ':' || right_value as right_node,
+        left_type,
+        left_value,
+        right_type,
+        right_value,
+        edge_source,
+        first_seen_at,
+        last_seen_at,
+        times_seen
+    from distinct_edges
 ),
 
 endpoints as (

@@ -100,17 +100,26 @@ purchases as (
     select * from standalone_payments
 ),
 
+-- A refunded charge nets against the purchase with its PaymentIntent or, when either side has no PaymentIntent,
+-- against its invoice's purchase. The two matches exclude each other, so they are two equality joins (a join on
+-- "a or b" is a nested loop over every charge and purchase).
+refunded_charges as (
+    select * from charges where amount_refunded_minor > 0
+),
+
 refunds as (
-    select
-        purchases.purchase_id,
-        sum(charges.amount_refunded) as refunded_amount
-    from charges
-    join purchases
-        on purchases.payment_intent_id = charges.payment_intent_id
-        or (charges.invoice_id is not null and purchases.purchase_id = charges.invoice_id
-            and (purchases.payment_intent_id is null or charges.payment_intent_id is null))
-    where charges.amount_refunded_minor > 0
-    group by purchases.purchase_id
+    select purchase_id, sum(amount_refunded) as refunded_amount
+    from (
+        select purchases.purchase_id, refunded_charges.amount_refunded
+        from refunded_charges
+        join purchases on purchases.payment_intent_id = refunded_charges.payment_intent_id
+        union all
+        select purchases.purchase_id, refunded_charges.amount_refunded
+        from refunded_charges
+        join purchases on purchases.purchase_id = refunded_charges.invoice_id
+        where purchases.payment_intent_id is null or refunded_charges.payment_intent_id is null
+    ) as matched
+    group by purchase_id
 ),
 
 final as (

@@ -10,28 +10,30 @@ identities as (
     where node_type = 'purchase'
 ),
 
-journeys as (
-    select * from {{ ref('customer_journeys') }}
-),
-
 purchases_with_customer as (
     select purchases.*, identities.customer_id
     from purchases
     join identities on identities.purchase_id = purchases.purchase_id
 ),
 
-touches_before as (
-    select
-        purchases_with_customer.purchase_id,
-        journeys.*,
-        row_number() over (partition by purchases_with_customer.purchase_id
-                           order by journeys.touch_index) as first_rank,
-        row_number() over (partition by purchases_with_customer.purchase_id
-                           order by journeys.touch_index desc) as last_rank
+-- The first touch before a purchase is the customer's first touch, if it came before the purchase (touches are
+-- numbered in time order); the last is the highest-numbered touch before it. An aggregate and two equality joins:
+-- numbering every (purchase, earlier touch) pair twice over took most of this model's time. customer_journeys is
+-- named in each join rather than in a CTE, which DuckDB would materialize.
+last_touch_before as (
+    select purchases_with_customer.purchase_id, max(journeys.touch_index) as touch_index
     from purchases_with_customer
-    join journeys
+    join {{ ref('customer_journeys') }} as journeys
         on journeys.customer_id = purchases_with_customer.customer_id
        and journeys.touched_at <= purchases_with_customer.purchased_at
+    group by purchases_with_customer.purchase_id
+),
+
+first_purchases as (
+    select
+        purchase_id,
+        row_number() over (partition by customer_id order by purchased_at, purchase_id) = 1 as is_first_purchase
+    from purchases_with_customer
 ),
 
 final as (
@@ -47,7 +49,7 @@ final as (
         p.currency,
         p.subscription_id,
         p.is_renewal,
-        row_number() over (partition by p.customer_id order by p.purchased_at, p.purchase_id) = 1 as is_first_purchase,
+        first_purchases.is_first_purchase,
         ft.touch_id as first_touch_id,
         ft.touched_at as first_touch_at,
         ft.channel as first_touch_channel,
@@ -64,8 +66,12 @@ final as (
         lt.campaign as last_touch_campaign,
         coalesce(ft.channel = 'TikTok Ads', false) as attributed_to_tiktok
     from purchases_with_customer as p
-    left join touches_before as ft on ft.purchase_id = p.purchase_id and ft.first_rank = 1
-    left join touches_before as lt on lt.purchase_id = p.purchase_id and lt.last_rank = 1
+    join first_purchases on first_purchases.purchase_id = p.purchase_id
+    left join last_touch_before on last_touch_before.purchase_id = p.purchase_id
+    left join {{ ref('customer_journeys') }} as ft
+        on ft.customer_id = p.customer_id and ft.touch_index = 1 and ft.touched_at <= p.purchased_at
+    left join {{ ref('customer_journeys') }} as lt
+        on lt.customer_id = p.customer_id and lt.touch_index = last_touch_before.touch_index
 )
 
 select * from final

@@ -45,56 +45,76 @@ model_names as (
     {% for m in models %}select '{{ m }}' as attribution_model{% if not loop.last %} union all {% endif %}{% endfor %}
 ),
 
--- the touches each model may credit: at or before the purchase, inside the model's lookback
-candidates as (
+-- the touches each model may credit: at or before the purchase, inside the model's lookback. Every model but
+-- first touch has the same window, so each touch before a purchase is numbered and weighed once, then credited
+-- under each model (numbering it once per model, six times over, took most of this model's time).
+touches_before as (
     select
-        model_names.attribution_model,
         purchases.purchase_id,
-        purchases.purchased_at,
         journeys.touch_id,
         journeys.touched_at,
         journeys.channel,
-        {{ datediff_seconds('journeys.touched_at', 'purchases.purchased_at') }} / 86400.0 as days_before
+        {{ datediff_seconds('journeys.touched_at', 'purchases.purchased_at') }} / 86400.0 as days_before,
+        {% if ft_lookback is not none -%}
+        journeys.touched_at >= purchases.purchased_at - interval '{{ ft_lookback }} days'
+        {%- else %}true{% endif %} as in_first_touch_window,
+        {% if lookback is not none -%}
+        journeys.touched_at >= purchases.purchased_at - interval '{{ lookback }} days'
+        {%- else %}true{% endif %} as in_lookback_window
     from purchases
-    cross join model_names
     join journeys
         on journeys.customer_id = purchases.customer_id
        and journeys.touched_at <= purchases.purchased_at
-    where
-        {% if ft_lookback is not none %}
-        (model_names.attribution_model = 'first_touch'
-            and journeys.touched_at >= purchases.purchased_at - interval '{{ ft_lookback }} days')
-        {% else %}
-        model_names.attribution_model = 'first_touch'
-        {% endif %}
-        {% if lookback is not none %}
-        or (model_names.attribution_model <> 'first_touch'
-            and journeys.touched_at >= purchases.purchased_at - interval '{{ lookback }} days')
-        {% else %}
-        or model_names.attribution_model <> 'first_touch'
-        {% endif %}
 ),
 
+-- first touch: the earliest touch in its window
+first_touches as (
+    select
+        purchase_id,
+        touch_id,
+        row_number() over (partition by purchase_id order by touched_at, touch_id) as position
+    from touches_before
+    where in_first_touch_window
+),
+
+-- the other models' touches: all inside the lookback
 positioned as (
     select
-        *,
-        row_number() over (partition by attribution_model, purchase_id order by touched_at, touch_id) as position,
-        count(*) over (partition by attribution_model, purchase_id) as touches,
+        purchase_id,
+        touch_id,
+        touched_at,
+        row_number() over (partition by purchase_id order by touched_at, touch_id) as position,
+        count(*) over (partition by purchase_id) as touches,
         -- last non-direct: the latest touch that is not Direct; Direct only when there is nothing else
-        row_number() over (partition by attribution_model, purchase_id
+        row_number() over (partition by purchase_id
                            order by case when channel = 'Direct' then 1 else 0 end, touched_at desc, touch_id desc)
             as non_direct_rank,
         power(0.5, days_before / {{ var('attribution_half_life_days') }}) as decay_weight
-    from candidates
+    from touches_before
+    where in_lookback_window
+),
+
+decayed as (
+    select
+        *,
+        -- summed in touch order, so the same touches always give the same bits (an unordered window sum
+        -- adds them in whatever order the threads meet them)
+        decay_weight / sum(decay_weight) over (
+            partition by purchase_id order by touched_at, touch_id
+            rows between unbounded preceding and unbounded following) as decay_share
+    from positioned
 ),
 
 weighted as (
+    select 'first_touch' as attribution_model, purchase_id, touch_id, 1.0 as credit
+    from first_touches
+    where position = 1
+    union all
     select
-        attribution_model,
-        purchase_id,
-        touch_id,
-        case attribution_model
-            when 'first_touch' then case when position = 1 then 1.0 else 0.0 end
+        model_names.attribution_model,
+        decayed.purchase_id,
+        decayed.touch_id,
+        case model_names.attribution_model
             when 'last_touch' then case when position = touches then 1.0 else 0.0 end
             when 'last_non_direct' then case when non_direct_rank = 1 then 1.0 else 0.0 end
             when 'linear' then 1.0 / touches
@@ -105,13 +125,11 @@ weighted as (
                     when position = 1 or position = touches then {{ var('attribution_position_endpoint_share') }}
                     else (1 - 2 * {{ var('attribution_position_endpoint_share') }}) / (touches - 2)
                 end
-            -- summed in touch order, so the same touches always give the same bits (an unordered window sum
-            -- adds them in whatever order the threads meet them)
-            when 'time_decay' then decay_weight / sum(decay_weight) over (
-                partition by attribution_model, purchase_id order by touched_at, touch_id
-                rows between unbounded preceding and unbounded following)
+            when 'time_decay' then decay_share
         end as credit
-    from positioned
+    from decayed
+    cross join model_names
+    where model_names.attribution_model <> 'first_touch'
 ),
 
 credited as (
@@ -121,9 +139,11 @@ credited as (
     select model_names.attribution_model, purchases.purchase_id, cast(null as varchar) as touch_id, 1.0 as credit
     from purchases
     cross join model_names
-    where not exists (select 1 from candidates
-                      where candidates.purchase_id = purchases.purchase_id
-                        and candidates.attribution_model = model_names.attribution_model)
+    where not exists (select 1 from touches_before
+                      where touches_before.purchase_id = purchases.purchase_id
+                        and case when model_names.attribution_model = 'first_touch'
+                                 then touches_before.in_first_touch_window
+                                 else touches_before.in_lookback_window end)
 ),
 
 final as (

@@ -115,21 +115,20 @@ identities as (
     where customer_id in (select customer_id from purchases)
 ),
 
+-- the columns the context, _ttp and consent come from; the other tracking columns are read only for the two
+-- chosen events of each conversion (numbering wide rows sorts all of their text)
 browser_events as (
-    select identities.customer_id, events.*
+    select identities.customer_id, events.message_id, events.event_at, events.ttp, events.advertising_consent
     from {{ ref('stg_tracking__events') }} as events
     join identities on identities.node_type = 'browser' and identities.node_value = events.anonymous_id
 ),
 
 -- the newest browser context (ip, user agent, locale) tracked at or before the purchase, and the newest _ttp
 -- cookie (the newest event may come from a browser that blocks the pixel)
-context_before as (
+ranked_context as (
     select
         purchases.event_id,
-        browser_events.ttp,
-        browser_events.ip,
-        browser_events.user_agent,
-        browser_events.locale,
+        browser_events.message_id,
         row_number() over (partition by purchases.event_id
                            order by browser_events.event_at desc, browser_events.message_id desc) as recency,
         row_number() over (partition by purchases.event_id
@@ -139,6 +138,20 @@ context_before as (
     join browser_events
         on browser_events.customer_id = purchases.customer_id
        and browser_events.event_at <= purchases.event_time
+),
+
+context_before as (
+    select
+        ranked_context.event_id,
+        ranked_context.recency,
+        ranked_context.ttp_recency,
+        events.ttp,
+        events.ip,
+        events.user_agent,
+        events.locale
+    from ranked_context
+    join {{ ref('stg_tracking__events') }} as events on events.message_id = ranked_context.message_id
+    where ranked_context.recency = 1 or ranked_context.ttp_recency = 1
 ),
 
 ttclid_before as (
