@@ -76,3 +76,70 @@ def test_customer_id_follows_the_most_stable_anchor():
 def test_an_edge_to_an_unknown_identifier_is_an_error():
     with pytest.raises(ValueError, match="not among the nodes"):
         stitch(["email:a"], [("email:a", "email:b")])
+
+
+def restitched(nodes_before, edges_before, nodes_after, edges_after) -> pd.DataFrame:
+    """The incremental stitch: the table built from the first graph, then what restitch() gives for the second
+    applied to it as the model's delete+insert and post-hook do."""
+    con = duckdb.connect()
+    model = load_model()
+
+    def register(nodes, edges):
+        con.register("nodes_in", pd.DataFrame({"node": nodes, "node_type": [n.split(":")[0] for n in nodes]}))
+        con.register("edges_in", pd.DataFrame(edges, columns=["left_node", "right_node"]))
+
+    register(nodes_before, edges_before)
+    model.stitch(con, "nodes_in", "edges_in").create("built")
+    register(nodes_after, edges_after)
+    changed = model.restitch(con, "nodes_in", "edges_in", "built").df()
+    con.register("changed", changed)
+    con.execute("delete from built where node in (select node from changed)").fetchall()
+    con.execute("insert into built select * from changed").fetchall()
+    con.execute("delete from built where node not in (select node from nodes_in)").fetchall()
+    frame = con.execute("select * from built").df()
+    frame.attrs["restitched"] = len(changed)
+    return frame
+
+
+def same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    cols = list(a.columns)
+    return a.sort_values("node")[cols].reset_index(drop=True).equals(b.sort_values("node")[cols].reset_index(drop=True))
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_restitching_what_changed_gives_what_a_full_stitch_gives(seed):
+    rng = random.Random(seed)
+    nodes, edges = generated_graph(seed)
+    # the next build: new identifiers (some alone, some joining old components, some merging two), edges gone
+    # (splitting components, as a refused shared browser does), identifiers gone (a voided purchase)
+    new_nodes = [f"email:new-{seed}-{i}" for i in range(300)]
+    more_edges = [(n, rng.choice(nodes)) for n in new_nodes[:150]]
+    more_edges += [(rng.choice(nodes), rng.choice(nodes)) for _ in range(40)]
+    more_edges += list(zip(new_nodes[150:200], new_nodes[200:250]))
+    kept_edges = [e for e in edges if rng.random() > 0.01]
+    gone = set(rng.sample(nodes, 30))
+    after_nodes = [n for n in nodes if n not in gone] + new_nodes
+    after_edges = [e for e in kept_edges + more_edges if e[0] not in gone and e[1] not in gone]
+
+    incremental = restitched(nodes, edges, after_nodes, after_edges)
+    full = stitch(after_nodes, after_edges)
+    assert same_rows(incremental, full)
+    assert 0 < incremental.attrs["restitched"] < len(full), "only the components that changed are stitched again"
+
+
+def test_nothing_changed_restitches_nothing():
+    nodes, edges = generated_graph(6)
+    incremental = restitched(nodes, edges, nodes, edges)
+    assert incremental.attrs["restitched"] == 0
+    assert same_rows(incremental, stitch(nodes, edges))
+
+
+def test_an_edge_refused_later_splits_its_component():
+    nodes = ["browser:shared", "email:a@x.co", "email:b@x.co", "stripe_customer:cus_a"]
+    edges = [("browser:shared", "email:a@x.co"), ("browser:shared", "email:b@x.co"),
+             ("stripe_customer:cus_a", "email:a@x.co")]
+    incremental = restitched(nodes, edges, nodes, edges[2:]).set_index("node")
+    assert incremental.loc["email:a@x.co", "customer_id"] == incremental.loc["stripe_customer:cus_a", "customer_id"]
+    assert incremental.loc["email:b@x.co", "customer_id"] != incremental.loc["email:a@x.co", "customer_id"]
+    assert incremental.loc["browser:shared", "component_size"] == 1
+    assert same_rows(incremental.reset_index(), stitch(nodes, edges[2:]))
