@@ -14,11 +14,20 @@ KeyboardInterrupt in dbt's thread, which cancels the open queries.
 dbt's Python API runs one command at a time per process: a lock queues a second one. When dbt has finished, the
 DuckDB database dbt-duckdb opened is closed, so the warehouse can be opened again in this process with other
 settings.
+
+Nodes run longest remaining path first (`critical_path_scores`). dbt starts, among the nodes ready to run, the one
+of least depth in the graph, and among equals the first by name: so a report at the depth of `tiktok_conversions`
+takes the thread that the build's longest chain was waiting for. Here a node's priority is the seconds from its
+start to the end of the longest chain of nodes after it, as the last build of the same kind (full or incremental)
+in the same target folder took them. Replayed on the node timings of a +1% build of the 1M-event world, dbt's order
+takes 17.2 s on 2 threads (17.3 s measured) and this one 13.9 s; on a full build, 40.6 s and 38.1 s.
 """
 
 import contextlib
 import ctypes
+import json
 import os
+import statistics
 import queue
 import shutil
 import subprocess
@@ -39,6 +48,10 @@ from dagster_dbt.dbt_manifest import validate_manifest
 
 _ONE_AT_A_TIME = threading.Lock()
 _DONE = None
+# seconds per node of the last build of each kind, in each target folder
+NODE_SECONDS_FILE = "node_seconds.json"
+# while InProcessDbt runs a command: the node seconds its scheduling follows (None: dbt's own order)
+_node_seconds: dict[str, float] | None = None
 
 
 class _Lines:
@@ -95,10 +108,15 @@ class InProcessDbt:
             with _ONE_AT_A_TIME:
                 from dbt.cli.main import dbtRunner
 
+                global _node_seconds
+                _install_schedule()
+                _node_seconds = self._last_node_seconds()
                 try:
                     result = dbtRunner(callbacks=[self._emit]).invoke(self.args[1:])
                 finally:
+                    _node_seconds = None
                     _close_duckdb()
+                self._record_node_seconds(result)
             if result.exception is not None:
                 # an error before or outside the nodes (a bad flag, a profile or parse error): dbt exits with 2
                 self._error(f"{type(result.exception).__name__}: {result.exception}")
@@ -110,6 +128,34 @@ class InProcessDbt:
             self.returncode = 2
         finally:
             self.stdout.put(_DONE)
+
+    def _flag(self, name: str) -> str | None:
+        return self.args[self.args.index(name) + 1] if name in self.args[:-1] else None
+
+    def _seconds_file(self) -> tuple[Path | None, str]:
+        target = self._flag("--target-path")
+        return (Path(target) / NODE_SECONDS_FILE if target else None,
+                "full" if "--full-refresh" in self.args else "incremental")
+
+    def _last_node_seconds(self) -> dict[str, float]:
+        path, kind = self._seconds_file()
+        try:
+            recorded = json.loads(path.read_text()) if path else {}
+        except (OSError, ValueError):
+            recorded = {}  # none yet (a new target folder), or unreadable: every node counts the same
+        return recorded.get(kind) or recorded.get("incremental" if kind == "full" else "full") or {}
+
+    def _record_node_seconds(self, result) -> None:
+        path, kind = self._seconds_file()
+        results = getattr(getattr(result, "result", None), "results", None)
+        if path is None or not results:
+            return
+        seconds = {r.node.unique_id: round(r.execution_time, 3) for r in results
+                   if getattr(r, "node", None) is not None and r.execution_time}
+        with contextlib.suppress(OSError, ValueError):
+            recorded = json.loads(path.read_text()) if path.exists() else {}
+            recorded[kind] = {**recorded.get(kind, {}), **seconds}
+            path.write_text(json.dumps(recorded))
 
     def wait(self, timeout: float | None = None) -> int:
         self._thread.join(timeout)
@@ -133,6 +179,39 @@ class InProcessDbt:
         for adapter in list(FACTORY.adapters.values()):
             with contextlib.suppress(Exception):
                 adapter.cancel_open_connections()
+
+
+def critical_path_scores(graph, seconds: dict[str, float]) -> dict[str, float]:
+    """dbt's priority of each node of ``graph`` (a networkx DiGraph; lower runs first): minus the seconds of the
+    longest path from the node's start to the end of the build, by ``seconds`` per node (a node not in it: the
+    median of those that are, or 1 s when none is)."""
+    import networkx as nx
+
+    default = statistics.median(seconds.values()) if seconds else 1.0
+    remaining: dict[str, float] = {}
+    for node in reversed(list(nx.topological_sort(graph))):
+        after = max((remaining[child] for child in graph.successors(node)), default=0.0)
+        remaining[node] = seconds.get(node, default) + after
+    return {node: -length for node, length in remaining.items()}
+
+
+def _install_schedule() -> None:
+    """Make dbt's GraphQueue order the ready nodes by `critical_path_scores` while InProcessDbt runs a command
+    (`_node_seconds` set); any other use of dbt in this process keeps dbt's own order."""
+    from dbt.graph.queue import GraphQueue
+
+    original = GraphQueue._get_scores
+    if getattr(original, "critical_path_first", False):
+        return
+
+    def _get_scores(self, graph):
+        seconds = _node_seconds
+        if seconds is None:
+            return original(self, graph)
+        return critical_path_scores(graph, seconds)
+
+    _get_scores.critical_path_first = True
+    GraphQueue._get_scores = _get_scores
 
 
 def _close_duckdb() -> None:

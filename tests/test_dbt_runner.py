@@ -84,3 +84,43 @@ def test_a_terminated_build_cancels_its_running_query_and_frees_the_warehouse(pr
     with duckdb.connect(str(tmp_path / "tiny.duckdb")) as con:
         assert con.execute("select count(*) from information_schema.tables where table_name = 'endless'"
                            ).fetchall() == [(0,)]
+
+
+def test_critical_path_scores_put_the_longest_remaining_chain_first():
+    import networkx as nx
+
+    from orchestration.dbt_runner import critical_path_scores
+
+    # staged feeds a short report and a long chain; dbt's own order (depth, then name) would run the report first
+    graph = nx.DiGraph([("staged", "a_report"), ("staged", "chain_1"), ("chain_1", "chain_2"), ("chain_2", "chain_3")])
+    unit = critical_path_scores(graph, {})
+    assert unit["chain_1"] < unit["a_report"]  # lower runs first
+    assert unit["staged"] == -4 and unit["chain_3"] == -1
+    # by recorded seconds, a long report goes before a chain of quick models; a node not recorded counts the median
+    timed = critical_path_scores(graph, {"staged": 1.0, "a_report": 9.0, "chain_1": 0.5, "chain_2": 0.5})
+    assert timed["a_report"] < timed["chain_1"]
+    assert timed["chain_3"] == -0.75 and timed["staged"] == -10.0
+
+
+def test_nodes_run_longest_remaining_path_first_and_their_seconds_are_kept(project):
+    models = project / "models"
+    for name in ("orders", "broken", "endless", "schema"):
+        for path in models.glob(f"{name}.*"):
+            path.unlink()
+    (models / "staged.sql").write_text("{{ config(materialized='table') }} select 1 as id")
+    (models / "a_report.sql").write_text("{{ config(materialized='table') }} select * from {{ ref('staged') }}")
+    (models / "chain_1.sql").write_text("{{ config(materialized='table') }} select * from {{ ref('staged') }}")
+    (models / "chain_2.sql").write_text("{{ config(materialized='table') }} select * from {{ ref('chain_1') }}")
+    target = project / "target"
+    invocation = _dbt(project).cli(["build"], target_path=target)
+    invocation.wait()
+    # one thread (profiles.yml): the results are in the order the nodes ran
+    order = [r["unique_id"].split(".")[-1] for r in invocation.get_artifact("run_results.json")["results"]]
+    # after staged, a_report and chain_1 are ready at the same depth: dbt's own order takes a_report (by name)
+    assert order[:2] == ["staged", "chain_1"] and sorted(order) == ["a_report", "chain_1", "chain_2", "staged"]
+    recorded = __import__("json").loads((target / "node_seconds.json").read_text())
+    assert set(recorded["incremental"]) == {f"model.tiny.{m}" for m in order}
+    assert all(seconds > 0 for seconds in recorded["incremental"].values())
+    _dbt(project).cli(["build", "--full-refresh"], target_path=target).wait()
+    recorded = __import__("json").loads((target / "node_seconds.json").read_text())
+    assert set(recorded) == {"incremental", "full"}
