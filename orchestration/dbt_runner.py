@@ -15,12 +15,14 @@ dbt's Python API runs one command at a time per process: a lock queues a second 
 DuckDB database dbt-duckdb opened is closed, so the warehouse can be opened again in this process with other
 settings.
 
-Nodes run longest remaining path first (`critical_path_scores`). dbt starts, among the nodes ready to run, the one
-of least depth in the graph, and among equals the first by name: so a report at the depth of `tiktok_conversions`
-takes the thread that the build's longest chain was waiting for. Here a node's priority is the seconds from its
-start to the end of the longest chain of nodes after it, as the last build of the same kind (full or incremental)
-in the same target folder took them. Replayed on the node timings of a +1% build of the 1M-event world, dbt's order
-takes 17.2 s on 2 threads (17.3 s measured) and this one 13.9 s; on a full build, 40.6 s and 38.1 s.
+In incremental builds, nodes run longest remaining path first (`critical_path_scores`). dbt starts, among the
+nodes ready to run, the one of least depth in the graph, and among equals the first by name: so a report at the
+depth of `tiktok_conversions` takes the thread that the build's longest chain was waiting for. Here a node's
+priority is the seconds from its start to the end of the longest chain of nodes after it, as the last build in the
+same target folder took them. Forced incremental builds of the 1M-event world, alternating: dbt's order 13.3-14.0
+and 10.4-13.5 s, this one 12.8-14.1 and 10.3-11.9 s (faster in 7 of 8 pairs, 0.8 s on average). Full builds keep
+dbt's order: there both cores are busy with large queries whatever the order, and the two full builds in this
+order were not faster (28.9 and 29.3 s against 26.9 and 28.3 s).
 """
 
 import contextlib
@@ -110,7 +112,7 @@ class InProcessDbt:
 
                 global _node_seconds
                 _install_schedule()
-                _node_seconds = self._last_node_seconds()
+                _node_seconds = None if "--full-refresh" in self.args else self._last_node_seconds()
                 try:
                     result = dbtRunner(callbacks=[self._emit]).invoke(self.args[1:])
                 finally:
