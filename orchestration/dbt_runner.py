@@ -19,10 +19,10 @@ In incremental builds, nodes run longest remaining path first (`critical_path_sc
 nodes ready to run, the one of least depth in the graph, and among equals the first by name: so a report at the
 depth of `tiktok_conversions` takes the thread that the build's longest chain was waiting for. Here a node's
 priority is the seconds from its start to the end of the longest chain of nodes after it, as the last build in the
-same target folder took them. Forced incremental builds of the 1M-event world, alternating: dbt's order 13.3-14.0
-and 10.4-13.5 s, this one 12.8-14.1 and 10.3-11.9 s (faster in 7 of 8 pairs, 0.8 s on average). Full builds keep
-dbt's order: there both cores are busy with large queries whatever the order, and the two full builds in this
-order were not faster (28.9 and 29.3 s against 26.9 and 28.3 s).
+same target folder took them. Forced incremental builds of the 1M-event world, the two orders alternating
+(`python -m bench.dbt_order`): this order was faster in 11 of 16 pairs, by 0.6 s on average, of dbt elapsed
+times of 10-14 s. Full builds keep dbt's order: there both cores are busy with large queries whatever the order,
+and three full builds in this order were not faster (28.8, 28.9 and 29.3 s against 26.9 and 28.3 s).
 """
 
 import contextlib
