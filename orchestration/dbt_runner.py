@@ -29,9 +29,9 @@ import contextlib
 import ctypes
 import json
 import os
-import statistics
 import queue
 import shutil
+import statistics
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
