@@ -2,6 +2,7 @@
 DuckDB file: results, failures and cancellation reach dagster-dbt as they do from the dbt CLI, and the warehouse is
 free for this process once dbt has finished."""
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -118,9 +119,9 @@ def test_nodes_run_longest_remaining_path_first_and_their_seconds_are_kept(proje
     order = [r["unique_id"].split(".")[-1] for r in invocation.get_artifact("run_results.json")["results"]]
     # after staged, a_report and chain_1 are ready at the same depth: dbt's own order takes a_report (by name)
     assert order[:2] == ["staged", "chain_1"] and sorted(order) == ["a_report", "chain_1", "chain_2", "staged"]
-    recorded = __import__("json").loads((target / "node_seconds.json").read_text())
+    recorded = json.loads((target / "node_seconds.json").read_text())
     assert set(recorded["incremental"]) == {f"model.tiny.{m}" for m in order}
     assert all(seconds > 0 for seconds in recorded["incremental"].values())
     _dbt(project).cli(["build", "--full-refresh"], target_path=target).wait()
-    recorded = __import__("json").loads((target / "node_seconds.json").read_text())
+    recorded = json.loads((target / "node_seconds.json").read_text())
     assert set(recorded) == {"incremental", "full"}
