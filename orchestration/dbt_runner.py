@@ -140,12 +140,14 @@ class InProcessDbt:
                 "full" if "--full-refresh" in self.args else "incremental")
 
     def _last_node_seconds(self) -> dict[str, float]:
-        path, kind = self._seconds_file()
+        """The node seconds an incremental build is ordered by: the last incremental build's, else the last full
+        build's (the first incremental build after it), else none (every node counts the same)."""
+        path, _ = self._seconds_file()
         try:
             recorded = json.loads(path.read_text()) if path else {}
         except (OSError, ValueError):
-            recorded = {}  # none yet (a new target folder), or unreadable: every node counts the same
-        return recorded.get(kind) or recorded.get("incremental" if kind == "full" else "full") or {}
+            recorded = {}  # none yet (a new target folder), or unreadable
+        return recorded.get("incremental") or recorded.get("full") or {}
 
     def _record_node_seconds(self, result) -> None:
         path, kind = self._seconds_file()
