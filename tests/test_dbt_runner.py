@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from orchestration import dbt_runner
 from orchestration.dbt_runner import InProcessDbt
 from orchestration.defs.dbt import DBT_EXECUTABLE, DbtCli
 
@@ -125,3 +126,31 @@ def test_nodes_run_longest_remaining_path_first_and_their_seconds_are_kept(proje
     _dbt(project).cli(["build", "--full-refresh"], target_path=target).wait()
     recorded = json.loads((target / "node_seconds.json").read_text())
     assert set(recorded) == {"incremental", "full"}
+
+
+def test_dbts_event_messages_are_built_as_protobufs_parse_dict_builds_them(project, tmp_path, monkeypatch):
+    from dbt_common.events import base_types
+
+    dbt_runner._install_fast_events()
+    parse_dict = base_types.ParseDict.parse_dict  # protobuf's own
+    built, fallbacks, different = 0, 0, []
+
+    def both_ways(js_dict, message, *args, **kwargs):
+        nonlocal built, fallbacks
+        expected = parse_dict(js_dict, type(message)(), *args, **kwargs)
+        fast = dbt_runner._fast_message(js_dict, type(message))
+        if fast is None:
+            fallbacks += 1
+        elif fast != expected:
+            different.append((type(message).__name__, js_dict))
+        else:
+            built += 1
+        return expected
+
+    both_ways.parse_dict = parse_dict
+    monkeypatch.setattr(base_types, "ParseDict", both_ways)
+    _dbt(project).cli(["build", "--select", "orders"], target_path=tmp_path / "target").wait()
+    assert different == []
+    # every event is built at least once (its data, then the message with its time and level); the few the
+    # constructor does not take (a node's result, with its timing) are built by ParseDict
+    assert built > 50 and fallbacks < built / 5
