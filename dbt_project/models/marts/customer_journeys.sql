@@ -1,4 +1,20 @@
 -- One row per touch of a stitched customer, across all of the customer's browsers, in time order.
+--
+-- Incremental: a customer's journey is decided by the touches of the browsers stitched to them only, so a run
+-- builds again the journeys of the customers that gained or lost a touch or a browser, and replaces theirs
+-- (delete+insert by customer). A browser changed when one of its touches is new or gone (int_touches replaces a
+-- browser's touches when it has new pages) or when it now belongs to another customer (a merge or a split); its
+-- customers before and after are both built again. A customer id that no longer exists (merged into another) has
+-- no new rows to replace its old ones: the post-hook deletes every row whose browser is no longer that customer's.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='customer_id',
+          on_schema_change='fail',
+          post_hook="{% if is_incremental() %}
+              delete from {{ this }} as built
+              where not exists (
+                  select 1 from {{ ref('int_identity_components') }} as identities
+                  where identities.node_type = 'browser' and identities.node_value = built.anonymous_id
+                    and identities.customer_id = built.customer_id)
+              {% endif %}") }}
 with touches as (
     select * from {{ ref('int_touches') }}
 ),
@@ -8,6 +24,30 @@ identities as (
     from {{ ref('int_identity_components') }}
     where node_type = 'browser'
 ),
+
+{% if is_incremental() %}
+built as (
+    select distinct anonymous_id, customer_id from {{ this }}
+),
+
+changed_browsers as (
+    select touches.anonymous_id from touches
+    where not exists (select 1 from {{ this }} as built_touches where built_touches.touch_id = touches.touch_id)
+    union
+    select built_touches.anonymous_id from {{ this }} as built_touches
+    where not exists (select 1 from touches where touches.touch_id = built_touches.touch_id)
+    union
+    select built.anonymous_id from built
+    left join identities on identities.anonymous_id = built.anonymous_id
+    where identities.customer_id is distinct from built.customer_id
+),
+
+changed_customers as (
+    select customer_id from identities where anonymous_id in (select anonymous_id from changed_browsers)
+    union
+    select customer_id from built where anonymous_id in (select anonymous_id from changed_browsers)
+),
+{% endif %}
 
 final as (
     select
@@ -30,6 +70,9 @@ final as (
         touches.referrer
     from touches
     join identities on identities.anonymous_id = touches.anonymous_id
+    {% if is_incremental() %}
+    where identities.customer_id in (select customer_id from changed_customers)
+    {% endif %}
 )
 
 select * from final
