@@ -1,5 +1,9 @@
 -- One row per identifier the stitch knows: every edge endpoint, every tracked browser and every purchase
 -- (so a browser that never identified is still a customer of its own in the journeys).
+-- A view: int_identity_components, its only reader, reads it once, and keeps one row per node with the node's
+-- customer, so the tests there (node unique and not null) check this too. As a table it was written in full on
+-- every build, and its own tests held up the stitch, on the build's longest chain.
+{{ config(materialized='view') }}
 with edge_nodes as (
     select left_node as node, left_type as node_type from {{ ref('int_identity_edges') }}
     union
