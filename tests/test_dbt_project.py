@@ -136,7 +136,8 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
     incremental_models = sorted(".".join(r["relation_name"].replace('"', "").split(".")[1:]) for r in results)
     assert {"staging.stg_tracking__events", "staging.stg_stripe__object_states", "staging.stg_stripe__invoices",
             "staging.stg_stripe__invoice_lines", "intermediate.int_touches", "marts.customer_journeys",
-            "marts.attribution_credits", "marts.tiktok_conversions"} <= set(incremental_models)
+            "marts.attributed_purchases", "marts.attribution_credits", "marts.tiktok_conversions"
+            } <= set(incremental_models)
     with duckdb.connect(str(copy)) as con:
         con.execute(f"attach '{workspace.warehouse}' as incremental (read_only)")
         for model in incremental_models:

@@ -1,5 +1,19 @@
 -- One row per purchase (never the same money twice), with the stitched customer and the first touch
 -- that brought them: the first touch gets all of the customer's later revenue, renewals included.
+--
+-- Incremental: a purchase's row depends only on its customer's purchases and journey, so a run builds again the
+-- purchases of the customers that have a purchase new, changed (a refund, a later state) or moved to another
+-- customer (before and after the move), or whose journey changed (its fingerprint, from customer_journeys, kept
+-- in `journey_fingerprint`), and replaces theirs (delete+insert by purchase). The post-hook deletes the rows of
+-- purchases that are no longer purchases.
+{% set purchase_columns = ['purchase_type', 'stripe_customer_id', 'purchased_at', 'amount', 'refunded_amount',
+                           'net_amount', 'currency', 'subscription_id', 'is_renewal'] %}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='purchase_id',
+          on_schema_change='fail',
+          post_hook="{% if is_incremental() %}
+              delete from {{ this }}
+              where purchase_id not in (select purchase_id from {{ ref('int_purchases') }})
+              {% endif %}") }}
 with purchases as (
     select * from {{ ref('int_purchases') }}
 ),
@@ -10,10 +24,45 @@ identities as (
     where node_type = 'purchase'
 ),
 
-purchases_with_customer as (
-    select purchases.*, identities.customer_id
+journey_versions as (
+    select distinct customer_id, journey_fingerprint from {{ ref('customer_journeys') }}
+),
+
+all_purchases_with_customer as (
+    select purchases.*, identities.customer_id, journey_versions.journey_fingerprint
     from purchases
     join identities on identities.purchase_id = purchases.purchase_id
+    left join journey_versions on journey_versions.customer_id = identities.customer_id
+),
+
+{% if is_incremental() %}
+built as (
+    select * from {{ this }}
+),
+
+changed_customers as (
+    select current.customer_id
+    from all_purchases_with_customer as current
+    left join built on built.purchase_id = current.purchase_id
+    where built.purchase_id is null
+       or built.customer_id is distinct from current.customer_id
+       or built.journey_fingerprint is distinct from current.journey_fingerprint
+       {%- for column in purchase_columns %}
+       or built.{{ column }} is distinct from current.{{ column }}
+       {%- endfor %}
+    union
+    select built.customer_id
+    from built
+    left join all_purchases_with_customer as current on current.purchase_id = built.purchase_id
+    where current.purchase_id is null or current.customer_id is distinct from built.customer_id
+),
+{% endif %}
+
+purchases_with_customer as (
+    select * from all_purchases_with_customer
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 ),
 
 -- The first touch before a purchase is the customer's first touch, if it came before the purchase (touches are
@@ -64,7 +113,8 @@ final as (
         lt.touched_at as last_touch_at,
         lt.channel as last_touch_channel,
         lt.campaign as last_touch_campaign,
-        coalesce(ft.channel = 'TikTok Ads', false) as attributed_to_tiktok
+        coalesce(ft.channel = 'TikTok Ads', false) as attributed_to_tiktok,
+        p.journey_fingerprint
     from purchases_with_customer as p
     join first_purchases on first_purchases.purchase_id = p.purchase_id
     left join last_touch_before on last_touch_before.purchase_id = p.purchase_id

@@ -14,26 +14,19 @@
           on_schema_change='fail',
           post_hook="delete from {{ this }} where purchase_id not in (select purchase_id from {{ ref('attributed_purchases') }})") }}
 {% set models = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'position_based', 'time_decay'] %}
-{% set touch_columns = ['touch_id', 'touched_at', 'channel', 'source', 'medium', 'campaign', 'ad', 'url', 'click_id_type'] %}
 with journeys as (
     select * from {{ ref('customer_journeys') }}
 ),
 
-journey_fingerprints as (
-    select customer_id, bit_xor({{ fingerprint(touch_columns) }}) as journey_fingerprint
-    from journeys
-    group by customer_id
-),
-
+-- the journey's fingerprint comes with the purchase (customer_journeys makes it, attributed_purchases keeps it)
 all_purchases as (
     select
         purchases.purchase_id, purchases.customer_id, purchases.purchased_at, purchases.amount,
         purchases.net_amount, purchases.currency,
         {{ fingerprint(['purchases.purchase_id', 'purchases.customer_id', 'purchases.purchased_at',
                         'purchases.amount', 'purchases.net_amount', 'purchases.currency',
-                        'journey_fingerprints.journey_fingerprint']) }} as inputs_fingerprint
+                        'purchases.journey_fingerprint']) }} as inputs_fingerprint
     from {{ ref('attributed_purchases') }} as purchases
-    left join journey_fingerprints on journey_fingerprints.customer_id = purchases.customer_id
 ),
 
 purchases as (

@@ -6,6 +6,8 @@
 -- browser's touches when it has new pages) or when it now belongs to another customer (a merge or a split); its
 -- customers before and after are both built again. A customer id that no longer exists (merged into another) has
 -- no new rows to replace its old ones: the post-hook deletes every row whose browser is no longer that customer's.
+-- Each row carries its customer's `journey_fingerprint` (of all the customer's touches, every column), by which the
+-- models that read journeys tell whose journey changed without reading every journey.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='customer_id',
           on_schema_change='fail',
           post_hook="{% if is_incremental() %}
@@ -67,7 +69,12 @@ final as (
         touches.ttclid,
         touches.url,
         touches.landing_path,
-        touches.referrer
+        touches.referrer,
+        bit_xor({{ fingerprint(['touches.touch_id', 'touches.touched_at', 'touches.anonymous_id', 'touches.channel',
+                                'touches.source', 'touches.medium', 'touches.campaign', 'touches.ad',
+                                'touches.click_id_type', 'touches.click_id', 'touches.ttclid', 'touches.url',
+                                'touches.landing_path', 'touches.referrer']) }})
+            over (partition by identities.customer_id) as journey_fingerprint
     from touches
     join identities on identities.anonymous_id = touches.anonymous_id
     {% if is_incremental() %}
