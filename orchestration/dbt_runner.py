@@ -28,8 +28,10 @@ dbt's events are built faster (`_install_fast_events`). dbt builds a protobuf me
 included (each SQL statement fires two), with protobuf's `ParseDict`: a pure-Python walk of a dict, about 100 us per
 message, twice per event. A build is bound by Python here, not by DuckDB: dbt's two threads and Dagster's handling
 of the events take turns holding the GIL nearly all the time, so this cost adds to the build's elapsed time. The
-message class's own constructor builds the same message from the same dict in under a tenth of that; anything it
-does not take (or builds differently) goes to `ParseDict` as before. (dbt-core issue 9030 proposes the same.)
+message class's own constructor builds the same message from the same dict in under a tenth of that; whatever it
+refuses (a node's result) goes to `ParseDict` as before, and a test builds every message of a build both ways and
+compares them. Forced incremental builds of the 1M-event world, alternating, 4 pairs: dbt elapsed 11.4 s against
+12.6 s on average. (dbt-core issue 9030 proposes the same.)
 """
 
 import contextlib
