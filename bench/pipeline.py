@@ -120,7 +120,7 @@ def report(label: str, seconds: float, peak: int, steps: dict[str, float], event
         print(f"    {step:60s} {s:7.2f} s")
 
 
-def _env(work: Path) -> dict:
+def pipeline_env(work: Path) -> dict:
     return {**os.environ, "LANDING_DIR": str(work / "landing"), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
             "DAGSTER_HOME": str(work / "dagster_home"), "DAGSTER_LOG_LEVEL": "WARNING"}
 
@@ -136,7 +136,7 @@ def incremental_floor(work: Path, tracking_events: int, seed: int) -> float:
     then a run with no new data and a run with 1% more, as above. On a small world that difference is the price of
     a dbt build itself (starting dbt, about a hundred nodes each with their own Python work, Dagster's events)."""
     work.mkdir(parents=True, exist_ok=True)
-    env = _env(work)
+    env = pipeline_env(work)
     visitors = max(100, int(tracking_events / EVENTS_PER_VISITOR))
     write_world(WorldConfig(visitors=visitors, seed=seed), work / "landing", work / "ground_truth.jsonl")
     prepare_manifest(env)
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = (Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))).resolve()
     landing, home = work / "landing", work / "dagster_home"
-    env = _env(work)
+    env = pipeline_env(work)
     visitors = max(100, int(args.tracking_events / EVENTS_PER_VISITOR))
     print(f"# pipeline through Dagster on {cores()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
           f"workdir {work}")
