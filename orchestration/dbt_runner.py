@@ -251,9 +251,9 @@ def _install_fast_events() -> None:
     for every event it builds: `BaseEvent.__init__` and `msg_from_base_event`)."""
     from dbt_common.events import base_types
 
-    original = base_types.ParseDict
-    if getattr(original, "parse_dict", None) is not None:
-        return
+    original = getattr(base_types, "ParseDict", None)
+    if original is None or getattr(original, "parse_dict", None) is not None:
+        return  # installed already, or a dbt-common that builds its messages otherwise
 
     def parse_dict(js_dict, message, *args, **kwargs):
         if not args and not kwargs and isinstance(js_dict, dict) and not message.ListFields():
