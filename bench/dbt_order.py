@@ -14,7 +14,6 @@ builds were not faster.)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -22,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+from bench.http_load import cores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from orchestration import dbt_runner
     from orchestration.definitions import build_defs
+    from orchestration.defs.dbt import DBT_PROJECT_DIR, build_target_path
     from orchestration.instance import get_instance
 
     dbts_own = GraphQueue._get_scores  # before the runner replaces it
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
               "dbt's own": lambda graph, seconds: dbts_own(_Depth(), graph)}
     job = build_defs().resolve_job_def("pipeline")
     instance = get_instance()
-    print(f"# dbt node order, forced incremental builds, {os.cpu_count()} cores, "
+    print(f"# dbt node order, forced incremental builds, {cores()} cores, "
           f"{args.pairs} pairs; workdir {work}")
     elapsed: dict[str, list[float]] = {name: [] for name in orders}
     for pair in range(args.pairs + 1):  # the first pair warms the process and the target folder: not counted
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
             if not result.success:
                 raise SystemExit("a pipeline run failed")
-            target = DBT_PROJECT / "target" / f"dbt_models-{hashlib.sha256(warehouse.encode()).hexdigest()[:12]}"
+            target = DBT_PROJECT_DIR / build_target_path(warehouse)
             dbt_elapsed = json.loads((target / "run_results.json").read_text())["elapsed_time"]
             if pair:
                 elapsed[name].append(dbt_elapsed)

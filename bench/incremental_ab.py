@@ -22,13 +22,16 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench.http_load import cores
-from bench.pipeline import EVENTS_PER_VISITOR, pipeline_env
+from bench.pipeline import (
+    EVENTS_PER_VISITOR,
+    pipeline_env,
+    prepare_manifest,
+    run_pipeline,
+)
 from simulator.cli import write_world
 from simulator.world import WorldConfig
 
@@ -37,13 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(code: Path, work: Path) -> float:
     """One pipeline run of ``code`` (a checkout) on the data in ``work``, in a new process: seconds."""
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "orchestration.run"], cwd=code, env=pipeline_env(work),
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        print(proc.stdout[-4000:], proc.stderr[-4000:])
-        raise SystemExit(f"a pipeline run of {code} failed")
-    return time.perf_counter() - started
+    return run_pipeline(pipeline_env(work), cwd=code)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(data, ignore_errors=True)
             shutil.copytree(world / "landing", data / "landing")
             # each code parses its own dbt project with the warehouse path its runs use (as bench.pipeline does)
-            parse = "from orchestration.defs.dbt import prepare_manifest; prepare_manifest(force=True)"
-            subprocess.run([sys.executable, "-c", parse], cwd=code, env=pipeline_env(data), check=True,
-                           capture_output=True)
+            prepare_manifest(pipeline_env(data), cwd=code)
             print(f"{name}: full run {_run(code, data):.1f} s, no new data {_run(code, data):.1f} s", flush=True)
         times: dict[str, list[float]] = {name: [] for name in codes}
         fixed: dict[str, list[float]] = {name: [] for name in codes}

@@ -65,9 +65,10 @@ class PeakMemory:
         return self.peak
 
 
-def run_pipeline(env: dict) -> tuple[float, int, str]:
+def run_pipeline(env: dict, cwd: Path | None = None) -> tuple[float, int, str]:
+    """One `make run` in a new process (of the checkout in ``cwd``, default this one): seconds, peak memory, output."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "orchestration.run"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "orchestration.run"], env=env, cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     memory = PeakMemory(proc.pid)
     out, _ = proc.communicate()
@@ -125,10 +126,11 @@ def pipeline_env(work: Path) -> dict:
             "DAGSTER_HOME": str(work / "dagster_home"), "DAGSTER_LOG_LEVEL": "WARNING"}
 
 
-def prepare_manifest(env: dict) -> None:
+def prepare_manifest(env: dict, cwd: Path | None = None) -> None:
+    """Parse the dbt project (of the checkout in ``cwd``) with the warehouse path in ``env``, as the image build does."""
     subprocess.run([sys.executable, "-c",
                     "from orchestration.defs.dbt import prepare_manifest; prepare_manifest(force=True)"],
-                   env=env, check=True, capture_output=True)
+                   env=env, cwd=cwd, check=True, capture_output=True)
 
 
 def incremental_floor(work: Path, tracking_events: int, seed: int) -> float:

@@ -122,6 +122,12 @@ class Translator(DagsterDbtTranslator):
         return spec
 
 
+def build_target_path(warehouse_path: Path | str) -> Path:
+    """The dbt target folder of the pipeline's builds of one warehouse (relative to the dbt project): kept between
+    runs, so dbt re-parses only what changed, and holding that warehouse's run_results.json and node_seconds.json."""
+    return Path("target") / f"dbt_models-{hashlib.sha256(str(warehouse_path).encode()).hexdigest()[:12]}"
+
+
 FORCE_TAG = "ttattr/force_dbt"
 BUILD_STATE = """
 create schema if not exists monitoring;
@@ -194,7 +200,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     # One target folder per warehouse, kept between runs: dbt then re-parses only what changed (partial parsing;
     # a fresh folder per run, dagster-dbt's default, costs a full parse, 10 s here). Runs that build the same
     # warehouse never overlap (the warehouse pool), so they never share the folder at the same time.
-    target = Path("target") / f"dbt_models-{hashlib.sha256(str(warehouse.resolved_path).encode()).hexdigest()[:12]}"
+    target = build_target_path(warehouse.resolved_path)
     # Unit tests check the models' logic against fixed inputs, which a new load cannot change: they run in
     # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
     # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
