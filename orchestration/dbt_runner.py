@@ -36,6 +36,7 @@ compares them. Forced incremental builds of the 1M-event world, alternating, 4 p
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import queue
@@ -104,6 +105,12 @@ class InProcessDbt:
         self._thread.start()
 
     def _emit(self, msg) -> None:
+        if msg.info.name == "ConcurrencyLine":
+            # dbt has loaded the project and is about to run the nodes: what it loaded (the manifest, the adapter)
+            # lives until the command ends, so the collector's passes during the nodes leave it out, as they leave
+            # out the code location (orchestration/gctuning.py). 2.0 s of collection in a +1% run of a small world
+            # was 0.9 s without this freeze, 0.6 s with it.
+            gc.freeze()
         # what `dbt --log-format json` prints: the events at info level and above (debug ones go to dbt.log)
         if msg.info.level == "debug" and not self._debug:
             return

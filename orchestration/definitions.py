@@ -1,9 +1,20 @@
 """The code location: ingestion, dbt, activation and automation, with resources from the environment."""
 
-import dagster as dg
+from orchestration.gctuning import collection_paused
 
-from orchestration.defs import activation, automation, checks, dbt, ingestion, stripe
-from orchestration.resources import default_resources
+# loading creates objects that live as long as the process, and little garbage: see orchestration/gctuning.py
+with collection_paused():
+    import dagster as dg
+
+    from orchestration.defs import (
+        activation,
+        automation,
+        checks,
+        dbt,
+        ingestion,
+        stripe,
+    )
+    from orchestration.resources import default_resources
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:
@@ -14,4 +25,5 @@ def build_defs(resources: dict | None = None) -> dg.Definitions:
     )
 
 
-defs = build_defs()
+with collection_paused():
+    defs = build_defs()

@@ -3,12 +3,16 @@
 The run is recorded in the Dagster instance ($DAGSTER_HOME), so it shows in the UI. Exits 1 if any step failed.
 """
 
+import gc
 import os
 import sys
 
-import dagster as dg
+from orchestration.gctuning import collection_paused
 
-from orchestration.instance import get_instance
+with collection_paused():  # see orchestration/gctuning.py
+    import dagster as dg
+
+    from orchestration.instance import get_instance
 
 
 def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "INFO",
@@ -40,4 +44,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    # What is left is the interpreter's teardown, whose collections walk every object once more: about a second of
+    # every `make run` (1.1-1.2 s of a run with no new data). Frozen, they are skipped; everything still closes.
+    gc.freeze()
+    raise SystemExit(code)

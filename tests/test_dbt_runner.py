@@ -2,6 +2,7 @@
 DuckDB file: results, failures and cancellation reach dagster-dbt as they do from the dbt CLI, and the warehouse is
 free for this process once dbt has finished."""
 
+import gc
 import json
 import signal
 import time
@@ -55,6 +56,18 @@ def test_a_dbt_build_runs_in_this_process_and_reports_like_the_cli(project, tmp_
     # dbt let go of the database: this process opens it again, with settings of its own
     with duckdb.connect(str(tmp_path / "tiny.duckdb"), config={"memory_limit": "512MB"}) as con:
         assert con.execute("select id, amount from orders").fetchall() == [(1, 9.5)]
+
+
+def test_what_dbt_loaded_is_frozen_while_its_nodes_run(project):
+    gc.unfreeze()
+    try:
+        invocation = _dbt(project).cli(["build", "-s", "orders"], target_path=project / "target")
+        list(invocation.stream_raw_events())
+        assert invocation.is_successful()
+        # frozen when dbt announced its threads, before the first node (orchestration/gctuning.py)
+        assert gc.get_freeze_count() > 10_000 and gc.isenabled()
+    finally:
+        gc.unfreeze()
 
 
 def test_a_failing_model_fails_the_command_with_dbts_error(project):

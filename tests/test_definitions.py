@@ -1,7 +1,9 @@
+import gc
 import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 
@@ -42,6 +44,36 @@ def test_the_code_location_loads_with_dagsters_own_validator(tmp_path):
            "DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     (tmp_path / "home").mkdir()
     out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m",
-                          "orchestration.definitions"], env=env, capture_output=True, text=True, timeout=300)
+                          "orchestration.definitions"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "passed validation" in (out.stdout + out.stderr)
+
+
+def test_loading_the_code_location_leaves_collection_on_and_what_it_loaded_frozen(tmp_path):
+    # a new interpreter, as a run worker or `make run` loads it (orchestration/gctuning.py)
+    env = {"LANDING_DIR": str(tmp_path / "landing"), "WAREHOUSE_PATH": str(tmp_path / "wh.duckdb"),
+           "DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    code = ("import gc, orchestration.definitions as d; "
+            "print(gc.isenabled(), gc.get_freeze_count(), len(d.defs.resolve_asset_graph().get_all_asset_keys()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    enabled, frozen, assets = out.stdout.split()
+    assert enabled == "True" and int(frozen) > 100_000 and int(assets) > 30
+
+
+def test_collection_paused_restores_the_collector_as_it_was():
+    from orchestration.gctuning import collection_paused
+
+    try:
+        with collection_paused():
+            assert not gc.isenabled()
+            kept = [[i] for i in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= len(kept)
+        gc.disable()
+        with pytest.raises(RuntimeError), collection_paused():
+            raise RuntimeError("a failing import")
+        assert not gc.isenabled()  # the caller had turned it off: it stays off
+    finally:
+        gc.enable()
+        gc.unfreeze()
