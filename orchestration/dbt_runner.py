@@ -101,6 +101,7 @@ class InProcessDbt:
         self._debug = "--debug" in self.args or "-d" in self.args
         self.returncode: int | None = None
         self.stdout = _Lines()
+        self._froze = False
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
         self._thread.start()
 
@@ -109,8 +110,9 @@ class InProcessDbt:
             # dbt has loaded the project and is about to run the nodes: what it loaded (the manifest, the adapter)
             # lives until the command ends, so the collector's passes during the nodes leave it out, as they leave
             # out the code location (orchestration/gctuning.py). 2.0 s of collection in a +1% run of a small world
-            # was 0.9 s without this freeze, 0.6 s with it.
+            # was 0.9 s without this freeze, 0.6 s with it. Undone when the command ends (`_run`).
             gc.freeze()
+            self._froze = True
         # what `dbt --log-format json` prints: the events at info level and above (debug ones go to dbt.log)
         if msg.info.level == "debug" and not self._debug:
             return
@@ -136,6 +138,12 @@ class InProcessDbt:
                 finally:
                     _node_seconds = None
                     _close_duckdb()
+                    if self._froze:
+                        # What dbt loaded is garbage now. Unfrozen, it can be collected: a process that runs many
+                        # commands (the tests) would otherwise keep some 14,000 objects of each for good. This
+                        # unfreezes the code location too, until the next freeze (the TikTok delivery's, or `make
+                        # run`'s before exit).
+                        gc.unfreeze()
                 self._record_node_seconds(result)
             if result.exception is not None:
                 # an error before or outside the nodes (a bad flag, a profile or parse error): dbt exits with 2

@@ -58,16 +58,24 @@ def test_a_dbt_build_runs_in_this_process_and_reports_like_the_cli(project, tmp_
         assert con.execute("select id, amount from orders").fetchall() == [(1, 9.5)]
 
 
-def test_what_dbt_loaded_is_frozen_while_its_nodes_run(project):
+def test_what_dbt_loaded_is_frozen_while_its_nodes_run_and_let_go_after(project, monkeypatch):
+    frozen_when_a_node_started = []
+    emit = InProcessDbt._emit
+
+    def _emit(self, msg):
+        if msg.info.name == "NodeStart":
+            frozen_when_a_node_started.append(gc.get_freeze_count())
+        return emit(self, msg)
+
+    monkeypatch.setattr(InProcessDbt, "_emit", _emit)
     gc.unfreeze()
-    try:
-        invocation = _dbt(project).cli(["build", "-s", "orders"], target_path=project / "target")
-        list(invocation.stream_raw_events())
-        assert invocation.is_successful()
-        # frozen when dbt announced its threads, before the first node (orchestration/gctuning.py)
-        assert gc.get_freeze_count() > 10_000 and gc.isenabled()
-    finally:
-        gc.unfreeze()
+    invocation = _dbt(project).cli(["build", "-s", "orders"], target_path=project / "target")
+    list(invocation.stream_raw_events())
+    assert invocation.is_successful()
+    # frozen when dbt announced its threads, before the first node (orchestration/gctuning.py) ...
+    assert frozen_when_a_node_started and min(frozen_when_a_node_started) > 10_000
+    # ... and unfrozen when the command ended, so what it loaded can be collected
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_a_failing_model_fails_the_command_with_dbts_error(project):
