@@ -27,10 +27,11 @@ from pathlib import Path
 
 from bench.http_load import cores
 from bench.pipeline import (
-    EVENTS_PER_VISITOR,
+    one_percent_more,
     pipeline_env,
     prepare_manifest,
     run_pipeline,
+    visitors_for,
 )
 from simulator.cli import write_world
 from simulator.world import WorldConfig
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     baseline_code = work / "baseline-code"
     codes = {"baseline": baseline_code, "this checkout": ROOT}
-    visitors = max(100, int(args.tracking_events / EVENTS_PER_VISITOR))
+    visitors = visitors_for(args.tracking_events)
     print(f"# +1% incremental runs, {cores()} cores: this checkout against {args.baseline} "
           f"({revision.stdout.strip()[:12]}), {args.rounds} rounds; workdir {work}", flush=True)
     try:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             order = list(codes) if r % 2 else list(reversed(codes))
             for name in codes:
                 data = work / name.replace(" ", "-")
-                write_world(WorldConfig(visitors=max(10, visitors // 100), seed=args.seed + 1000 + r),
+                write_world(WorldConfig(visitors=one_percent_more(visitors), seed=args.seed + 1000 + r),
                             data / "landing", data / f"truth_{r}.jsonl")
             for name in order:
                 times[name].append(_run(codes[name], work / name.replace(" ", "-")))

@@ -40,6 +40,16 @@ from simulator.world import WorldConfig
 EVENTS_PER_VISITOR = 6.84  # tracking events per simulated visitor (measured on the default world)
 
 
+def visitors_for(tracking_events: int) -> int:
+    """Simulated visitors for about this many tracking events."""
+    return max(100, int(tracking_events / EVENTS_PER_VISITOR))
+
+
+def one_percent_more(visitors: int) -> int:
+    """Visitors of the second world that lands for an incremental run: about 1% more data."""
+    return max(10, visitors // 100)
+
+
 class PeakMemory:
     """Polls the resident memory of a process and all its children (a dbt subprocess, when dbt runs as one)."""
 
@@ -139,12 +149,12 @@ def incremental_floor(work: Path, tracking_events: int, seed: int) -> float:
     a dbt build itself (starting dbt, about a hundred nodes each with their own Python work, Dagster's events)."""
     work.mkdir(parents=True, exist_ok=True)
     env = pipeline_env(work)
-    visitors = max(100, int(tracking_events / EVENTS_PER_VISITOR))
+    visitors = visitors_for(tracking_events)
     write_world(WorldConfig(visitors=visitors, seed=seed), work / "landing", work / "ground_truth.jsonl")
     prepare_manifest(env)
     run_pipeline(env)
     fixed, _, _ = run_pipeline(env)
-    write_world(WorldConfig(visitors=max(10, visitors // 100), seed=seed + 1000), work / "landing",
+    write_world(WorldConfig(visitors=one_percent_more(visitors), seed=seed + 1000), work / "landing",
                 work / "ground_truth_more.jsonl")
     incremental, _, _ = run_pipeline(env)
     return incremental - fixed
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     work = (Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))).resolve()
     landing, home = work / "landing", work / "dagster_home"
     env = pipeline_env(work)
-    visitors = max(100, int(args.tracking_events / EVENTS_PER_VISITOR))
+    visitors = visitors_for(args.tracking_events)
     print(f"# pipeline through Dagster on {cores()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
           f"workdir {work}")
     try:
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         fixed, fixed_peak, _ = run_pipeline(env)
         report("no new data (fixed cost)", fixed, fixed_peak, step_seconds(home))
 
-        extra = max(10, visitors // 100)
+        extra = one_percent_more(visitors)
         write_world(WorldConfig(visitors=extra, seed=args.seed + 1000), landing, work / "ground_truth_more.jsonl")
         added = sum(count_lines(landing).values()) - total
         incremental, inc_peak, _ = run_pipeline(env)
