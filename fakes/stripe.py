@@ -9,11 +9,13 @@ not listed.
 
 Endpoints: ``GET /v1/events`` (``created``, ``type`` with a ``*`` wildcard, ``types``), the object lists
 ``/v1/invoices``, ``/v1/checkout/sessions``, ``/v1/payment_intents``, ``/v1/charges``, ``/v1/customers``,
-``/v1/subscriptions`` (``created`` filter; objects are the latest state of each object among the events, or
-added with :meth:`FakeStripe.add_objects`), ``/v1/invoices/{id}/lines`` and
-``/v1/checkout/sessions/{id}/line_items``. Invoices in lists carry at most 10 lines with ``has_more`` as
-Stripe does; charges carry ``refunds`` only with ``expand[]=data.refunds``; sessions carry ``line_items``
-only with ``expand[]=data.line_items``.
+``/v1/subscriptions``, ``/v1/invoice_payments`` (also filtered by ``invoice``), ``/v1/refunds`` (``created``
+filter; objects are the latest state of each object among the events, or added with
+:meth:`FakeStripe.add_objects`), ``/v1/invoices/{id}/lines`` and ``/v1/checkout/sessions/{id}/line_items``.
+Includable fields are returned only when a request expands them, as Stripe does: an invoice's ``payments``
+(``expand[]=data.payments``, its first ``INVOICE_PAYMENTS_IN_LIST`` invoice payments with ``has_more``), a
+charge's ``refunds`` (``expand[]=data.refunds``), a session's ``line_items`` (``expand[]=data.line_items``).
+Invoices in lists carry at most 10 lines with ``has_more`` as Stripe does.
 
 Faults (``FakeStripe.inject`` or ``POST /_fake/faults`` with the same JSON): ``script``, a queue of one-shot
 answers for the next requests (``{"http": 429}``, ``{"http": 500}``, ``{"http": 503}``); ``rate_limit_per_second``.
@@ -37,6 +39,7 @@ from fakes._http import BackgroundServer, JsonHandler
 
 RETENTION_SECONDS = 30 * 86400
 INVOICE_LINES_IN_LIST = 10
+INVOICE_PAYMENTS_IN_LIST = 10
 OBJECT_LISTS = {
     "/v1/invoices": "invoice",
     "/v1/checkout/sessions": "checkout.session",
@@ -44,6 +47,8 @@ OBJECT_LISTS = {
     "/v1/charges": "charge",
     "/v1/customers": "customer",
     "/v1/subscriptions": "subscription",
+    "/v1/invoice_payments": "invoice_payment",
+    "/v1/refunds": "refund",
 }
 INVOICE_LINES = re.compile(r"^/v1/invoices/([^/]+)/lines$")
 SESSION_ITEMS = re.compile(r"^/v1/checkout/sessions/([^/]+)/line_items$")
@@ -298,7 +303,9 @@ class FakeStripe(BackgroundServer):
     def _objects_list(self, path: str, kind: str, params: dict) -> dict:
         keep = created_filter(params)
         expand = set(params.get("expand") or [])
-        objects = sorted((o for o in self._objects[kind].values() if keep(o.get("created", 0))),
+        invoice = params.get("invoice")
+        objects = sorted((o for o in self._objects[kind].values() if keep(o.get("created", 0))
+                          and (kind != "invoice_payment" or invoice is None or o.get("invoice") == invoice)),
                          key=lambda o: (o.get("created", 0), o["id"]), reverse=True)
         result = page(objects, params, path, kind)
         result["data"] = [self._render(kind, o, expand) for o in result["data"]]
@@ -308,11 +315,24 @@ class FakeStripe(BackgroundServer):
         obj = copy.deepcopy(obj)
         if kind == "invoice" and isinstance(obj.get("lines"), dict):
             lines = obj["lines"].get("data", [])
-            obj["lines"] = {"object": "list", "data": lines[:INVOICE_LINES_IN_LIST],
-                            "has_more": len(lines) > INVOICE_LINES_IN_LIST, "total_count": len(lines),
-                            "url": f"/v1/invoices/{obj['id']}/lines"}
-        if kind == "charge" and "data.refunds" not in expand:
+            rendered = {"object": "list", "data": lines[:INVOICE_LINES_IN_LIST],
+                        "has_more": len(lines) > INVOICE_LINES_IN_LIST, "url": f"/v1/invoices/{obj['id']}/lines"}
+            if "total_count" in obj["lines"]:   # pre-basil versions only
+                rendered["total_count"] = len(lines)
+            obj["lines"] = rendered
+        if kind == "invoice" and "data.payments" in expand:
+            payments = sorted((p for p in self._objects["invoice_payment"].values() if p.get("invoice") == obj["id"]),
+                              key=lambda p: (p.get("created", 0), p["id"]), reverse=True)
+            obj["payments"] = {"object": "list", "data": payments[:INVOICE_PAYMENTS_IN_LIST],
+                               "has_more": len(payments) > INVOICE_PAYMENTS_IN_LIST,
+                               "url": f"/v1/invoice_payments?invoice={obj['id']}"}
+        if kind == "charge":
             obj.pop("refunds", None)
+            if "data.refunds" in expand:
+                refunds = sorted((r for r in self._objects["refund"].values() if r.get("charge") == obj["id"]),
+                                 key=lambda r: (r.get("created", 0), r["id"]), reverse=True)
+                obj["refunds"] = {"object": "list", "data": refunds, "has_more": False,
+                                  "url": f"/v1/charges/{obj['id']}/refunds"}
         if kind == "checkout.session" and "data.line_items" in expand:
             items = self.session_line_items.get(obj["id"], [])
             obj["line_items"] = {"object": "list", "data": items, "has_more": False,

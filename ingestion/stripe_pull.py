@@ -9,8 +9,9 @@ listable slightly after their time, so ``gt`` loses same-second events) and skip
 A cursor older than the retention cannot be caught up from events: the gap is recorded in the state, reported
 on every pull until a backfill covers it, and the pull continues from the oldest event Stripe still has.
 
-The backfill lands each object of the list endpoints (invoices with every line, checkout sessions with their
-line items, payment intents, charges with refunds, customers, subscriptions) as a synthetic event of the type
+The backfill lands each object of the list endpoints (invoices with every line and every invoice payment, checkout
+sessions with their line items, payment intents, charges with refunds, customers, subscriptions) as a synthetic
+event of the type
 that object's state would have produced (``invoice.paid``, ``charge.refunded``, …), timed by the object's own
 timestamps, with a deterministic id (``evt_bf_…``), so staging reads it like any event and a second backfill
 adds nothing.
@@ -236,8 +237,20 @@ def _complete_invoice_lines(req: Requester, client: stripe.StripeClient, invoice
         return 0
     before = len(lines.get("data") or [])
     full = req.sub_list(lambda p: client.raw_request("get", f"/v1/invoices/{invoice['id']}/lines", **p))
-    invoice["lines"] = dict(lines, data=full, has_more=False, total_count=len(full))
+    invoice["lines"] = dict(lines, data=full, has_more=False)
+    if "total_count" in lines:
+        invoice["lines"]["total_count"] = len(full)
     return len(full) - before
+
+
+def _complete_invoice_payments(req: Requester, client: stripe.StripeClient, invoice: dict) -> None:
+    """Replace a truncated expanded ``payments`` (``has_more``) by every invoice payment of the invoice: since
+    basil they are the one record of which PaymentIntent paid it (staging reads them from the invoice)."""
+    payments = invoice.get("payments")
+    if not isinstance(payments, dict) or not payments.get("has_more"):
+        return
+    full = req.sub_list(lambda p: client.raw_request("get", "/v1/invoice_payments", invoice=invoice["id"], **p))
+    invoice["payments"] = dict(payments, data=full, has_more=False)
 
 
 # ---- pull -------------------------------------------------------------------------------------------------
@@ -414,7 +427,8 @@ def backfill(settings: PullSettings, start: date, end: date | None = None, *,
     result = BackfillResult()
     lists = {  # endpoint, extra parameters
         "customers": ("/v1/customers", {}),
-        "invoices": ("/v1/invoices", {}),
+        # payments is includable: only an expanding request returns the invoice -> PaymentIntent links
+        "invoices": ("/v1/invoices", {"expand": ["data.payments"]}),
         "checkout_sessions": ("/v1/checkout/sessions", {"expand": ["data.line_items"]}),
         "payment_intents": ("/v1/payment_intents", {}),
         "charges": ("/v1/charges", {"expand": ["data.refunds"]}),
@@ -428,6 +442,7 @@ def backfill(settings: PullSettings, start: date, end: date | None = None, *,
             for obj in data:
                 if obj.get("object") == "invoice":
                     result.invoice_lines_completed += _complete_invoice_lines(req, client, obj)
+                    _complete_invoice_payments(req, client, obj)
                 if obj.get("object") == "checkout.session" and (obj.get("line_items") or {}).get("has_more"):
                     items = req.sub_list(lambda p, cs=obj["id"]: client.raw_request(
                         "get", f"/v1/checkout/sessions/{cs}/line_items", **p))

@@ -5,6 +5,8 @@ secret (``STRIPE_WEBHOOK_SECRET``, comma-separated while a secret is being rotat
 tolerance are refused as replays, and the event is answered 2xx only once it is fsynced in the landing zone
 (``$LANDING_DIR/stripe_events/webhooks/``), grouped with concurrent requests into one write. Duplicate
 deliveries are accepted and deduplicated by the loader. Nothing is processed here: Stripe wants a fast 2xx.
+Every event type is accepted; the endpoint should be subscribed to at least those the README lists, among them
+``invoice_payment.paid`` (since API 2025-03-31.basil the only event tying a PaymentIntent to its invoice).
 
 Answers: 200 stored; 400 bad or missing signature, stale timestamp, not JSON, not an event; 413 body over
 ``STRIPE_WEBHOOK_MAX_BYTES`` (1 MiB); 503 the landing zone could not be written (Stripe retries).

@@ -212,6 +212,7 @@ def _utc_naive(ts: datetime) -> datetime:
 # rows it leaves to Python.
 BUILD_COLUMNS = """c.event_id, c.event_name, cast(epoch(c.event_time) as bigint) as event_time, c.purchase_id,
     c.customer_id, cast(c.value as double) as value, c.currency, c.page_url, c.ttclid, c.ttp, c.emails, c.phones,
+    c.customer_name, c.address_city, c.address_state, c.address_country, c.address_postal_code,
     c.ip, c.user_agent, c.locale"""
 
 # the candidates' columns, in this order (tuples, not dicts: 100,000 dicts cost more than sending them)

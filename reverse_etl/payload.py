@@ -7,7 +7,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from reverse_etl.hashing import hash_email, hash_external_id, hash_phone
+from reverse_etl.hashing import hash_compact, hash_email, hash_external_id, hash_phone, normalise_place, split_name
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,14 @@ def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings
     external = hash_external_id(row.get("customer_id"))
     if external:
         user["external_id"] = [external]
+    first, last = split_name(row.get("customer_name"))
+    for key, value in (("first_name", hash_compact(first)), ("last_name", hash_compact(last)),
+                       ("zip_code", hash_compact(row.get("address_postal_code"))),
+                       ("city", normalise_place(row.get("address_city"))),
+                       ("state", normalise_place(row.get("address_state"))),
+                       ("country", normalise_place(row.get("address_country")))):
+        if value:
+            user[key] = value
     for key in ("ip", "user_agent", "locale"):
         if row.get(key):
             user[key] = row[key]

@@ -2,9 +2,9 @@
 
 Building, hashing and encoding 100,000 events one by one in Python costs more than sending them, so DuckDB
 builds the same JSON that ``reverse_etl.payload.build_event`` builds, vectorised: emails trimmed and lowercased,
-E.164 phones and the external id SHA-256 hashed, values already hashed passed through, keys omitted when empty.
-Rows it cannot build exactly as Python would (a phone that needs ``phonenumbers`` to reach E.164, non-ASCII
-text whose lowercasing could differ) get a null payload and are built by ``build_event``; a test holds the two
+E.164 phones, the external id, names and zip code SHA-256 hashed, city, state and country normalised, values
+already hashed passed through, keys omitted when empty. Rows it cannot build exactly as Python would (a phone that
+needs ``phonenumbers`` to reach E.164, non-ASCII text whose lowercasing or whitespace could differ) get a null payload and are built by ``build_event``; a test holds the two
 builders to identical output. Every payload is still validated against the JSON schema before it is sent.
 """
 
@@ -46,6 +46,10 @@ def prepared_columns(conversions: str = "c") -> str:
     email_parts = _parts(c + ".emails")
     phone_parts = _parts(c + ".phones")
     customer = _trimmed(c + ".customer_id")
+    name = f"coalesce({c}.customer_name, '')"
+    first_h = _compact_hash(f"regexp_extract({name}, '^\\s*(\\S+)', 1)")
+    last_h = _compact_hash(f"regexp_replace({name}, '^\\s*\\S+', '')")
+    zip_h = _compact_hash(f"coalesce({c}.address_postal_code, '')")
     return f"""
         list_sort(list_distinct(list_transform(list_filter(list_transform({email_parts}, lambda e: lower(e)),
             lambda e: contains(e, '@') or regexp_full_match(e, {SHA})),
@@ -57,7 +61,27 @@ def prepared_columns(conversions: str = "c") -> str:
              when regexp_full_match({customer}, {SHA}) then lower({customer})
              else sha256({customer}) end as _external_h,
         regexp_matches(coalesce({c}.emails, '') || coalesce({c}.customer_id, ''), '[^\\x00-\\x7F]')
-            as _non_ascii"""
+            or regexp_matches(concat({c}.customer_name, {c}.address_city, {c}.address_state, {c}.address_country,
+                                     {c}.address_postal_code), '[^\\x20-\\x7E]')
+            as _non_ascii,
+        {first_h} as _first_h,
+        {last_h} as _last_h,
+        {zip_h} as _zip_h,
+        {_place(c + ".address_city")} as _city_n,
+        {_place(c + ".address_state")} as _state_n,
+        {_place(c + ".address_country")} as _country_n"""
+
+
+def _compact_hash(expr: str) -> str:
+    """hashing.hash_compact for printable-ASCII text (other text is built in Python): spaces removed, lowercased,
+    SHA-256, a 64-hex value passed through; null when nothing is left."""
+    v = f"replace({expr}, ' ', '')"
+    return f"case when {v} = '' then null when regexp_full_match({v}, {SHA}) then lower({v}) else sha256(lower({v})) end"
+
+
+def _place(expr: str) -> str:
+    """hashing.normalise_place: ASCII letters and digits only, lowercased; null when nothing is left."""
+    return f"nullif(lower(regexp_replace(coalesce({expr}, ''), '[^A-Za-z0-9]', '', 'g')), '')"
 
 
 def payload_columns(limited_data_use: bool, conversions: str = "c", contents: str = "ct") -> str:
@@ -76,6 +100,9 @@ def payload_columns(limited_data_use: bool, conversions: str = "c", contents: st
         _optional("email", _json_list(f"{c}._email_h"), f"len({c}._email_h) > 0"),
         _optional("phone", _json_list(phones), f"len({c}._phone_h) > 0"),
         _optional("external_id", f"concat('[', to_json({c}._external_h), ']')", f"{c}._external_h is not null"),
+        *(_optional(key, f"to_json({c}.{col})", f"{c}.{col} is not null")
+          for key, col in (("first_name", "_first_h"), ("last_name", "_last_h"), ("zip_code", "_zip_h"),
+                           ("city", "_city_n"), ("state", "_state_n"), ("country", "_country_n"))),
         _optional("ip", f"to_json({c}.ip)", f"coalesce({c}.ip, '') <> ''"),
         _optional("user_agent", f"to_json({c}.user_agent)", f"coalesce({c}.user_agent, '') <> ''"),
         _optional("locale", f"to_json({c}.locale)", f"coalesce({c}.locale, '') <> ''"),

@@ -29,7 +29,11 @@ def make_conversions(con: duckdb.DuckDBPyConnection, n: int, now: datetime, *, s
             {f"i % {renewal_every} = 0" if renewal_every else "false"} as is_renewal,
             {f"i % {not_tiktok_every} <> 0" if not_tiktok_every else "true"} as attributed_to_tiktok,
             'https://shop.example/?ttclid=E.C.P.' || i as page_url,
-            true as is_settled,
+            'Buyer' || i || ' van Example' as customer_name,
+            'San Francisco' as address_city,
+            'CA' as address_state,
+            'US' as address_country,
+            '94' || lpad(cast(i % 1000 as varchar), 3, '0') as address_postal_code,
             'E.C.P.click' || i as ttclid,
             'ttp' || i as ttp,
             'buyer' || i || '@example.org,Other.Buyer' || i || '@Example.org' as emails,
@@ -38,7 +42,8 @@ def make_conversions(con: duckdb.DuckDBPyConnection, n: int, now: datetime, *, s
             'Mozilla/5.0 (synthetic)' as user_agent,
             'en-US' as locale,
             {f"i % {consent_denied_every} <> 0" if consent_denied_every else "true"} as advertising_consent,
-            true as has_ttclid, true as has_email, true as has_phone, true as has_ttp
+            true as has_ttclid, true as has_email, true as has_phone, true as has_ttp, true as has_name,
+            true as has_address
         from range(?, ?) t(i)
     """
     if replace:

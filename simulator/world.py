@@ -9,7 +9,9 @@ Hard cases the world contains on purpose (each person carries flags saying which
 - a family computer shared by two people who each identify on it;
 - junk emails (``test@test.com`` and the like) typed into lead forms by many unrelated people;
 - advertising consent denied;
-- Stripe webhooks delivered twice, and a share of events rendered in the pre-basil API shape.
+- Stripe webhooks delivered twice, and a share of events rendered in the pre-basil API shape;
+- subscription payments tied to their invoice only by an ``invoice_payment.paid`` event (basil and later), some of
+  them refunded through a ``charge.refunded`` that names the PaymentIntent, not the invoice.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Emma", "Felix", "Grace", "Hiro", "
                "Liam", "Maya", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera"]
 LAST_NAMES = ["Smith", "Garcia", "Kim", "Nguyen", "Muller", "Rossi", "Tanaka", "Silva", "Brown", "Novak"]
 EMAIL_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "example.co"]
+# country -> [(city, state or None, postal code prefix)]: where buyers live (Stripe's billing addresses)
+CITIES = {"US": [("San Francisco", "CA", "941"), ("Austin", "TX", "787"), ("New York", "NY", "100"),
+                 ("Chicago", "IL", "606")],
+          "DE": [("Berlin", None, "10"), ("Hamburg", None, "20"), ("Köln", None, "50")],
+          "JP": [("Tokyo", "Tokyo", "100"), ("Osaka", "Osaka", "530")],
+          "KW": [("Kuwait City", None, "1")]}
 # country -> (currency, monthly plan price in minor units, locale, phone country code)
 MARKETS = {
     "US": ("usd", 2900, "en-US", "1"),
@@ -73,6 +81,11 @@ class WorldConfig:
     visitors: int = 3000
     seed: int = 7
     old_shape_share: float = 0.25          # Stripe events rendered in the pre-basil shape
+    api_version: str = so.NEW_API_VERSION   # the version every other Stripe event is rendered in
+    # whether the webhook endpoint is subscribed to invoice_payment.paid: without it, nothing ties a basil
+    # invoice to the PaymentIntent that paid it (the pipeline must hold such payments back, not count them twice)
+    invoice_payment_events: bool = True
+    subscription_refund_share: float = 0.04
     duplicate_delivery_share: float = 0.04  # Stripe events delivered twice
     consent_denied_share: float = 0.06
     shared_computer_share: float = 0.03     # persons living in a two-person household with one laptop
@@ -117,6 +130,7 @@ class Person:
     phone_national: str
     devices: list[Device]
     consent: bool
+    address: dict = field(default_factory=dict)
     hard_cases: list[str] = field(default_factory=list)
     touches: list[Touch] = field(default_factory=list)
     # identifiers this person revealed on each device: (anonymous_id, kind, normalised value)
@@ -186,8 +200,13 @@ class World:
         devices = [self._device("phone"), self._device("laptop")] if two_devices \
             else [self._device(self.rng.choice(["phone", "laptop"]))]
         consent = self.rng.random() >= self.cfg.consent_denied_share
+        city, state, zip_prefix = self.rng.choice(CITIES[market])
+        postal = zip_prefix + "".join(self.rng.choices(string.digits, k=5 - len(zip_prefix))) \
+            if market in ("US", "DE", "KW") else f"{zip_prefix}-{self.rng.randint(1000, 9999)}"
+        addr = so.address(market, postal_code=postal, city=city, state=state,
+                          line1=f"{self.rng.randint(1, 300)} {self.rng.choice(LAST_NAMES)} Street")
         p = Person(person_id=f"p_{index:07d}", market=market, first_name=first, last_name=last, email=email,
-                   phone_e164=e164, phone_national=national, devices=devices, consent=consent)
+                   phone_e164=e164, phone_national=national, devices=devices, consent=consent, address=addr)
         if not consent:
             p.hard_cases.append("consent_denied")
         return p
@@ -341,7 +360,7 @@ class World:
     # ---- Stripe ------------------------------------------------------------------------------------
     def _stripe_event(self, at: datetime, event_type: str, render, **fields) -> None:
         """One event whose object is ``render(**fields, api_version=...)`` in the API version drawn for it."""
-        version = so.OLD_API_VERSION if self.rng.random() < self.cfg.old_shape_share else so.NEW_API_VERSION
+        version = so.OLD_API_VERSION if self.rng.random() < self.cfg.old_shape_share else self.cfg.api_version
         ev = so.event(self._sid("evt"), event_type, int(at.timestamp()), render(**fields, api_version=version),
                       version)
         self.stripe.append((at, ev))
@@ -366,7 +385,7 @@ class World:
         if kind in ("subscription", "payment_intent") or self.rng.random() < 0.5:
             cus_id = self._sid("cus")
             self._stripe_event(at, "customer.created", so.customer, cus_id=cus_id, created=ts(at),
-                               email=stripe_email, name=name, phone=phone, country=p.market)
+                               email=stripe_email, name=name, phone=phone, country=p.market, addr=p.address)
         truth_base = {"person_id": p.person_id, "stripe_customer_id": cus_id, "currency": currency.upper(),
                       "hard_cases": sorted(set(p.hard_cases)), "consent": p.consent}
         purchases = []
@@ -387,7 +406,7 @@ class World:
                                 billing_reason=reason, subscription_id=sub_id, sub_item_id=si_id,
                                 line_id=self._sid("il"), price_id=price_id, product_id=product_id,
                                 product_name="Pro plan", period_start=ts(t), period_end=ts(period_end),
-                                pi_id=pi_id, charge_id=ch_id)
+                                pi_id=pi_id, charge_id=ch_id, addr=p.address)
                 self._stripe_event(t_in, "payment_intent.succeeded", so.payment_intent,
                     pi_id=pi_id, created=ts(t_in), amount_minor=plan_price, currency=currency, cus_id=cus_id,
                     receipt_email=None, charge_id=ch_id, invoice_id=in_id,
@@ -395,23 +414,37 @@ class World:
                 self._stripe_event(t_in, "charge.succeeded", so.charge,
                     ch_id=ch_id, created=ts(t_in), amount_minor=plan_price, currency=currency, cus_id=cus_id,
                     pi_id=pi_id, email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=in_id,
-                    refunded_minor=0, refunds=[])
+                    refunded_minor=0, addr=p.address)
                 self._stripe_event(t_in + timedelta(seconds=2), "invoice.paid",
                                    so.invoice, **inv_args)
+                if self.cfg.invoice_payment_events:
+                    self._stripe_event(t_in + timedelta(seconds=2), "invoice_payment.paid", so.invoice_payment,
+                        inpay_id="inpay_" + in_id[3:], created=ts(t_in), in_id=in_id, amount_minor=plan_price,
+                        currency=currency, pi_id=pi_id, paid_at=ts(t_in + timedelta(seconds=2)))
+                sub_refunded = 0
+                t_ref = t_in + timedelta(days=self.rng.randint(1, 10))
+                if self.rng.random() < self.cfg.subscription_refund_share and t_ref < self.world_end:
+                    # refunded as Stripe records it: the charge and the refund name the PaymentIntent, not the invoice
+                    sub_refunded = plan_price
+                    self._refund(t_ref, ch_id=ch_id, t_pay=t_in,
+                                 amount=plan_price, refunded=sub_refunded, currency=currency, cus_id=cus_id,
+                                 pi_id=pi_id, email=stripe_email, name=name, phone=phone, p=p, invoice_id=in_id)
                 if month == 0:
                     self._stripe_event(t + timedelta(seconds=6), "checkout.session.completed",
                                        so.checkout_session,
                                            cs_id=cs_id, created=ts(t), mode="subscription", amount_minor=plan_price,
                                            currency=currency, cus_id=cus_id, email=stripe_email, typed_email=typed,
                                            name=name, phone=phone, country=p.market, client_reference_id=crid,
-                                           invoice_id=in_id, subscription_id=sub_id, payment_intent_id=None)
+                                           invoice_id=in_id, subscription_id=sub_id, payment_intent_id=None,
+                                           addr=p.address)
                     self._stripe_event(t + timedelta(seconds=4), "customer.subscription.created",
                                        so.subscription,
                                            sub_id=sub_id, created=ts(t), cus_id=cus_id, sub_item_id=si_id,
                                            price_id=price_id, product_id=product_id, amount_minor=plan_price,
                                            currency=currency, status="active", canceled_at=None)
                 purchases.append({"purchase_id": in_id, "purchased_at": t_in + timedelta(seconds=2),
-                                  "amount_minor": plan_price, "is_renewal": month > 0, "kind": "invoice"})
+                                  "amount_minor": plan_price, "is_renewal": month > 0, "kind": "invoice",
+                                  "refunded_minor": sub_refunded})
                 month += 1
                 if self.rng.random() < 0.18:
                     cancel_after = period_end - timedelta(days=self.rng.randint(1, 20))
@@ -437,7 +470,7 @@ class World:
             self._stripe_event(t_pay, "charge.succeeded", so.charge,
                 ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id, pi_id=pi_id,
                 email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=None, refunded_minor=0,
-                refunds=[])
+                addr=p.address)
             if kind == "one_off":
                 cs_id = "cs_test_" + self._token(50)
                 self._stripe_event(t_pay + timedelta(seconds=2), "checkout.session.completed",
@@ -445,21 +478,17 @@ class World:
                                        cs_id=cs_id, created=ts(at), mode="payment", amount_minor=amount,
                                        currency=currency, cus_id=cus_id, email=stripe_email, typed_email=typed,
                                        name=name, phone=phone, country=p.market, client_reference_id=crid,
-                                       invoice_id=None, subscription_id=None, payment_intent_id=pi_id)
+                                       invoice_id=None, subscription_id=None, payment_intent_id=pi_id,
+                                       addr=p.address)
                 purchase_id = cs_id
             else:
                 purchase_id = pi_id
             refunded = 0
             if self.rng.random() < 0.08:
                 refunded = amount if self.rng.random() < 0.6 else amount // 2
-                t_ref = t_pay + timedelta(days=self.rng.randint(1, 14))
-                refunds = [{"id": self._sid("re"), "object": "refund", "amount": refunded, "charge": ch_id,
-                            "created": ts(t_ref), "currency": currency, "payment_intent": pi_id,
-                            "status": "succeeded"}]
-                self._stripe_event(t_ref, "charge.refunded", so.charge,
-                    ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id,
-                    pi_id=pi_id, email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=None,
-                    refunded_minor=refunded, refunds=refunds)
+                self._refund(t_pay + timedelta(days=self.rng.randint(1, 14)), ch_id=ch_id, t_pay=t_pay,
+                             amount=amount, refunded=refunded, currency=currency, cus_id=cus_id, pi_id=pi_id,
+                             email=stripe_email, name=name, phone=phone, p=p, invoice_id=None)
             purchases.append({"purchase_id": purchase_id, "purchased_at": t_pay, "amount_minor": amount,
                               "is_renewal": False, "kind": kind, "refunded_minor": refunded})
         link = self._link(p, first_touch, crid, stripe_has_phone=phone is not None)
@@ -467,6 +496,19 @@ class World:
             self.truth.append({**truth_base, **pur, "purchased_at": pur["purchased_at"].isoformat(),
                                "checkout_device": d.kind, "client_reference_id": crid,
                                "first_touch": _touch_dict(first_touch), "link": link})
+
+    def _refund(self, t_ref: datetime, *, ch_id: str, t_pay: datetime, amount: int, refunded: int, currency: str,
+                cus_id: str | None, pi_id: str, email: str, name: str, phone: str | None, p: Person,
+                invoice_id: str | None) -> None:
+        """A refund as Stripe sends it: ``refund.created`` with the refund, and ``charge.refunded`` with the charge's
+        new ``amount_refunded`` (its ``refunds`` list is includable, so not in the payload)."""
+        ts = lambda t: int(t.timestamp())  # noqa: E731
+        self._stripe_event(t_ref, "refund.created", so.refund, re_id=self._sid("re"), created=ts(t_ref),
+                           amount_minor=refunded, currency=currency, ch_id=ch_id, pi_id=pi_id)
+        self._stripe_event(t_ref, "charge.refunded", so.charge,
+            ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id,
+            pi_id=pi_id, email=email, name=name, phone=phone, country=p.market, invoice_id=invoice_id,
+            refunded_minor=refunded, addr=p.address)
 
     def _link(self, p: Person, first_touch: Touch, crid: str | None, stripe_has_phone: bool) -> str | None:
         """Which observed link connects the first-touch browser to the purchase, or None.

@@ -73,13 +73,18 @@ def test_money_is_counted_once_in_major_units_with_refunds_netted(built_world):
         assert is_renewal == t["is_renewal"]
 
 
-def test_both_stripe_payload_shapes_are_read(built_world):
+def test_both_stripe_payload_shapes_are_read_and_every_invoice_knows_its_payment(built_world):
+    # basil invoices name no PaymentIntent: the link comes from invoice_payment.paid (int_invoice_payment_links)
     rows = built_world.query("""
-        select is_pre_basil_shape, count(*), count(subscription_id), count(payment_intent_id)
-        from staging.stg_stripe__invoices group by 1 order by 1""")
+        select invoices.is_pre_basil_shape, count(*), count(invoices.subscription_id),
+               count(purchases.payment_intent_id), count(invoices.payment_intent_id)
+        from staging.stg_stripe__invoices as invoices
+        join intermediate.int_purchases as purchases on purchases.purchase_id = invoices.invoice_id
+        group by 1 order by 1""")
     assert [r[0] for r in rows] == [False, True]
-    for _, n, with_sub, with_pi in rows:
+    for pre_basil, n, with_sub, with_pi, named_in_payload in rows:
         assert n == with_sub == with_pi
+        assert named_in_payload == (n if pre_basil else 0)
 
 
 def test_junk_emails_and_shared_computers_are_refused_and_audited(built_world):

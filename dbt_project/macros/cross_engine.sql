@@ -40,6 +40,11 @@
 {% macro digits_only(expr) %}{{ return(adapter.dispatch('digits_only', 'ttattribution')(expr)) }}{% endmacro %}
 {% macro default__digits_only(expr) %}regexp_replace({{ expr }}, '[^0-9]', '', 'g'){% endmacro %}
 
+{# Whether a text (or JSON) value contains a literal string: a cheap filter before parsing JSON. #}
+{% macro text_contains(expr, needle) %}{{ return(adapter.dispatch('text_contains', 'ttattribution')(expr, needle)) }}{% endmacro %}
+{% macro default__text_contains(expr, needle) %}contains(cast({{ expr }} as varchar), {{ literal(needle) }}){% endmacro %}
+{% macro postgres__text_contains(expr, needle) %}(strpos(cast({{ expr }} as text), {{ literal(needle) }}) > 0){% endmacro %}
+
 {% macro md5_hex(expr) %}md5({{ expr }}){% endmacro %}
 
 {# A set-returning expression for the select list: one row per element of the JSON array at `path`. #}

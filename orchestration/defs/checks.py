@@ -107,5 +107,38 @@ def match_rate_holds(warehouse: WarehouseResource) -> dg.AssetCheckResult:
                   "purchases_30d": purchases, "matched_30d": matched, "max_drop": max_drop})
 
 
+@dg.asset_check(asset=PURCHASES_KEY, pool=WAREHOUSE_POOL,
+                description="No settled payment is held back for want of its invoice link: since Stripe API "
+                            "2025-03-31.basil only the invoice_payment.paid event says which PaymentIntent paid an "
+                            "invoice. Fails while a PaymentIntent that looks like an invoice's payment has none "
+                            "(it is then neither a purchase nor sent to TikTok, rather than counted twice).")
+def stripe_payments_linked(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        held = con.execute("""
+            select count(*), coalesce(sum(amount_received), 0), min(paid_at), max(paid_at),
+                   string_agg(payment_intent_id || ' -> ' || suspected_invoice_id, ', ' order by paid_at desc)
+                       filter (where rank <= 5)
+            from (select *, row_number() over (order by paid_at desc) as rank
+                  from intermediate.int_standalone_payment_intents
+                  where hold_reason = 'no_invoice_payment_link') as held
+        """).fetchall()[0]
+    count, amount, oldest, newest, examples = held
+    metadata = {"held_payments": int(count), "held_amount_all_currencies": float(amount),
+                "examples": examples or "none"}
+    if not count:
+        return dg.AssetCheckResult(passed=True, metadata=metadata)
+    return dg.AssetCheckResult(
+        passed=False, metadata=metadata | {
+            "oldest": str(oldest), "newest": str(newest),
+            "fix": dg.MetadataValue.md(
+                "Enable the `invoice_payment.paid` event on the Stripe webhook endpoint (Dashboard: Developers -> "
+                "Webhooks -> your endpoint -> Select events), or set STRIPE_API_KEY so the Events API pull takes "
+                "every event type, then backfill the period with `python -m ingestion.stripe_pull backfill --start "
+                f"{str(oldest)[:10]} --resources invoices` (invoices are listed with their payments). The held "
+                "payments become part of their invoices' purchases when the links arrive.")},
+        description=f"{count} Stripe payment(s) look like invoice payments but no invoice_payment.paid event links "
+                    "them: enable invoice_payment.paid on the webhook endpoint")
+
+
 defs = dg.Definitions(asset_checks=[one_row_per_event_id, no_unreviewed_permanent_failures, *quarantine_checks,
-                                    match_rate_holds])
+                                    match_rate_holds, stripe_payments_linked])

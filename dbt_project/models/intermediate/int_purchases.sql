@@ -1,6 +1,9 @@
--- One row per purchase, counting money once: each paid invoice; each paid Checkout Session in payment
--- mode that has no invoice; each succeeded PaymentIntent that belongs to neither. Refunds net against
--- the purchase whose PaymentIntent (or, in pre-basil shapes, invoice) they refund.
+-- One row per purchase, counting money once: each paid invoice; each paid Checkout Session in payment mode that
+-- has no invoice; each succeeded PaymentIntent that belongs to neither and is not held back
+-- (int_standalone_payment_intents). Which PaymentIntent paid an invoice comes from int_invoice_payment_links
+-- (invoice payments since basil, the payload fields before). Refunds net against the purchase whose PaymentIntent
+-- or charge they refund. Name and address are the purchase's own Stripe identity (the invoice's customer fields,
+-- the session's customer_details, the charge's billing_details), else its Stripe customer's.
 with invoices as (
     select * from {{ ref('stg_stripe__invoices') }}
 ),
@@ -9,16 +12,24 @@ sessions as (
     select * from {{ ref('stg_stripe__checkout_sessions') }}
 ),
 
-payment_intents as (
-    select * from {{ ref('stg_stripe__payment_intents') }}
-),
-
 charges as (
     select * from {{ ref('stg_stripe__charges') }}
 ),
 
-newest_stripe_event as (
-    select max(created_at) as newest_event_at from {{ ref('stg_stripe__events') }}
+customers as (
+    select * from {{ ref('stg_stripe__customers') }}
+),
+
+links as (
+    select * from {{ ref('int_invoice_payment_links') }}
+),
+
+-- the PaymentIntent an invoice purchase is reported with (an invoice paid in parts has several; all net refunds)
+invoice_payment_intents as (
+    select invoice_id, min(payment_intent_id) as payment_intent_id
+    from links
+    where payment_intent_id is not null
+    group by invoice_id
 ),
 
 paid_invoices as (
@@ -28,16 +39,21 @@ paid_invoices as (
         invoices.stripe_customer_id,
         invoices.customer_email as email,
         invoices.customer_phone as phone,
+        invoices.customer_name as name,
+        invoices.customer_city as city,
+        invoices.customer_state as state,
+        invoices.customer_country as country,
+        invoices.customer_postal_code as postal_code,
         sessions.client_reference_id,
         coalesce(invoices.paid_at, invoices.created_at) as purchased_at,
         invoices.amount_paid as amount,
         invoices.currency,
-        invoices.payment_intent_id,
+        invoice_payment_intents.payment_intent_id,
         invoices.subscription_id,
-        invoices.billing_reason,
-        true as is_settled
+        invoices.billing_reason
     from invoices
     left join sessions on sessions.invoice_id = invoices.invoice_id
+    left join invoice_payment_intents on invoice_payment_intents.invoice_id = invoices.invoice_id
     where invoices.status = 'paid' and invoices.amount_paid_minor > 0
 ),
 
@@ -48,48 +64,44 @@ checkout_payments as (
         stripe_customer_id,
         customer_email as email,
         customer_phone as phone,
+        customer_name as name,
+        customer_city as city,
+        customer_state as state,
+        customer_country as country,
+        customer_postal_code as postal_code,
         client_reference_id,
         coalesce(completed_at, created_at) as purchased_at,
         amount_total as amount,
         currency,
         payment_intent_id,
         cast(null as varchar) as subscription_id,
-        cast(null as varchar) as billing_reason,
-        true as is_settled
+        cast(null as varchar) as billing_reason
     from sessions
     where mode = 'payment' and payment_status = 'paid' and invoice_id is null
 ),
 
-claimed_payment_intents as (
-    select payment_intent_id from invoices where payment_intent_id is not null
-    union
-    select payment_intent_id from sessions where payment_intent_id is not null
-),
-
 standalone_payments as (
     select
-        payment_intents.payment_intent_id as purchase_id,
+        standalone.payment_intent_id as purchase_id,
         'payment_intent' as purchase_type,
-        payment_intents.stripe_customer_id,
-        coalesce(payment_intents.receipt_email, charges.billing_email) as email,
+        standalone.stripe_customer_id,
+        coalesce(standalone.receipt_email, charges.billing_email) as email,
         charges.billing_phone as phone,
+        charges.billing_name as name,
+        charges.billing_city as city,
+        charges.billing_state as state,
+        charges.billing_country as country,
+        charges.billing_postal_code as postal_code,
         cast(null as varchar) as client_reference_id,
-        coalesce(payment_intents.succeeded_at, payment_intents.created_at) as purchased_at,
-        payment_intents.amount_received as amount,
-        payment_intents.currency,
-        payment_intents.payment_intent_id,
+        standalone.paid_at as purchased_at,
+        standalone.amount_received as amount,
+        standalone.currency,
+        standalone.payment_intent_id,
         cast(null as varchar) as subscription_id,
-        cast(null as varchar) as billing_reason,
-        coalesce(payment_intents.succeeded_at, payment_intents.created_at)
-            <= newest_stripe_event.newest_event_at - interval '{{ var("standalone_payment_settle_minutes") }} minutes'
-            as is_settled
-    from payment_intents
-    cross join newest_stripe_event
-    left join charges on charges.charge_id = payment_intents.latest_charge_id
-    where payment_intents.status = 'succeeded'
-      and payment_intents.invoice_id is null
-      and payment_intents.amount_received_minor > 0
-      and payment_intents.payment_intent_id not in (select payment_intent_id from claimed_payment_intents)
+        cast(null as varchar) as billing_reason
+    from {{ ref('int_standalone_payment_intents') }} as standalone
+    left join charges on charges.charge_id = standalone.latest_charge_id
+    where standalone.hold_reason is null
 ),
 
 purchases as (
@@ -100,9 +112,16 @@ purchases as (
     select * from standalone_payments
 ),
 
--- A refunded charge nets against the purchase with its PaymentIntent or, when either side has no PaymentIntent,
--- against its invoice's purchase. The two matches exclude each other, so they are two equality joins (a join on
--- "a or b" is a nested loop over every charge and purchase).
+-- every PaymentIntent and bare charge whose refunds net against a purchase
+purchase_payments as (
+    select purchase_id, payment_intent_id, cast(null as varchar) as charge_id
+    from purchases where purchase_type <> 'invoice' and payment_intent_id is not null
+    union
+    select invoice_id as purchase_id, payment_intent_id, charge_id from links
+),
+
+-- A refunded charge nets against the purchase of its PaymentIntent, or of its own id where an invoice names a bare
+-- charge; a charge found both ways counts once (union). Equality joins only: a join on "a or b" is a nested loop.
 refunded_charges as (
     select * from charges where amount_refunded_minor > 0
 ),
@@ -110,14 +129,13 @@ refunded_charges as (
 refunds as (
     select purchase_id, sum(amount_refunded) as refunded_amount
     from (
-        select purchases.purchase_id, refunded_charges.amount_refunded
+        select purchase_payments.purchase_id, refunded_charges.charge_id, refunded_charges.amount_refunded
         from refunded_charges
-        join purchases on purchases.payment_intent_id = refunded_charges.payment_intent_id
-        union all
-        select purchases.purchase_id, refunded_charges.amount_refunded
+        join purchase_payments on purchase_payments.payment_intent_id = refunded_charges.payment_intent_id
+        union
+        select purchase_payments.purchase_id, refunded_charges.charge_id, refunded_charges.amount_refunded
         from refunded_charges
-        join purchases on purchases.purchase_id = refunded_charges.invoice_id
-        where purchases.payment_intent_id is null or refunded_charges.payment_intent_id is null
+        join purchase_payments on purchase_payments.charge_id = refunded_charges.charge_id
     ) as matched
     group by purchase_id
 ),
@@ -131,6 +149,16 @@ final as (
         {{ normalise_email('purchases.email') }} as email_normalised,
         purchases.phone,
         {{ normalise_phone('purchases.phone') }} as phone_normalised,
+        coalesce(purchases.name, customers.name) as customer_name,
+        -- an address is taken whole from one object, never mixed from two
+        case when purchases.country is not null or purchases.postal_code is not null or purchases.city is not null
+             then purchases.city else customers.city end as address_city,
+        case when purchases.country is not null or purchases.postal_code is not null or purchases.city is not null
+             then purchases.state else customers.state end as address_state,
+        case when purchases.country is not null or purchases.postal_code is not null or purchases.city is not null
+             then purchases.country else customers.country end as address_country,
+        case when purchases.country is not null or purchases.postal_code is not null or purchases.city is not null
+             then purchases.postal_code else customers.postal_code end as address_postal_code,
         purchases.client_reference_id,
         purchases.purchased_at,
         purchases.amount,
@@ -140,10 +168,10 @@ final as (
         purchases.payment_intent_id,
         purchases.subscription_id,
         purchases.billing_reason,
-        coalesce(purchases.billing_reason = 'subscription_cycle', false) as is_renewal,
-        purchases.is_settled
+        coalesce(purchases.billing_reason = 'subscription_cycle', false) as is_renewal
     from purchases
     left join refunds on refunds.purchase_id = purchases.purchase_id
+    left join customers on customers.stripe_customer_id = purchases.stripe_customer_id
 )
 
 select * from final

@@ -1,5 +1,6 @@
 -- One row per event that is, or would be, sent to the TikTok Events API, with its match keys: every purchase
--- (event_id = the purchase's Stripe object id, so the same money can never be sent under two ids) and, when
+-- (event_id = the purchase's Stripe object id, so the same money can never be sent under two ids; payments held
+-- back in int_standalone_payment_intents are no purchase yet, so nothing is sent for them) and, when
 -- var tiktok_send_leads is true, every tracked lead form (event_id = the tracking messageId).
 --
 -- Incremental: an event's row depends on the event and on its customer: the identifiers stitched to them (match
@@ -18,7 +19,9 @@ with attributed as (
 ),
 
 int_purchases as (
-    select purchase_id, is_settled from {{ ref('int_purchases') }}
+    -- name and address: the purchase's own Stripe identity only, never another stitched identity's
+    select purchase_id, customer_name, address_city, address_state, address_country, address_postal_code
+    from {{ ref('int_purchases') }}
 ),
 
 purchase_events as (
@@ -34,7 +37,11 @@ purchase_events as (
         attributed.is_renewal,
         attributed.attributed_to_tiktok,
         attributed.first_touch_landing_page as page_url,
-        int_purchases.is_settled
+        int_purchases.customer_name,
+        int_purchases.address_city,
+        int_purchases.address_state,
+        int_purchases.address_country,
+        int_purchases.address_postal_code
     from attributed
     join int_purchases on int_purchases.purchase_id = attributed.purchase_id
 ),
@@ -53,7 +60,11 @@ lead_events as (
         cast(null as boolean) as is_renewal,
         cast(null as boolean) as attributed_to_tiktok,
         leads.page_url,
-        true as is_settled
+        cast(null as varchar) as customer_name,
+        cast(null as varchar) as address_city,
+        cast(null as varchar) as address_state,
+        cast(null as varchar) as address_country,
+        cast(null as varchar) as address_postal_code
     from {{ ref('stg_tracking__events') }} as leads
     join {{ ref('int_identity_components') }} as identities
         on identities.node_type = 'browser' and identities.node_value = leads.anonymous_id
@@ -98,7 +109,8 @@ fingerprinted as (
         {{ fingerprint(['all_events.event_id', 'all_events.event_name', 'all_events.event_time',
                         'all_events.purchase_id', 'all_events.customer_id', 'all_events.value', 'all_events.currency',
                         'all_events.is_first_purchase', 'all_events.is_renewal', 'all_events.attributed_to_tiktok',
-                        'all_events.page_url', 'all_events.is_settled',
+                        'all_events.page_url', 'all_events.customer_name', 'all_events.address_city',
+                        'all_events.address_state', 'all_events.address_country', 'all_events.address_postal_code',
                         'customer_fingerprints.customer_fingerprint']) }} as inputs_fingerprint
     from all_events
     left join customer_fingerprints on customer_fingerprints.customer_id = all_events.customer_id
@@ -209,9 +221,10 @@ final as (
         emails is not null as has_email,
         phones is not null as has_phone,
         ttp is not null as has_ttp,
+        customer_name is not null as has_name,
+        coalesce(address_postal_code, address_city, address_state, address_country) is not null as has_address,
         case
             when not advertising_consent then 'no_consent'
-            when not is_settled then 'awaiting_settlement'
             when purchase_id is not null and value <= 0 then 'zero_value'
             when ttclid is null and emails is null and phones is null and ttp is null then 'no_match_key'
         end as ineligible_reason

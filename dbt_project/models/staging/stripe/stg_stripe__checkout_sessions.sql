@@ -3,7 +3,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='checkout_session_id',
           on_schema_change='fail') }}
 {#- every field below, read from one parse of the payload, not one parse per field -#}
-{%- set paths = ['customer', 'customer_details.email', 'customer_email', 'customer_details.phone', 'customer_details.name', 'client_reference_id', 'mode', 'status', 'payment_status', 'invoice', 'subscription', 'payment_intent', 'amount_total', 'created'] -%}
+{%- set paths = ['customer', 'customer_details.email', 'customer_email', 'customer_details.phone', 'customer_details.name', 'customer_details.address.city', 'customer_details.address.state', 'customer_details.address.country', 'customer_details.address.postal_code', 'client_reference_id', 'mode', 'status', 'payment_status', 'invoice', 'subscription', 'payment_intent', 'amount_total', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
 with latest as (
     {{ stripe_object_states('checkout.session', paths) }}
@@ -17,6 +17,10 @@ final as (
                  {{ at['customer_email'] }}) as customer_email,
         {{ at['customer_details.phone'] }} as customer_phone,
         {{ at['customer_details.name'] }} as customer_name,
+        {{ at['customer_details.address.city'] }} as customer_city,
+        {{ at['customer_details.address.state'] }} as customer_state,
+        {{ at['customer_details.address.country'] }} as customer_country,
+        {{ at['customer_details.address.postal_code'] }} as customer_postal_code,
         -- where a site puts the browser id: the strongest browser -> purchase link
         nullif({{ at['client_reference_id'] }}, '') as client_reference_id,
         {{ at['mode'] }} as mode,

@@ -3,7 +3,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='stripe_customer_id',
           on_schema_change='fail') }}
 {#- every field below, read from one parse of the payload, not one parse per field -#}
-{%- set paths = ['email', 'phone', 'name', 'address.country', 'created'] -%}
+{%- set paths = ['email', 'phone', 'name', 'address.city', 'address.state', 'address.country', 'address.postal_code', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
 with latest as (
     {{ stripe_object_states('customer', paths) }}
@@ -15,7 +15,10 @@ final as (
         {{ at['email'] }} as email,
         {{ at['phone'] }} as phone,
         {{ at['name'] }} as name,
+        {{ at['address.city'] }} as city,
+        {{ at['address.state'] }} as state,
         {{ at['address.country'] }} as country,
+        {{ at['address.postal_code'] }} as postal_code,
         {{ epoch_to_timestamp(at['created']) }} as created_at,
         (event_type = 'customer.deleted') as is_deleted,
         event_id as last_event_id,

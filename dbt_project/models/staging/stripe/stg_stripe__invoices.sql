@@ -3,7 +3,7 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='invoice_id',
           on_schema_change='fail') }}
 {#- every field below, read from one parse of the payload, not one parse per field -#}
-{%- set paths = ['customer', 'customer_email', 'customer_phone', 'customer_name', 'status', 'billing_reason', 'parent.subscription_details.subscription', 'subscription', 'payments.data[0].payment.payment_intent', 'payment_intent', 'charge', 'amount_paid', 'total', 'created', 'status_transitions.paid_at'] -%}
+{%- set paths = ['customer', 'customer_email', 'customer_phone', 'customer_name', 'status', 'billing_reason', 'customer_address.city', 'customer_address.state', 'customer_address.country', 'customer_address.postal_code', 'parent.subscription_details.subscription', 'subscription', 'payment_intent', 'charge', 'amount_paid', 'total', 'created', 'status_transitions.paid_at'] -%}
 {%- set at = json_text_refs(paths) -%}
 with latest as (
     {{ stripe_object_states('invoice', paths) }}
@@ -16,14 +16,17 @@ final as (
         {{ at['customer_email'] }} as customer_email,
         {{ at['customer_phone'] }} as customer_phone,
         {{ at['customer_name'] }} as customer_name,
+        {{ at['customer_address.city'] }} as customer_city,
+        {{ at['customer_address.state'] }} as customer_state,
+        {{ at['customer_address.country'] }} as customer_country,
+        {{ at['customer_address.postal_code'] }} as customer_postal_code,
         {{ at['status'] }} as status,
         {{ at['billing_reason'] }} as billing_reason,
         -- basil: parent.subscription_details.subscription; before: top-level subscription
         coalesce({{ at['parent.subscription_details.subscription'] }},
                  {{ at['subscription'] }}) as subscription_id,
-        -- basil: payments.data[].payment.payment_intent; before: top-level payment_intent
-        coalesce({{ at['payments.data[0].payment.payment_intent'] }},
-                 {{ at['payment_intent'] }}) as payment_intent_id,
+        -- pre-basil shapes only: since basil the invoice names no payment (stg_stripe__invoice_payments does)
+        {{ at['payment_intent'] }} as payment_intent_id,
         {{ at['charge'] }} as charge_id,
         currency,
         cast({{ at['amount_paid'] }} as bigint) as amount_paid_minor,
