@@ -358,15 +358,19 @@ class World:
             p.revealed.append((d.anonymous_id, "phone", p.phone_e164))
 
     # ---- Stripe ------------------------------------------------------------------------------------
-    def _stripe_event(self, at: datetime, event_type: str, render, **fields) -> None:
-        """One event whose object is ``render(**fields, api_version=...)`` in the API version drawn for it."""
+    def _stripe_event(self, at: datetime, event_type: str, render, delivered: bool = True, **fields) -> None:
+        """One event whose object is ``render(**fields, api_version=...)`` in the API version drawn for it. An event
+        the endpoint is not subscribed to (``delivered`` false) draws the same numbers, so the rest of the world
+        is the same either way."""
         version = so.OLD_API_VERSION if self.rng.random() < self.cfg.old_shape_share else self.cfg.api_version
         ev = so.event(self._sid("evt"), event_type, int(at.timestamp()), render(**fields, api_version=version),
                       version)
-        self.stripe.append((at, ev))
+        copies = [(at, ev)]
         if self.rng.random() < self.cfg.duplicate_delivery_share:
             # Stripe retried the webhook: the same event lands again, minutes to hours later
-            self.stripe.append((at + timedelta(minutes=self.rng.randint(1, 600)), ev))
+            copies.append((at + timedelta(minutes=self.rng.randint(1, 600)), ev))
+        if delivered:
+            self.stripe += copies
 
     def _purchase(self, p: Person, d: Device, at: datetime, first_touch: Touch, use_crid: bool,
                   checkout_phone: bool) -> None:
@@ -417,10 +421,10 @@ class World:
                     refunded_minor=0, addr=p.address)
                 self._stripe_event(t_in + timedelta(seconds=2), "invoice.paid",
                                    so.invoice, **inv_args)
-                if self.cfg.invoice_payment_events:
-                    self._stripe_event(t_in + timedelta(seconds=2), "invoice_payment.paid", so.invoice_payment,
-                        inpay_id="inpay_" + in_id[3:], created=ts(t_in), in_id=in_id, amount_minor=plan_price,
-                        currency=currency, pi_id=pi_id, paid_at=ts(t_in + timedelta(seconds=2)))
+                self._stripe_event(t_in + timedelta(seconds=2), "invoice_payment.paid", so.invoice_payment,
+                                   delivered=self.cfg.invoice_payment_events, inpay_id="inpay_" + in_id[3:],
+                                   created=ts(t_in), in_id=in_id, amount_minor=plan_price, currency=currency,
+                                   pi_id=pi_id, paid_at=ts(t_in + timedelta(seconds=2)))
                 sub_refunded = 0
                 t_ref = t_in + timedelta(days=self.rng.randint(1, 10))
                 if self.rng.random() < self.cfg.subscription_refund_share and t_ref < self.world_end:

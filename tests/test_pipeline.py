@@ -238,3 +238,56 @@ def test_the_worlds_conversions_reach_the_fake_tiktok_exactly_once_with_contents
     invoice_events = [e for i, e in fake.accepted_events.items() if i.startswith("in_")]
     assert invoice_events and all(e["properties"]["contents"][0]["content_id"] == "prod_pro" for e in invoice_events)
     assert all(e["properties"]["currency"] in ("USD", "EUR", "JPY", "KWD") for e in fake.accepted_events.values())
+
+
+def test_a_subscription_payment_whose_invoice_link_is_missing_is_held_not_counted_twice(workspace):
+    """Stripe as a webhook endpoint without invoice_payment.paid sends it (basil and later): the invoice names no
+    PaymentIntent and the PaymentIntent no invoice. Such payments are held back, with a failing check that says
+    which event to enable, and become part of their invoice once the links arrive (here, as a backfill would)."""
+    import json
+
+    from simulator.world import World, WorldConfig
+
+    cfg = WorldConfig(visitors=400, seed=23, old_shape_share=0.0, invoice_payment_events=False)
+    world = World(cfg).generate()
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "no-links" / "all.jsonl", [e for _, e in world.stripe])
+    write_jsonl_atomic(workspace.landing / "tracking" / "no-links" / "all.jsonl", [m for _, m in world.tracking])
+    truth = {t["purchase_id"]: t for t in world.truth}
+    result = workspace.run()
+    assert result.success
+
+    purchases = {r[0]: r[1:] for r in workspace.query(
+        "select purchase_id, refunded_amount from marts.attributed_purchases")}
+    assert set(purchases) <= set(truth), "no subscription payment became a second, standalone purchase"
+    missing = set(truth) - set(purchases)
+    assert not missing, "only held PaymentIntents are missing, and none of them is a purchase of the truth"
+    sent_ids = {r[0] for r in workspace.query("select event_id from reverse_etl.tiktok_deliveries")}
+    assert sent_ids <= set(truth), "nothing was recorded for TikTok under a PaymentIntent id of an invoice"
+    held = dict(workspace.query("select hold_reason, count(*) from intermediate.int_standalone_payment_intents "
+                                "where hold_reason is not null group by 1"))
+    subscription_payments = sum(1 for t in truth.values() if t["kind"] == "invoice")
+    assert sum(held.values()) == subscription_payments and held["no_invoice_payment_link"] > 0.9 * sum(held.values())
+    check = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}["stripe_payments_linked"]
+    assert not check.passed and "invoice_payment.paid" in check.description
+    refunded_subscriptions = [p for p, t in truth.items() if t["kind"] == "invoice" and t["refunded_minor"]]
+    assert refunded_subscriptions and all(float(purchases[p][0]) == 0 for p in refunded_subscriptions), \
+        "without the link a PaymentIntent's refund cannot be netted against its invoice"
+
+    # the endpoint is subscribed to invoice_payment.paid and the period backfilled: the links arrive
+    linked = World(WorldConfig(visitors=400, seed=23, old_shape_share=0.0)).generate()
+    links = [e for _, e in linked.stripe if e["type"] == "invoice_payment.paid"]
+    assert {e["data"]["object"]["invoice"] for e in links} == {p for p, t in truth.items() if t["kind"] == "invoice"}
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "late-links" / "links.jsonl", links)
+    result = workspace.run()
+    assert result.success
+    check = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}["stripe_payments_linked"]
+    assert check.passed
+    found = {r[0]: r[1:] for r in workspace.query(
+        "select purchase_id, amount, refunded_amount, currency from marts.attributed_purchases")}
+    assert set(found) == set(truth)
+    for p, t in truth.items():
+        scale = 10 ** EXPONENT[t["currency"]]
+        assert float(found[p][1]) == pytest.approx(t.get("refunded_minor", 0) / scale), p
+    assert workspace.scalar("select count(*) from intermediate.int_standalone_payment_intents "
+                            "where hold_reason is not null") == 0
+    assert json.dumps(sorted(found)) == json.dumps(sorted(truth))

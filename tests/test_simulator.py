@@ -41,11 +41,13 @@ def test_world_contains_every_hard_case():
     ids = [e["id"] for e in events]
     assert len(ids) > len(set(ids)), "some Stripe events must be delivered twice"
     versions = {e["api_version"] for e in events}
-    assert {"2024-06-20", "2025-09-30.clover"} <= versions
+    assert versions == {"2024-06-20", "2026-10-28.endive"}, "pre-basil and the newest version by default"
     invoices = [e["data"]["object"] for e in events if e["type"] == "invoice.paid"]
     assert any("subscription" in i for i in invoices) and any("parent" in i for i in invoices)
-    assert {"invoice.paid", "checkout.session.completed", "payment_intent.succeeded", "charge.succeeded",
-            "charge.refunded", "customer.subscription.deleted"} <= {e["type"] for e in events}
+    assert not any("payments" in i for i in invoices), "payments is includable: never in a webhook"
+    assert {"invoice.paid", "invoice_payment.paid", "checkout.session.completed", "payment_intent.succeeded",
+            "charge.succeeded", "charge.refunded", "refund.created",
+            "customer.subscription.deleted"} <= {e["type"] for e in events}
     assert any(i["billing_reason"] == "subscription_cycle" for i in invoices), "subscriptions renew"
     sessions = [e["data"]["object"] for e in events if e["type"] == "checkout.session.completed"]
     assert any(s["client_reference_id"] for s in sessions) and any(not s["client_reference_id"] for s in sessions)

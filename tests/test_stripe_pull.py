@@ -16,7 +16,7 @@ import pytest
 from fakes.stripe import FakeStripe
 from ingestion.landing import list_landing_files
 from ingestion.stripe_pull import (PullSettings, PullState, backfill, backfill_event, pull_events)
-from simulator.stripe_objects import NEW_API_VERSION, OLD_API_VERSION, customer, event, invoice
+from simulator.stripe_objects import NEW_API_VERSION, OLD_API_VERSION, customer, event, invoice, invoice_payment
 from tests.conftest import Workspace
 from tests.services import ROOT
 
@@ -207,13 +207,20 @@ def test_old_and_new_payload_shapes_stage_the_same_and_jpy_and_kwd_convert_right
                           product_id=f"prod_{currency}", product_name="Plan", period_start=NOW - 3600,
                           period_end=NOW, pi_id=f"pi_{currency}", charge_id=f"ch_{currency}", api_version=version)
             rows.append(json.dumps(event(f"evt_{key}", "invoice.paid", NOW - 3500, inv, version)))
+            if version == NEW_API_VERSION:   # since basil only the invoice payment names the PaymentIntent
+                pay = invoice_payment(inpay_id=f"inpay_{key}", created=NOW - 3600, in_id=f"in_{key}",
+                                      amount_minor=minor, currency=currency, pi_id=f"pi_{currency}",
+                                      paid_at=NOW - 3500, api_version=version)
+                rows.append(json.dumps(event(f"evt_pay_{key}", "invoice_payment.paid", NOW - 3500, pay, version)))
     (workspace.landing / "stripe_events").mkdir(parents=True)
     (workspace.landing / "stripe_events" / "shapes.jsonl").write_text("\n".join(rows) + "\n")
-    workspace.dbt("build", "--select", "+stg_stripe__invoices", "+stg_stripe__invoice_lines", "+stg_stripe__refunds")
+    workspace.dbt("build", "--select", "+stg_stripe__invoice_lines", "+int_invoice_payment_links",
+                  "+stg_stripe__refunds")
     staged = workspace.query("""
-        select i.invoice_id, i.subscription_id, i.payment_intent_id, i.currency, i.amount_paid, i.paid_at,
+        select i.invoice_id, i.subscription_id, p.payment_intent_id, i.currency, i.amount_paid, i.paid_at,
                l.price_id, l.product_id, l.amount, l.unit_amount, l.quantity, i.is_pre_basil_shape
         from staging.stg_stripe__invoices i join staging.stg_stripe__invoice_lines l using (invoice_id)
+        join intermediate.int_invoice_payment_links p using (invoice_id)
         order by i.invoice_id""")
     by_shape = {True: {}, False: {}}
     for r in staged:
