@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import stripe
@@ -75,6 +76,11 @@ class PullSettings:
         types = tuple(t.strip() for t in os.environ.get("STRIPE_PULL_TYPES", "").split(",") if t.strip())
         if len(types) > 20:
             raise StripePullError(f"STRIPE_PULL_TYPES: Stripe accepts at most 20 event types, got {len(types)}")
+        if types and not any(fnmatchcase("invoice_payment.paid", t) for t in types):
+            # since API 2025-03-31.basil only this event ties a PaymentIntent to its invoice
+            raise StripePullError("STRIPE_PULL_TYPES must include invoice_payment.paid (or invoice_payment.*): "
+                                  "since Stripe API 2025-03-31.basil it is the only event that says which "
+                                  "PaymentIntent paid an invoice")
         return cls(api_key=key, landing_dir=config.landing_dir(), api_base=os.environ.get("STRIPE_API_BASE") or None,
                    overlap_seconds=int(os.environ.get("STRIPE_PULL_OVERLAP_SECONDS", 300)),
                    requests_per_second=float(os.environ.get("STRIPE_REQUESTS_PER_SECOND", 20)), types=types)

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from ingestion.landing import STRIPE_DIR, TRACKING_DIR, write_jsonl_atomic
+from simulator.stripe_objects import BASIL_AND_LATER
 from simulator.world import World, WorldConfig
 
 
@@ -70,10 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replace", action="store_true", help="delete this seed's simulated files first")
     ap.add_argument("--end-date", default=None,
                     help="the world's last day, YYYY-MM-DD or 'today' (default: a fixed date, 2026-11-17)")
+    ap.add_argument("--api-version", default=WorldConfig.api_version, choices=BASIL_AND_LATER,
+                    help="the Stripe API version of the events not rendered pre-basil (default: %(default)s)")
+    ap.add_argument("--old-shape-share", type=float, default=WorldConfig.old_shape_share,
+                    help="share of Stripe events rendered at 2024-06-20, before basil (default: %(default)s)")
+    ap.add_argument("--no-invoice-payment-events", action="store_true",
+                    help="a webhook endpoint not subscribed to invoice_payment.paid (basil payments lose their link)")
     args = ap.parse_args(argv)
     if args.visitors < 1:
         ap.error("--visitors must be at least 1")
-    cfg = WorldConfig(visitors=args.visitors, seed=args.seed)
+    if not 0 <= args.old_shape_share <= 1:
+        ap.error("--old-shape-share must be between 0 and 1")
+    cfg = WorldConfig(visitors=args.visitors, seed=args.seed, api_version=args.api_version,
+                      old_shape_share=args.old_shape_share,
+                      invoice_payment_events=not args.no_invoice_payment_events)
     if args.end_date:
         try:
             cfg.end_date = date.today() if args.end_date == "today" else date.fromisoformat(args.end_date)

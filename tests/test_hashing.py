@@ -4,7 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from reverse_etl.hashing import hash_email, hash_phone, normalise_email, normalise_phone
+from reverse_etl.hashing import (hash_compact, hash_email, hash_phone, normalise_email, normalise_phone,
+                                 normalise_place, split_name)
 from reverse_etl.payload import build_event
 
 
@@ -82,3 +83,45 @@ def test_email_hash_vectors(typed, expected):
 @pytest.mark.parametrize("typed,region,expected", PHONE_VECTORS)
 def test_phone_hash_vectors(typed, region, expected):
     assert hash_phone(typed, region) == expected
+
+
+# Names and addresses as Segment's TikTok Conversions destination normalises them (formatter.ts: formatString
+# removes whitespace and lowercases before SHA-256; formatAddress keeps [A-Za-z0-9], lowercased, unhashed).
+NAME_VECTORS = [
+    ("Maria de la Cruz", "maria", "delacruz"),
+    ("  ANA   Smith ", "ana", "smith"),
+    ("Cher", "cher", None),
+    ("   ", None, None),
+    (None, None, None),
+]
+
+
+@pytest.mark.parametrize("full,first,last", NAME_VECTORS)
+def test_a_stripe_name_is_split_into_first_and_last_name_and_hashed_compact(full, first, last):
+    got_first, got_last = split_name(full)
+    assert hash_compact(got_first) == (sha(first) if first else None)
+    assert hash_compact(got_last) == (sha(last) if last else None)
+
+
+def test_zip_codes_are_hashed_compact_and_places_are_sent_alphanumeric_lowercase():
+    assert hash_compact(" 94107 ") == sha("94107") == hash_compact("94 107")
+    assert hash_compact("SW1A 1AA") == sha("sw1a1aa")
+    assert hash_compact(sha("94107")) == sha("94107"), "already hashed: passed through"
+    assert normalise_place("St. Louis") == "stlouis"
+    assert normalise_place("US") == "us"
+    assert normalise_place("New York") == "newyork"
+    assert normalise_place(" - ") is None and normalise_place(None) is None
+
+
+def test_a_purchase_with_a_stripe_name_and_address_carries_them_as_tiktok_documents_them():
+    row = {"event_id": "in_1", "event_name": "Purchase", "event_time": 1780315200, "purchase_id": "in_1",
+           "customer_id": "cust_1", "value": Decimal("29.000"), "currency": "USD", "emails": "a@b.co",
+           "customer_name": "Maria de la Cruz", "address_city": "San Francisco", "address_state": "CA",
+           "address_country": "US", "address_postal_code": "94107"}
+    user = build_event(row)["user"]
+    assert user["first_name"] == sha("maria") and user["last_name"] == sha("delacruz")
+    assert user["zip_code"] == sha("94107")
+    assert (user["city"], user["state"], user["country"]) == ("sanfrancisco", "ca", "us")
+    assert "Maria" not in str(user) and "94107" not in str(user)
+    bare = build_event({k: v for k, v in row.items() if not k.startswith(("customer_name", "address_"))})["user"]
+    assert not {"first_name", "last_name", "zip_code", "city", "state", "country"} & set(bare)

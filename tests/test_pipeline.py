@@ -87,6 +87,28 @@ def test_both_stripe_payload_shapes_are_read_and_every_invoice_knows_its_payment
         assert named_in_payload == (n if pre_basil else 0)
 
 
+def test_conversions_carry_the_purchases_own_stripe_name_and_address_as_tiktok_documents_them(built_world):
+    import json
+
+    from reverse_etl.hashing import hash_compact, normalise_place, split_name
+
+    rows = built_world.query("""
+        select l.payload, p.customer_name, p.address_postal_code, p.address_city, p.address_country
+        from reverse_etl.tiktok_deliveries l join intermediate.int_purchases p on p.purchase_id = l.event_id
+        where l.status = 'dry_run'""")
+    assert rows
+    for payload, name, postal, city, country in rows:
+        user = json.loads(payload)["user"]
+        first, last = split_name(name)
+        assert (user["first_name"], user["last_name"]) == (hash_compact(first), hash_compact(last))
+        assert user["zip_code"] == hash_compact(postal) and len(user["zip_code"]) == 64
+        assert (user["city"], user["country"]) == (normalise_place(city), normalise_place(country))
+        assert name not in payload and postal not in payload
+    coverage = built_world.query("select min(share_with_name), min(share_with_address), "
+                                 "min(revenue_share_with_address) from marts.report_match_quality")[0]
+    assert coverage == (1.0, 1.0, 1.0), "every simulated buyer gave Stripe a name and a billing address"
+
+
 def test_junk_emails_and_shared_computers_are_refused_and_audited(built_world):
     reasons = dict(built_world.query(
         "select split_part(unused_reason, ':', 1), count(*) from intermediate.int_identity_edges "

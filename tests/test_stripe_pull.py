@@ -15,7 +15,8 @@ import pytest
 
 from fakes.stripe import FakeStripe
 from ingestion.landing import list_landing_files
-from ingestion.stripe_pull import (PullSettings, PullState, backfill, backfill_event, pull_events)
+from ingestion.stripe_pull import (PullSettings, PullState, StripePullError, backfill, backfill_event,
+                                  pull_events)
 from simulator.stripe_objects import NEW_API_VERSION, OLD_API_VERSION, customer, event, invoice, invoice_payment
 from tests.conftest import Workspace
 from tests.services import ROOT
@@ -191,6 +192,40 @@ def test_a_world_pulled_and_backfilled_gives_the_same_purchases_as_its_events(bu
                       "where last_event_id like 'evt_bf_%' group by 1")
     # backfilled objects come in the client's (current) API version, pulled events in their own
     assert len(shapes) == 1 and shapes[0][0] is False and shapes[0][1] > 0
+    # history's invoice -> PaymentIntent links came with the backfilled invoices (payments expanded), so no
+    # payment is held back for want of one
+    assert ws.scalar("select count(*) from staging.stg_stripe__invoice_payments where found_in = 'invoice'") > 0
+    assert ws.scalar("select count(*) from intermediate.int_standalone_payment_intents "
+                     "where hold_reason = 'no_invoice_payment_link'") == 0
+
+
+def test_the_fake_returns_includable_fields_only_when_expanded_and_the_backfill_completes_them(tmp_path):
+    from simulator.stripe_objects import invoice_payment
+
+    inv = invoice(in_id="in_parts", created=NOW - 600, cus_id="cus_1", email="a@example.com", name="A",
+                  phone=None, country="US", amount_minor=1200, currency="usd", billing_reason="manual",
+                  subscription_id="sub_1", sub_item_id="si_1", line_id="il_1", price_id="price_1",
+                  product_id="prod_1", product_name="Plan", period_start=NOW - 600, period_end=NOW, pi_id="pi_0",
+                  charge_id="ch_0", api_version=NEW_API_VERSION)
+    parts = [invoice_payment(inpay_id=f"inpay_{i:02d}", created=NOW - 500 + i, in_id="in_parts", amount_minor=100,
+                             currency="usd", pi_id=f"pi_{i:02d}", paid_at=NOW - 500 + i, api_version=NEW_API_VERSION)
+             for i in range(12)]   # an invoice paid in 12 parts: more than an expanded list holds
+    with FakeStripe() as fake:
+        fake.add_objects([inv, *parts])
+        client = httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {fake.api_key}"})
+        plain = client.get("/v1/invoices").json()["data"][0]
+        assert "payments" not in plain
+        expanded = client.get("/v1/invoices", params={"expand[]": "data.payments"}).json()["data"][0]
+        assert len(expanded["payments"]["data"]) == 10 and expanded["payments"]["has_more"] is True
+        listed = client.get("/v1/invoice_payments", params={"invoice": "in_parts", "limit": 100}).json()
+        assert len(listed["data"]) == 12
+        done = backfill(settings(fake, tmp_path / "landing"), datetime.fromtimestamp(NOW - 3600, timezone.utc).date(),
+                        resources=("invoices",))
+    assert done.objects == {"invoices": 1}
+    (landed,) = [json.loads(line) for f in (tmp_path / "landing").rglob("*.jsonl") for line in f.read_text().splitlines()]
+    payments = landed["data"]["object"]["payments"]
+    assert payments["has_more"] is False
+    assert sorted(p["payment"]["payment_intent"] for p in payments["data"]) == [f"pi_{i:02d}" for i in range(12)]
 
 
 def test_old_and_new_payload_shapes_stage_the_same_and_jpy_and_kwd_convert_right(workspace):
@@ -253,3 +288,15 @@ def test_the_backfill_job_lands_history_from_a_start_date(tmp_path):
     assert [(e["type"], e["data"]["object"]["id"]) for e in landed] == [("customer.created", "cus_00001")]
     (obs,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert obs.event_specific_data.asset_observation.metadata["backfilled_customers"].value == 1
+
+
+def test_a_pull_limited_to_some_event_types_must_take_the_invoice_payment_links(monkeypatch):
+    base = {"STRIPE_API_KEY": "sk_test_x"}
+    for name, value in base.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("STRIPE_PULL_TYPES", "invoice.paid,charge.refunded")
+    with pytest.raises(StripePullError, match="invoice_payment.paid"):
+        PullSettings.from_env()
+    for ok in ("invoice.paid,invoice_payment.paid", "invoice.*,invoice_payment.*", ""):
+        monkeypatch.setenv("STRIPE_PULL_TYPES", ok)
+        assert PullSettings.from_env() is not None

@@ -330,7 +330,20 @@ def test_duckdb_builds_exactly_the_events_python_builds(con):
             customer_id = case when event_id = 'conv_000000013' then '  ' else customer_id end,
             purchase_id = case when event_id = 'conv_000000014' then null else purchase_id end,
             event_name = case when event_id = 'conv_000000014' then 'Lead' else event_name end,
-            user_agent = case when event_id = 'conv_000000015' then 'Mozilla "quoted" \\ back' else user_agent end
+            user_agent = case when event_id = 'conv_000000015' then 'Mozilla "quoted" \\ back' else user_agent end,
+            customer_name = case event_id
+                when 'conv_000000021' then '  Maria  de la Cruz '
+                when 'conv_000000022' then 'Cher'
+                when 'conv_000000023' then 'Jürgen Müller'
+                when 'conv_000000024' then '   '
+                when 'conv_000000025' then null
+                else customer_name end,
+            address_city = case when event_id = 'conv_000000024' then 'St. Louis'
+                                when event_id = 'conv_000000025' then null else address_city end,
+            address_postal_code = case when event_id = 'conv_000000024' then ' 63 101 '
+                                       when event_id = 'conv_000000025' then '' else address_postal_code end,
+            address_state = case when event_id = 'conv_000000025' then '--' else address_state end,
+            address_country = case when event_id = 'conv_000000025' then null else address_country end
     """)
     con.execute("""
         update marts.tiktok_conversion_contents set
@@ -343,8 +356,13 @@ def test_duckdb_builds_exactly_the_events_python_builds(con):
                 "('conv_000000020', 'in_000000020:il_2', 'price_extra', 'Extra', 'product', 2, 5.5)")
     built = _both_builders(con)
     fallback = {e for e, sql, _ in built if sql is None}
-    assert fallback == {"conv_000000005", "conv_000000006"}, "only what needs Python falls back to it"
+    assert fallback == {"conv_000000005", "conv_000000006", "conv_000000023"}, "only what needs Python falls back"
     for event_id, sql, python in built:
         if sql is not None:
             assert sql == python, event_id
     assert dict((e, p) for e, _, p in built)["conv_000000020"]["properties"]["num_items"] == 3
+    users = {e: p["user"] for e, _, p in built}
+    assert {"first_name", "last_name", "zip_code", "city", "state", "country"} <= set(users["conv_000000021"])
+    assert "last_name" not in users["conv_000000022"] and "first_name" not in users["conv_000000024"]
+    assert users["conv_000000024"]["city"] == "stlouis"
+    assert not {"first_name", "zip_code", "city", "state", "country"} & set(users["conv_000000025"])

@@ -3,15 +3,16 @@
 -- PaymentIntent and the charge lost invoice). Two sources, both read: invoice_payment objects of their own events
 -- (invoice_payment.paid and the other invoice_payment.* events), and the invoice payments listed inside an
 -- invoice's latest state (`payments` is includable: only pulls and backfills that expand it carry it, never a
--- webhook). An invoice payment's own latest state wins over its copy inside an invoice.
+-- webhook). An invoice payment's own latest state wins over its copy inside an invoice. The invoice, PaymentIntent
+-- and charge are read as ids whether the payload names them or a request expanded them into objects.
 {% set o = 'data.object.' %}
 with own_states as (
     select
         object_id as invoice_payment_id,
-        {{ json_text('payload', o ~ 'invoice') }} as invoice_id,
+        coalesce({{ json_text('payload', o ~ 'invoice.id') }}, {{ json_text('payload', o ~ 'invoice') }}) as invoice_id,
         {{ json_text('payload', o ~ 'payment.type') }} as payment_type,
-        {{ json_text('payload', o ~ 'payment.payment_intent') }} as payment_intent_id,
-        {{ json_text('payload', o ~ 'payment.charge') }} as charge_id,
+        coalesce({{ json_text('payload', o ~ 'payment.payment_intent.id') }}, {{ json_text('payload', o ~ 'payment.payment_intent') }}) as payment_intent_id,
+        coalesce({{ json_text('payload', o ~ 'payment.charge.id') }}, {{ json_text('payload', o ~ 'payment.charge') }}) as charge_id,
         {{ json_text('payload', o ~ 'status') }} as status,
         {{ json_text('payload', o ~ 'is_default') }} as is_default,
         currency,
@@ -39,10 +40,10 @@ invoice_payment_items as (
 listed_in_invoices as (
     select
         {{ json_text('item', 'id') }} as invoice_payment_id,
-        coalesce({{ json_text('item', 'invoice') }}, invoice_id) as invoice_id,
+        coalesce({{ json_text('item', 'invoice.id') }}, {{ json_text('item', 'invoice') }}, invoice_id) as invoice_id,
         {{ json_text('item', 'payment.type') }} as payment_type,
-        {{ json_text('item', 'payment.payment_intent') }} as payment_intent_id,
-        {{ json_text('item', 'payment.charge') }} as charge_id,
+        coalesce({{ json_text('item', 'payment.payment_intent.id') }}, {{ json_text('item', 'payment.payment_intent') }}) as payment_intent_id,
+        coalesce({{ json_text('item', 'payment.charge.id') }}, {{ json_text('item', 'payment.charge') }}) as charge_id,
         {{ json_text('item', 'status') }} as status,
         {{ json_text('item', 'is_default') }} as is_default,
         upper({{ json_text('item', 'currency') }}) as currency,
