@@ -68,6 +68,11 @@ def test_partial_payments_charge_links_and_expanded_objects_count_each_payment_o
         ("invoice.paid", _invoice("in_expanded", 900), NOW),
         ("payment_intent.succeeded", _pi("pi_x", 900, "ch_x"), NOW),
         ("invoice_payment.paid", expanded, NOW),
+        # in_refund_event: refunded, and only the refund.created event has arrived so far (no charge.refunded)
+        ("invoice.paid", _invoice("in_refund_event", 1500), NOW),
+        ("invoice_payment.paid", _payment("inpay_r", "in_refund_event", 1500, pi_id="pi_r"), NOW),
+        ("refund.created", so.refund(re_id="re_r", created=NOW + 60, amount_minor=600, currency="usd", ch_id="ch_r",
+                                     pi_id="pi_r", api_version=V), NOW + 60),
         ("payment_intent.succeeded", _pi("pi_alone", 4200, "ch_alone", cus="cus_2", at=NOW - 86400), NOW - 86400),
         ("charge.succeeded", _charge("ch_alone", "pi_alone", 4200, cus="cus_2"), NOW - 86400),
     ]
@@ -80,6 +85,7 @@ def test_partial_payments_charge_links_and_expanded_objects_count_each_payment_o
         "in_parts": (30.0, 5.0, "invoice", "Ana Smith", "94107"),
         "in_charge": (7.0, 7.0, "invoice", "Ana Smith", "94107"),
         "in_expanded": (9.0, 0.0, "invoice", "Ana Smith", "94107"),
+        "in_refund_event": (15.0, 6.0, "invoice", "Ana Smith", "94107"),
         "pi_alone": (42.0, 0.0, "payment_intent", "Ana Smith", None),
     }
     assert workspace.scalar("select count(*) from intermediate.int_standalone_payment_intents "

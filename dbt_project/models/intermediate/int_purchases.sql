@@ -2,8 +2,9 @@
 -- has no invoice; each succeeded PaymentIntent that belongs to neither and is not held back
 -- (int_standalone_payment_intents). Which PaymentIntent paid an invoice comes from int_invoice_payment_links
 -- (invoice payments since basil, the payload fields before). Refunds net against the purchase whose PaymentIntent
--- or charge they refund. Name and address are the purchase's own Stripe identity (the invoice's customer fields,
--- the session's customer_details, the charge's billing_details), else its Stripe customer's.
+-- or charge they refund (charge.refunded, or refund events alone). Name and address are the purchase's own Stripe
+-- identity (the invoice's customer fields, the session's customer_details, the charge's billing_details), else its
+-- Stripe customer's.
 with invoices as (
     select * from {{ ref('stg_stripe__invoices') }}
 ),
@@ -120,10 +121,25 @@ purchase_payments as (
     select invoice_id as purchase_id, payment_intent_id, charge_id from links
 ),
 
+-- What each charge has refunded: its own amount_refunded (charge.refunded, Stripe's dependable signal) or, where
+-- only refund events arrived so far, the sum of its refunds that did not fail.
+refund_events as (
+    select charge_id, max(payment_intent_id) as payment_intent_id, sum(amount) as amount_refunded
+    from {{ ref('stg_stripe__refunds') }}
+    where charge_id is not null and coalesce(status, 'succeeded') not in ('failed', 'canceled')
+    group by charge_id
+),
+
 -- A refunded charge nets against the purchase of its PaymentIntent, or of its own id where an invoice names a bare
 -- charge; a charge found both ways counts once (union). Equality joins only: a join on "a or b" is a nested loop.
 refunded_charges as (
-    select * from charges where amount_refunded_minor > 0
+    select
+        coalesce(charges.charge_id, refund_events.charge_id) as charge_id,
+        coalesce(charges.payment_intent_id, refund_events.payment_intent_id) as payment_intent_id,
+        greatest(coalesce(charges.amount_refunded, 0), coalesce(refund_events.amount_refunded, 0)) as amount_refunded
+    from charges
+    full outer join refund_events on refund_events.charge_id = charges.charge_id
+    where coalesce(charges.amount_refunded_minor, 0) > 0 or refund_events.amount_refunded > 0
 ),
 
 refunds as (

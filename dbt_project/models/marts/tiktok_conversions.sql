@@ -221,7 +221,7 @@ final as (
         emails is not null as has_email,
         phones is not null as has_phone,
         ttp is not null as has_ttp,
-        customer_name is not null as has_name,
+        nullif(trim(customer_name), '') is not null as has_name,
         coalesce(address_postal_code, address_city, address_state, address_country) is not null as has_address,
         case
             when not advertising_consent then 'no_consent'
