@@ -59,7 +59,8 @@ def build_report(warehouse: Path, truth_path: Path | None) -> str:
             s = score(con, truth_path)
             parts.append(
                 "\nAgainst the simulator's ground truth\n"
-                f"  purchases found: {s.found_purchases:,} of {s.truth_purchases:,}\n"
+                f"  purchases found: {s.found_purchases:,} of {s.truth_purchases:,}; counted twice: "
+                f"{s.extra_purchases:,}; with a wrong amount or refund: {s.wrong_amounts:,}\n"
                 f"  TikTok-brought revenue attributed to the right TikTok campaign: "
                 f"{100 * s.tiktok_right_campaign_share:.1f}% of USD {s.tiktok_linkable_revenue:,.2f}, the revenue "
                 f"where the world holds a link between click and purchase\n"

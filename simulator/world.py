@@ -85,7 +85,7 @@ class WorldConfig:
     # whether the webhook endpoint is subscribed to invoice_payment.paid: without it, nothing ties a basil
     # invoice to the PaymentIntent that paid it (the pipeline must hold such payments back, not count them twice)
     invoice_payment_events: bool = True
-    subscription_refund_share: float = 0.04
+    subscription_refund_share: float = 0.04  # subscription payments refunded (by PaymentIntent, as Stripe does)
     duplicate_delivery_share: float = 0.04  # Stripe events delivered twice
     consent_denied_share: float = 0.06
     shared_computer_share: float = 0.03     # persons living in a two-person household with one laptop

@@ -47,12 +47,14 @@ def test_tiktok_revenue_is_attributed_to_the_right_campaign_and_no_one_is_merged
     with duckdb.connect(str(built_world.warehouse), read_only=True) as con:
         s = score(con, built_world.truth)
         baselines = naive_baselines(con, built_world.truth)
-    print(f"\nground truth: {s.found_purchases}/{s.truth_purchases} purchases found; TikTok revenue on the right "
+    print(f"\nground truth: {s.found_purchases}/{s.truth_purchases} purchases found, {s.extra_purchases} extra, "
+          f"{s.wrong_amounts} with a wrong amount; TikTok revenue on the right "
           f"campaign {100 * s.tiktok_right_campaign_share:.2f}% of USD {s.tiktok_linkable_revenue:,.2f} linkable; "
           f"USD {s.tiktok_unlinkable_revenue:,.2f} unlinkable; false merges {s.false_merges}")
     for name, share in baselines.items():
         print(f"  naive baseline, {name}: {100 * share:.2f}% of the same revenue on the right campaign")
     assert s.found_purchases == s.truth_purchases
+    assert s.extra_purchases == 0 and s.wrong_amounts == 0, "each payment counted once, refunds netted"
     assert s.tiktok_right_campaign_share >= 0.99
     assert s.false_merges == 0
 
