@@ -11,9 +11,10 @@ Endpoints: ``GET /v1/events`` (``created``, ``type`` with a ``*`` wildcard, ``ty
 ``/v1/invoices``, ``/v1/checkout/sessions``, ``/v1/payment_intents``, ``/v1/charges``, ``/v1/customers``,
 ``/v1/subscriptions``, ``/v1/invoice_payments`` (also filtered by ``invoice``), ``/v1/refunds`` (``created``
 filter; objects are the latest state of each object among the events, or added with
-:meth:`FakeStripe.add_objects`), ``/v1/invoices/{id}/lines`` and ``/v1/checkout/sessions/{id}/line_items``.
+:meth:`FakeStripe.add_objects`), the retrieve endpoint of each (``GET /v1/invoices/{id}``, ...), and
+``/v1/invoices/{id}/lines`` and ``/v1/checkout/sessions/{id}/line_items``.
 Includable fields are returned only when a request expands them, as Stripe does: an invoice's ``payments``
-(``expand[]=data.payments``, its first ``INVOICE_PAYMENTS_IN_LIST`` invoice payments with ``has_more``), a
+(``expand[]=data.payments`` on a list, ``expand[]=payments`` on a retrieve; its first ``INVOICE_PAYMENTS_IN_LIST`` invoice payments with ``has_more``), a
 charge's ``refunds`` (``expand[]=data.refunds``), a session's ``line_items`` (``expand[]=data.line_items``).
 Invoices in lists carry at most 10 lines with ``has_more`` as Stripe does.
 
@@ -52,6 +53,7 @@ OBJECT_LISTS = {
 }
 INVOICE_LINES = re.compile(r"^/v1/invoices/([^/]+)/lines$")
 SESSION_ITEMS = re.compile(r"^/v1/checkout/sessions/([^/]+)/line_items$")
+RETRIEVE = re.compile(r"^(/v1/(?:checkout/sessions|[a-z_]+))/([^/]+)$")
 
 
 class StripeError(Exception):
@@ -252,6 +254,15 @@ class FakeStripe(BackgroundServer):
             return self._events(params)
         if path in OBJECT_LISTS:
             return self._objects_list(path, OBJECT_LISTS[path], params)
+        m = RETRIEVE.match(path)
+        if m and m.group(1) in OBJECT_LISTS:
+            kind = OBJECT_LISTS[m.group(1)]
+            obj = self._objects[kind].get(m.group(2))
+            if obj is None:
+                raise StripeError(404, "invalid_request_error", f"No such {kind}: '{m.group(2)}'",
+                                  code="resource_missing", param="id")
+            # a retrieve names what to expand without the list's "data." prefix
+            return self._render(kind, obj, {f"data.{e}" for e in params.get("expand") or []})
         m = INVOICE_LINES.match(path)
         if m:
             inv = self._objects["invoice"].get(m.group(1))

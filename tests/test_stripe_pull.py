@@ -219,6 +219,11 @@ def test_the_fake_returns_includable_fields_only_when_expanded_and_the_backfill_
         assert len(expanded["payments"]["data"]) == 10 and expanded["payments"]["has_more"] is True
         listed = client.get("/v1/invoice_payments", params={"invoice": "in_parts", "limit": 100}).json()
         assert len(listed["data"]) == 12
+        assert "payments" not in client.get("/v1/invoices/in_parts").json()
+        retrieved = client.get("/v1/invoices/in_parts", params={"expand[]": "payments"}).json()
+        assert len(retrieved["payments"]["data"]) == 10 and retrieved["id"] == "in_parts"
+        assert client.get("/v1/invoice_payments/inpay_03").json()["payment"]["payment_intent"] == "pi_03"
+        assert client.get("/v1/invoices/in_nope").status_code == 404
         done = backfill(settings(fake, tmp_path / "landing"), datetime.fromtimestamp(NOW - 3600, timezone.utc).date(),
                         resources=("invoices",))
     assert done.objects == {"invoices": 1}
