@@ -73,6 +73,7 @@ STRIPE_CHECKS = """
     when f[1] is null or f[1] = '' then 'missing required field: id'
     when f[2] is null then 'missing required field: type'
     when try_cast(f[3] as bigint) is null then 'missing or non-integer field: created'
+    when try(make_timestamp(cast(f[3] as bigint) * 1000000)) is null then 'created is out of range: ' || f[3]
     when t[1] is distinct from 'OBJECT' then 'missing required field: data.object'
 """
 TRACKING_CHECKS = """
@@ -80,7 +81,7 @@ TRACKING_CHECKS = """
     when f[2] is null then 'missing required field: type'
     when f[2] not in ('page', 'identify', 'track') then 'unsupported type: ' || f[2]
     when f[6] is null then 'missing required field: timestamp'
-    when try_cast(f[6] as timestamptz) is null then 'timestamp is not an ISO-8601 date-time'
+    when try(cast(f[6] as timestamptz) at time zone 'UTC') is null then 'timestamp is not an ISO-8601 date-time'
     when coalesce(f[4], '') = '' and coalesce(f[5], '') = '' then 'missing required field: one of anonymousId or userId'
 """
 # What a kept line becomes: ``f`` (its fields) and ``payload`` (the line: JSON text that the first pass parsed, so
@@ -144,21 +145,42 @@ def _batches(files: list[Path]) -> list[list[Path]]:
 
 
 def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, files: list[Path],
-                scratch: Path, result: SourceLoad) -> None:
-    fields, types, checks, insert = SOURCE_SQL[source]
+                scratch: Path, result: SourceLoad, utf8_by_line: bool = False) -> None:
+    """Load a batch of files in one transaction. ``utf8_by_line``: the files hold bytes that are not UTF-8, which
+    DuckDB's reader refuses for the whole file; each is copied to the scratch folder with such lines blanked, and
+    those lines are quarantined one by one, so one bad byte costs one line."""
     mapping = []
+    bad_lines: list[tuple[str, int, str, str]] = []
     for f in files:
         read_path = f
-        if f.name.endswith(".gz"):
+        rel = f.relative_to(landing_dir).as_posix()
+        if f.name.endswith(".gz") or utf8_by_line:
             read_path = scratch / f"{len(mapping)}.jsonl"
             try:
-                with gzip.open(f, "rb") as src, open(read_path, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with (gzip.open(f, "rb") if f.name.endswith(".gz") else open(f, "rb")) as src, \
+                        open(read_path, "wb") as dst:
+                    if utf8_by_line:
+                        bad_lines += [(rel, n, "line is not valid UTF-8", text)
+                                      for n, text in _copy_blanking_non_utf8(src, dst)]
+                    else:
+                        shutil.copyfileobj(src, dst)
             except (OSError, EOFError) as e:
                 raise UnreadableFile(f"not a readable gzip file ({e})") from e
-        mapping.append((str(read_path), f.relative_to(landing_dir).as_posix(), f.stat().st_size))
+        mapping.append((str(read_path), rel, f.stat().st_size))
     with _settings(con, {**WRITE_SETTINGS, "disabled_compression_methods": config.disabled_compression_methods()}):
-        _write_batch(con, source, mapping, result)
+        _write_batch(con, source, mapping, result, bad_lines)
+
+
+def _copy_blanking_non_utf8(src, dst) -> Iterator[tuple[int, str]]:
+    """Copy lines, streaming, with every line that is not UTF-8 replaced by an empty line (not a line to the
+    loader, and line numbers stay those of the file); yields (line number, the line decoded with replacements)."""
+    for n, raw in enumerate(src, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield n, raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:QUARANTINED_LINE_CHARS]
+            raw = b"\n" if raw.endswith(b"\n") else b""
+        dst.write(raw)
 
 
 @contextmanager
@@ -177,12 +199,17 @@ def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> Iterato
 
 
 def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tuple[str, str, int]],
-                 result: SourceLoad) -> None:
+                 result: SourceLoad, bad_lines: list[tuple[str, int, str, str]] = ()) -> None:
     fields, types, checks, insert = SOURCE_SQL[source]
     con.execute("begin transaction")
     try:
         con.execute("create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint)")
         con.executemany("insert into _files values (?, ?, ?)", mapping)
+        # lines refused before DuckDB reads the files (bytes that are not UTF-8), quarantined with the rest
+        con.execute("create or replace temp table _refused (file varchar, line_number bigint, reason varchar, "
+                    "line varchar)")
+        if bad_lines:
+            con.executemany("insert into _refused values (?, ?, ?, ?)", list(bad_lines))
         read_paths = [m[0] for m in mapping]
         table = _table(source)
         id_column = ID_COLUMN[table]
@@ -197,6 +224,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
                    case when reason is not null then left(line, {QUARANTINED_LINE_CHARS}) end as line
             from {_classified(fields, types, checks)}
         """, {"read_paths": read_paths})
+        con.execute("insert into _classified select file, line_number, null, reason, null, line from _refused")
         # What is not kept of the valid lines: an id the table has already, or one seen earlier in the batch (by
         # file and line): a retried delivery, a file copied in twice. Usually few.
         con.execute(f"""
@@ -248,7 +276,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
             select coalesce(sum(lines), 0), coalesce(sum(quarantined_rows), 0), coalesce(sum(loaded_rows), 0)
             from {RAW_SCHEMA}.loaded_files where source = ? and loaded_at = ? and file in (select file from _files)
         """, [source, now]).fetchall()[0]
-        con.execute("drop table _classified; drop table _skip; drop table _files")
+        con.execute("drop table _classified; drop table _skip; drop table _files; drop table _refused")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -348,7 +376,11 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
                     except duckdb.InvalidInputException as e:
                         if "read_text" not in str(e):
                             raise  # not the file's fault: fail loudly rather than quarantine good data
-                        _quarantine_file(con, landing_dir, source, path, str(e).split("\n")[0], result)
+                        try:
+                            # bytes that are not UTF-8: quarantine those lines, load the rest
+                            _load_batch(con, landing_dir, source, [path], Path(scratch), result, utf8_by_line=True)
+                        except (UnreadableFile, duckdb.InvalidInputException) as again:
+                            _quarantine_file(con, landing_dir, source, path, str(again).split("\n")[0], result)
             finally:
                 for p in Path(scratch).iterdir():
                     p.unlink()

@@ -19,8 +19,21 @@
 {%- endmacro %}
 
 {% macro epoch_to_timestamp(expr) %}{{ return(adapter.dispatch('epoch_to_timestamp', 'ttattribution')(expr)) }}{% endmacro %}
-{% macro default__epoch_to_timestamp(expr) %}make_timestamp(cast({{ expr }} as bigint) * 1000000){% endmacro %}
-{% macro postgres__epoch_to_timestamp(expr) %}(to_timestamp(cast({{ expr }} as bigint)) at time zone 'UTC'){% endmacro %}
+{# Total: null, never an error, for text that is not an integer or seconds outside the timestamp range. #}
+{% macro default__epoch_to_timestamp(expr) %}try(make_timestamp(try_cast({{ expr }} as bigint) * 1000000)){% endmacro %}
+{% macro postgres__epoch_to_timestamp(expr) -%}
+    (case when {{ postgres__safe_cast(expr, 'bigint') }} between -62135596800 and 253402300799
+          then to_timestamp(cast({{ expr }} as bigint)) at time zone 'UTC' end)
+{%- endmacro %}
+
+{# safe_cast(expr, 'bigint') -> the value as that type, or null when it is not one (never an error): every
+   expression over landed data is total. Types: bigint, integer, double. #}
+{% macro safe_cast(expr, type) %}{{ return(adapter.dispatch('safe_cast', 'ttattribution')(expr, type)) }}{% endmacro %}
+{% macro default__safe_cast(expr, type) %}try_cast({{ expr }} as {{ type }}){% endmacro %}
+{% macro postgres__safe_cast(expr, type) -%}
+    {%- set pattern = "'^\s*-?[0-9]{1,18}\s*$'" if type in ('bigint', 'integer') else "'^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?\s*$'" -%}
+    (case when cast({{ expr }} as text) ~ {{ pattern }} then cast(cast({{ expr }} as text) as {{ type }}) end)
+{%- endmacro %}
 
 {% macro iso_to_timestamp(expr) %}{{ return(adapter.dispatch('iso_to_timestamp', 'ttattribution')(expr)) }}{% endmacro %}
 {% macro default__iso_to_timestamp(expr) %}(cast({{ expr }} as timestamptz) at time zone 'UTC'){% endmacro %}
@@ -34,7 +47,8 @@
 {% macro postgres__regex_extract(expr, pattern) %}nullif(substring({{ expr }} from {{ pattern }}), ''){% endmacro %}
 
 {% macro url_decode(expr) %}{{ return(adapter.dispatch('url_decode', 'ttattribution')(expr)) }}{% endmacro %}
-{% macro default__url_decode(expr) %}url_decode(replace({{ expr }}, '+', ' ')){% endmacro %}
+{# Total: a malformed percent-encoding (or one that decodes to invalid UTF-8) is null, never an error. #}
+{% macro default__url_decode(expr) %}try(url_decode(replace({{ expr }}, '+', ' '))){% endmacro %}
 {% macro postgres__url_decode(expr) %}replace({{ expr }}, '+', ' '){% endmacro %}
 
 {% macro digits_only(expr) %}{{ return(adapter.dispatch('digits_only', 'ttattribution')(expr)) }}{% endmacro %}

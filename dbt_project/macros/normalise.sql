@@ -36,7 +36,8 @@
     {{ ttattribution.regex_extract("lower(" ~ url ~ ")", "'^[a-z][a-z0-9+.-]*://(?:www\\.)?([^/:?#]+)'") }}
 {%- endmacro %}
 
-{# Stripe minor units to major units by the currency's exponent (2 when the seed does not list it). #}
+{# Stripe minor units to major units by the currency's exponent (2 when the seed does not list it); null, never
+   an error, for an amount that is not a number or does not fit. #}
 {% macro to_major_units(amount, exponent) -%}
-    cast(cast({{ amount }} as double) / power(10, coalesce({{ exponent }}, 2)) as decimal(18, 3))
+    {{ ttattribution.safe_cast(ttattribution.safe_cast(amount, 'double') ~ ' / power(10, coalesce(' ~ exponent ~ ', 2))', 'decimal(18, 3)') }}
 {%- endmacro %}

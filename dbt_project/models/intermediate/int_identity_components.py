@@ -54,7 +54,9 @@ def stitch(con, nodes: str, edges: str):
             select label, arg_min(node, (anchor_rank, node)) as anchor, count(*) as component_size
             from labelled group by label
         )
-        select labelled.node, labelled.node_type, split_part(labelled.node, ':', 2) as node_value,
+        -- a node is '<type>:<value>' and types hold no ':', so the value is everything after the first one (a
+        -- value may hold colons: an anonymousId 'b-victim:x' must stay its own browser, not become 'b-victim')
+        select labelled.node, labelled.node_type, substr(labelled.node, strpos(labelled.node, ':') + 1) as node_value,
                'cust_' || left(md5(anchors.anchor), 20) as customer_id, anchors.component_size
         from labelled join anchors using (label)
     """)

@@ -24,7 +24,7 @@ final as (
         {{ json_text('item', 'description') }} as description,
         {{ json_text('item', 'price.id') }} as price_id,
         {{ json_text('item', 'price.product') }} as product_id,
-        coalesce(cast({{ json_text('item', 'quantity') }} as integer), 1) as quantity,
+        coalesce({{ safe_cast(json_text('item', 'quantity'), 'integer') }}, 1) as quantity,
         currency,
         {{ to_major_units(json_text('item', 'amount_total'), 'currency_exponent') }} as amount,
         {{ to_major_units(json_text('item', 'price.unit_amount'), 'currency_exponent') }} as unit_amount

@@ -30,7 +30,7 @@ final as (
         {{ at['subscription'] }} as subscription_id,
         {{ at['payment_intent'] }} as payment_intent_id,
         currency,
-        cast({{ at['amount_total'] }} as bigint) as amount_total_minor,
+        {{ safe_cast(at['amount_total'], 'bigint') }} as amount_total_minor,
         {{ to_major_units(at['amount_total'], 'currency_exponent') }} as amount_total,
         {{ epoch_to_timestamp(at['created']) }} as created_at,
         -- the session object has no completion time: the completed event's time is it

@@ -36,7 +36,7 @@ final as (
                  {{ json_text('line', 'plan.id') }}) as price_id,
         coalesce({{ json_text('line', 'pricing.price_details.product') }}, {{ json_text('line', 'price.product') }},
                  {{ json_text('line', 'plan.product') }}) as product_id,
-        coalesce(cast({{ json_text('line', 'quantity') }} as integer), 1) as quantity,
+        coalesce({{ safe_cast(json_text('line', 'quantity'), 'integer') }}, 1) as quantity,
         currency,
         {{ to_major_units(json_text('line', 'amount'), 'currency_exponent') }} as amount,
         {{ to_major_units("coalesce(" ~ json_text('line', 'pricing.unit_amount_decimal') ~ ", "

@@ -71,7 +71,7 @@ final as (
         status,
         (is_default = 'true') as is_default,
         currency,
-        cast(amount_paid_minor as bigint) as amount_paid_minor,
+        {{ safe_cast('amount_paid_minor', 'bigint') }} as amount_paid_minor,
         amount_paid,
         {{ epoch_to_timestamp('paid_at_epoch') }} as paid_at,
         found_in

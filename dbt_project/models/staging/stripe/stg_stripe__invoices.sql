@@ -29,7 +29,7 @@ final as (
         {{ at['payment_intent'] }} as payment_intent_id,
         {{ at['charge'] }} as charge_id,
         currency,
-        cast({{ at['amount_paid'] }} as bigint) as amount_paid_minor,
+        {{ safe_cast(at['amount_paid'], 'bigint') }} as amount_paid_minor,
         {{ to_major_units(at['amount_paid'], 'currency_exponent') }} as amount_paid,
         {{ to_major_units(at['total'], 'currency_exponent') }} as total,
         {{ epoch_to_timestamp(at['created']) }} as created_at,

@@ -20,7 +20,7 @@ final as (
         {{ at['invoice'] }} as invoice_id,
         {{ at['description'] }} as description,
         currency,
-        cast({{ at['amount_received'] }} as bigint) as amount_received_minor,
+        {{ safe_cast(at['amount_received'], 'bigint') }} as amount_received_minor,
         {{ to_major_units(at['amount_received'], 'currency_exponent') }} as amount_received,
         {{ epoch_to_timestamp(at['created']) }} as created_at,
         case when event_type = 'payment_intent.succeeded' then latest.created_at end as succeeded_at,
