@@ -6,7 +6,8 @@ aliases ``/v1/p``, ``/v1/i``, ``/v1/t``), the tracker at ``GET /tracker.js``, ``
 
 - Write key: HTTP Basic user name (``Authorization: Basic base64("<key>:")``) or ``writeKey`` in the body (a
   browser's ``sendBeacon`` cannot set headers); one of ``COLLECTOR_WRITE_KEYS``. Unknown or missing: 401.
-- CORS for browsers: preflight answered, ``Access-Control-Allow-Origin`` echoing allowed origins
+- CORS for browsers, without credentials: preflight answered (the SDKs' headers, their retry headers included),
+  ``Access-Control-Allow-Origin`` echoing allowed origins, other origins refused with 403
   (``COLLECTOR_ALLOWED_ORIGINS``, default any). Bodies may be ``text/plain`` (beacons) or gzip-encoded.
 - Each message gets ``messageId`` when it has none (derived from its content, so an SDK's retry of the same
   message keeps its id and is deduplicated), ``receivedAt``, ``sentAt``, ``timestamp`` corrected for the client's
@@ -29,6 +30,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import re
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -133,6 +135,20 @@ def client_ip(request: Request, settings: CollectorSettings) -> str | None:
             break
         peer = candidate
     return peer
+
+
+# Headers the common SDKs send: Segment's analytics.js / analytics-next (X-Retry-Count on every resend of a message
+# whose first attempt failed), RudderStack's and Jitsu's SDKs (AnonymousId, Content-Type, Authorization).
+SDK_HEADERS = ("Content-Type", "Authorization", "Content-Encoding", "X-Retry-Count", "AnonymousId")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def allowed_headers(request: Request) -> list[str]:
+    """What a preflight may allow: the SDKs' headers, and any other plainly named header the page asks for (no
+    credentials are ever allowed, so a request header grants nothing)."""
+    asked = [h.strip() for h in request.headers.get("access-control-request-headers", "").split(",")]
+    extra = [h for h in asked if _HEADER_NAME.match(h) and h.lower() not in {s.lower() for s in SDK_HEADERS}]
+    return [*SDK_HEADERS, *extra[:20]]
 
 
 def decode_body(raw: bytes, request: Request, limit: int) -> dict:
@@ -242,14 +258,18 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
     tracker = TRACKER_JS.read_bytes()
     tracker_etag = '"' + hashlib.sha256(tracker).hexdigest()[:16] + '"'
 
-    def cors(request: Request) -> dict:
+    def origin_refused(request: Request) -> bool:
+        """A browser page of a site not in COLLECTOR_ALLOWED_ORIGINS (requests without an Origin are servers)."""
         origin = request.headers.get("origin")
-        if not origin:
+        return bool(origin and settings.allowed_origins and origin.rstrip("/") not in settings.allowed_origins)
+
+    def cors(request: Request) -> dict:
+        # never with credentials: the collector reads no cookie, and a credentialed answer would let any allowed
+        # page read responses in the visitor's name
+        origin = request.headers.get("origin")
+        if not origin or origin_refused(request):
             return {}
-        if settings.allowed_origins and origin.rstrip("/") not in settings.allowed_origins:
-            return {}
-        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-                "Vary": "Origin"}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
     def refuse(request: Request, exc: Invalid) -> Response:
         counters.rejected[exc.status] = counters.rejected.get(exc.status, 0) + 1
@@ -268,6 +288,8 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
                               f"({'one message' if single else 'a batch'} may be at most {limit} bytes)", 413)
             except ClientDisconnect:
                 raise Invalid("client disconnected") from None
+            if origin_refused(request):
+                raise Invalid("this origin may not send events (COLLECTOR_ALLOWED_ORIGINS)", 403)
             body = decode_body(raw, request, limit)
             key = write_key_of(request, body)
             if key is None:
@@ -306,10 +328,12 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
         return json_response(200, {"success": True}, cors(request))
 
     async def preflight(request: Request) -> Response:
+        if origin_refused(request):
+            return error(403, "this origin may not send events (COLLECTOR_ALLOWED_ORIGINS)", {"Vary": "Origin"})
         headers = cors(request)
         if headers:
             headers |= {"Access-Control-Allow-Methods": "POST, OPTIONS",
-                        "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+                        "Access-Control-Allow-Headers": ", ".join(allowed_headers(request)),
                         "Access-Control-Max-Age": "86400"}
         return Response(status_code=204, headers=headers)
 

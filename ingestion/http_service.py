@@ -85,7 +85,10 @@ def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: st
 
     uvicorn.run(app_factory, factory=True, host=host, port=port, workers=workers if workers > 1 else None,
                 loop="uvloop", http="httptools", log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=30, server_header=False, date_header=False)
+                timeout_graceful_shutdown=30, server_header=False, date_header=False,
+                # the apps read X-Forwarded-For themselves, from configured proxies only; uvicorn's own handling
+                # believes it from any loopback peer
+                proxy_headers=False)
 
 
 __all__ = ["BodyTooLarge", "ClientDisconnect", "configure_logging", "error", "json_response", "read_body",

@@ -161,3 +161,39 @@ def test_every_acknowledged_event_survives_sigkill_mid_stream(env, tmp_path):
     stored = {e["anonymousId"] for e in landed(tmp_path)}
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged batches lost, e.g. {sorted(missing)[:3]}"
+
+
+def test_cors_allows_the_sdks_retry_headers_without_credentials_and_refuses_other_sites(tmp_path):
+    """Segment's analytics-next resends a failed message with X-Retry-Count: the preflight must allow it, or the
+    browser blocks every retry. Credentials are never allowed, and other sites' pages are refused at the door."""
+    env = {"COLLECTOR_WRITE_KEYS": KEYS[0], "LANDING_DIR": str(tmp_path / "landing"),
+           "COLLECTOR_ALLOWED_ORIGINS": "https://shop.example"}
+    with service("ingestion.collector", env) as col:
+        pre = httpx.options(f"{col.url}/v1/batch", headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-retry-count"})
+        assert pre.status_code == 204
+        allowed = {h.strip().lower() for h in pre.headers["access-control-allow-headers"].split(",")}
+        assert {"content-type", "x-retry-count", "authorization", "content-encoding"} <= allowed
+        assert "access-control-allow-credentials" not in pre.headers
+        odd = httpx.options(f"{col.url}/v1/batch", headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-retry-count, bad header, x-ok"})
+        assert "bad header" not in odd.headers["access-control-allow-headers"]
+        assert "x-ok" in odd.headers["access-control-allow-headers"]
+        evil = httpx.options(f"{col.url}/v1/batch", headers={"Origin": "https://evil.example",
+                                                             "Access-Control-Request-Method": "POST"})
+        assert evil.status_code == 403 and "access-control-allow-origin" not in evil.headers
+        retry = httpx.post(f"{col.url}/v1/batch", auth=(KEYS[0], ""), json={"batch": [page("b-retry")]},
+                           headers={"Origin": "https://shop.example", "X-Retry-Count": "1"})
+        assert retry.status_code == 200 and "access-control-allow-credentials" not in retry.headers
+        forged = httpx.post(f"{col.url}/v1/batch", auth=(KEYS[0], ""), json={"batch": [page("b-evil")]},
+                            headers={"Origin": "https://evil.example"})
+        assert forged.status_code == 403
+        # no trusted proxy configured: a client's X-Forwarded-For is not believed, even over loopback
+        spoofed = httpx.post(f"{col.url}/v1/batch", auth=(KEYS[0], ""), json={"batch": [page("b-spoof")]},
+                             headers={"X-Forwarded-For": "198.51.100.9"})
+        assert spoofed.status_code == 200
+    by_id = {e["anonymousId"]: e for e in landed(tmp_path)}
+    assert set(by_id) == {"b-retry", "b-spoof"}
+    assert by_id["b-spoof"]["context"]["ip"] == "127.0.0.1"
