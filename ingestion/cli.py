@@ -11,6 +11,7 @@ from ingestion.loader import load_all
 
 
 def main(argv: list[str] | None = None) -> int:
+    config.owner_only_files()
     ap = argparse.ArgumentParser(prog="python -m ingestion.cli", description=__doc__)
     ap.add_argument("--landing-dir", default=str(config.landing_dir()))
     ap.add_argument("--warehouse", default=str(config.warehouse_path()))

@@ -6,6 +6,14 @@ import os
 from pathlib import Path
 
 
+def owner_only_files() -> None:
+    """Make every file and folder this process creates from now on readable by its owner only (0600 and 0700):
+    landing files, segments, the warehouse and its write-ahead log, dbt's and Dagster's files all hold personal data
+    or can. DuckDB, dbt and Dagster create files with the process's umask, so the umask is the one place that covers
+    them all; the services, the code location and the command lines call this first."""
+    os.umask(0o077)
+
+
 def landing_dir() -> Path:
     return Path(os.environ.get("LANDING_DIR") or "./data/landing").resolve()
 

@@ -45,7 +45,7 @@ def _published_path(directory: Path, opened_at: float, stem: str) -> Path:
 def _publish(directory: Path, open_path: Path, opened_at: float, stem: str) -> Path:
     """Make a closed, fsynced segment visible under its final name (never replacing an existing file)."""
     final = _published_path(directory, opened_at, stem)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.link(open_path, final)
     os.unlink(open_path)
     fsync_dir(final.parent)
@@ -58,11 +58,11 @@ class Segment:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.stem = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         creating = directory / f"{CREATING_PREFIX}{self.stem}{SEGMENT_SUFFIX}"
         self.path = directory / f"{OPEN_PREFIX}{self.stem}{SEGMENT_SUFFIX}"
-        self.fd = os.open(creating, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644)
+        self.fd = os.open(creating, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o600)  # owner only
         # Locked before it gets the name recovery looks for, so a live segment is never taken for an orphan.
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(creating, self.path)

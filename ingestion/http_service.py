@@ -64,6 +64,10 @@ def service_main(argv: list[str] | None, *, prog: str, description: str, default
     refuses to start) before the port is bound."""
     import argparse
 
+    from ingestion.config import owner_only_files
+
+    owner_only_files()
+
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")

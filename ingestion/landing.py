@@ -48,12 +48,12 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict | str], *, compress: b
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"landing file already exists and is immutable: {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if compress is None:
         compress = path.name.endswith(".gz")
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
     count = 0
-    raw = open(tmp, "wb")
+    raw = os.fdopen(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")  # personal data: owner only
     try:
         stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw
         lines = []

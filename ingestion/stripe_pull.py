@@ -480,6 +480,7 @@ def backfill(settings: PullSettings, start: date, end: date | None = None, *,
 # ---- command line -----------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    config.owner_only_files()
     import argparse
     ap = argparse.ArgumentParser(prog="python -m ingestion.stripe_pull",
                                  description="Pull Stripe events, or backfill history, into the landing zone.")

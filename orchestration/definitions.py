@@ -1,6 +1,9 @@
 """The code location: ingestion, dbt, activation and automation, with resources from the environment."""
 
+from ingestion.config import owner_only_files
 from orchestration.gctuning import collection_paused
+
+owner_only_files()  # the warehouse, dbt's target and Dagster's storage hold personal data: see ingestion/config.py
 
 # loading creates objects that live as long as the process, and little garbage: see orchestration/gctuning.py
 with collection_paused():

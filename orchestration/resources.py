@@ -27,9 +27,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.resolved_path.parent.mkdir(parents=True, exist_ok=True)
+        self.resolved_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         con = duckdb.connect(str(self.resolved_path), read_only=read_only,
                              config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"})
+        if not read_only and self.resolved_path.stat().st_mode & 0o077:
+            self.resolved_path.chmod(0o600)  # a warehouse created before files were owner-only
         try:
             yield con
         finally:

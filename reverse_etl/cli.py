@@ -17,6 +17,7 @@ from reverse_etl.ledger import review_failures, unreviewed_failures
 
 
 def main(argv: list[str] | None = None) -> int:
+    config.owner_only_files()
     ap = argparse.ArgumentParser(prog="python -m reverse_etl", description=__doc__)
     ap.add_argument("--warehouse", default=str(config.warehouse_path()))
     ap.add_argument("--review-failures", metavar="WHO",

@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+from ingestion.config import owner_only_files
 from ingestion.landing import STRIPE_DIR, TRACKING_DIR, write_jsonl_atomic
 from simulator.stripe_objects import BASIL_AND_LATER
 from simulator.world import World, WorldConfig
@@ -62,6 +63,7 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
+    owner_only_files()
     ap = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
     ap.add_argument("--visitors", type=int, default=3000, help="number of people visiting the site")
     ap.add_argument("--seed", type=int, default=7)

@@ -315,3 +315,23 @@ def test_a_subscription_payment_whose_invoice_link_is_missing_is_held_not_counte
     assert workspace.scalar("select count(*) from intermediate.int_standalone_payment_intents "
                             "where hold_reason is not null") == 0
     assert json.dumps(sorted(found)) == json.dumps(sorted(truth))
+
+
+def test_files_holding_personal_data_are_readable_by_their_owner_only(tmp_path):
+    """make run over a simulated world (the simulator's command and the run's own process): landing files, the
+    warehouse and its folders are created 0600 / 0700, whatever the umask the user started with."""
+    import stat
+
+    env = {**os.environ, "LANDING_DIR": str(tmp_path / "landing"), "WAREHOUSE_PATH": str(tmp_path / "wh" / "w.duckdb"),
+           "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    for cmd in ([sys.executable, "-m", "simulator", "--visitors", "60", "--seed", "3"],
+                [sys.executable, "-m", "orchestration.run"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,
+                              preexec_fn=lambda: os.umask(0o022))
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    created = [p for p in [*(tmp_path / "landing").rglob("*"), *(tmp_path / "wh").rglob("*"), tmp_path / "wh"]
+               if not p.name.startswith(".")]
+    assert any(p.suffix == ".duckdb" for p in created) and any(p.suffix == ".jsonl" for p in created)
+    loose = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in created
+             if stat.S_IMODE(p.stat().st_mode) & 0o077}
+    assert not loose, f"readable by others: {loose}"
