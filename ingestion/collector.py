@@ -23,6 +23,7 @@ Start it with ``make collector PORT=…`` or ``ttattr-collector --port …``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -31,10 +32,11 @@ import ipaddress
 import logging
 import os
 import re
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -45,7 +47,7 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, env_int, error,
+from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, env_float, env_int, error,
                                     json_response, read_body, service_main)
 from ingestion.landing import TRACKING_DIR
 
@@ -54,6 +56,14 @@ log = logging.getLogger(__name__)
 COLLECTOR_SUBDIR = "collector"
 MAX_MESSAGE_BYTES = 32 << 10
 MAX_BATCH_BYTES = 500 << 10
+# Segment's SDKs send batches of at most a few hundred messages; a request of more is abuse (a 5 KB gzip body
+# inflates to 17,500 tiny messages)
+MAX_MESSAGES = 1000
+# ids (messageId, anonymousId, userId): what the warehouse keys and joins on
+MAX_ID_CHARS = 255
+# client timestamps the warehouse can hold and attribution can use: not older than this, nor in the future
+MAX_EVENT_AGE_DAYS = 400
+MAX_FUTURE = timedelta(days=1)
 TYPES = {"page", "identify", "track"}
 PATH_TYPES = {"/v1/page": "page", "/v1/p": "page", "/v1/identify": "identify", "/v1/i": "identify",
               "/v1/track": "track", "/v1/t": "track"}
@@ -70,6 +80,11 @@ class CollectorSettings:
     rotate_seconds: float = 60.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
+    max_messages: int = MAX_MESSAGES
+    max_event_age_days: int = MAX_EVENT_AGE_DAYS
+    body_timeout_seconds: float = 10.0                 # a body that has not arrived by then: 408
+    rate_per_second: float = 50.0                      # requests per client address (burst: 2 s worth); 0: none
+    key_rate_per_second: float = 2000.0                # requests per write key, all addresses together; 0: none
 
     @classmethod
     def from_env(cls) -> CollectorSettings:
@@ -89,7 +104,12 @@ class CollectorSettings:
                                      "network (e.g. 10.0.0.0/8)") from None
         return cls(write_keys=keys, landing_dir=config.landing_dir(), allowed_origins=origins,
                    trusted_proxies=tuple(proxies),
-                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)))
+                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
+                   max_messages=env_int("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES),
+                   max_event_age_days=env_int("COLLECTOR_MAX_EVENT_AGE_DAYS", MAX_EVENT_AGE_DAYS),
+                   body_timeout_seconds=env_float("COLLECTOR_BODY_TIMEOUT_SECONDS", 10.0),
+                   rate_per_second=env_float("COLLECTOR_RATE_PER_SECOND", 50.0),
+                   key_rate_per_second=env_float("COLLECTOR_KEY_RATE_PER_SECOND", 2000.0))
 
     @property
     def directory(self) -> Path:
@@ -171,14 +191,40 @@ def decode_body(raw: bytes, request: Request, limit: int) -> dict:
 
 # ---- messages ---------------------------------------------------------------------------------------------
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?$")
+
+
 def _parse_time(value, where: str) -> datetime:
-    if not isinstance(value, str):
-        raise Invalid(f"{where} must be an ISO-8601 string")
+    """An RFC 3339 date-time (what Segment's SDKs send; ISO week dates and other forms Python would read are
+    refused: the warehouse could not). No zone: UTC."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise Invalid(f"{where} must be an RFC 3339 date-time such as 2026-11-20T10:00:00.000Z, "
+                      f"not {str(value)[:40]!r}")
+    text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00").replace("z", "+00:00"))
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid(f"{where} is not an ISO-8601 time: {value[:40]!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        t = datetime.fromisoformat(text)
+        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise Invalid(f"{where} is not a time a timestamp can hold: {value[:40]!r}") from None
+
+
+def _within_window(t: datetime, received: datetime, max_age_days: int, where: str) -> datetime:
+    if not received - timedelta(days=max_age_days) <= t <= received + MAX_FUTURE:
+        raise Invalid(f"{where} is {_iso(t)}: more than {max_age_days} days before or a day after the time "
+                      "received (COLLECTOR_MAX_EVENT_AGE_DAYS)")
+    return t
+
+
+def _dumps(msg: dict, where: str, option: int = 0) -> bytes:
+    try:
+        return orjson.dumps(msg, option=option)
+    except orjson.JSONEncodeError as exc:   # nested deeper than orjson writes (it reads deeper than it writes)
+        raise Invalid(f"{where} cannot be stored: {exc}") from None
+
+
+def _check_id(value, where: str) -> None:
+    if isinstance(value, str) and (len(value) > MAX_ID_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+        raise Invalid(f"{where} must be at most {MAX_ID_CHARS} characters without control characters")
 
 
 def _iso(t: datetime) -> str:
@@ -186,7 +232,7 @@ def _iso(t: datetime) -> str:
 
 
 def prepare(msg, where: str, *, default_type: str | None, received: datetime, sent_at: datetime | None,
-            ip: str | None, user_agent: str | None, max_bytes: int) -> bytes:
+            ip: str | None, user_agent: str | None, max_bytes: int, max_age_days: int = MAX_EVENT_AGE_DAYS) -> bytes:
     """Validate one message, fill what the server knows, and return its landing line."""
     if not isinstance(msg, dict):
         raise Invalid(f"{where} must be a JSON object")
@@ -211,11 +257,13 @@ def prepare(msg, where: str, *, default_type: str | None, received: datetime, se
             raise Invalid(f"{where}.{key} must be an object")
     if "messageId" in msg and msg["messageId"] is not None and not isinstance(msg["messageId"], str):
         raise Invalid(f"{where}.messageId must be a string")
+    for key in ("messageId", "anonymousId", "userId"):
+        _check_id(msg.get(key), f"{where}.{key}")
     msg.pop("writeKey", None)
     if not msg.get("messageId"):
         if msg.get("timestamp") is not None or msg.get("originalTimestamp") is not None:
             # from the content as sent, which carries its own time: an SDK's retry keeps the id it got first
-            digest = hashlib.sha256(orjson.dumps(msg, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            digest = hashlib.sha256(_dumps(msg, where, orjson.OPT_SORT_KEYS)).hexdigest()
             msg["messageId"] = "srv-" + digest[:32]
         else:  # nothing tells two identical untimed messages apart
             msg["messageId"] = "srv-" + uuid.uuid4().hex
@@ -225,23 +273,54 @@ def prepare(msg, where: str, *, default_type: str | None, received: datetime, se
     if user_agent and not context.get("userAgent"):
         context["userAgent"] = user_agent
     msg["context"] = context
-    # Segment's clock-skew rule: the event happened (sentAt - originalTimestamp) before it was received
+    # Segment's clock-skew rule: the event happened (sentAt - originalTimestamp) before it was received. Stored
+    # in one canonical form the warehouse reads, within a window around the time received.
     if msg.get("timestamp") is not None:
-        _parse_time(msg["timestamp"], f"{where}.timestamp")
+        at = _parse_time(msg["timestamp"], f"{where}.timestamp")
     elif msg.get("originalTimestamp") is not None and sent_at is not None:
         original = _parse_time(msg["originalTimestamp"], f"{where}.originalTimestamp")
-        msg["timestamp"] = _iso(received - (sent_at - original))
+        try:
+            at = received - (sent_at - original)
+        except OverflowError:
+            raise Invalid(f"{where}.originalTimestamp and sentAt are too far apart") from None
     elif msg.get("originalTimestamp") is not None:
-        msg["timestamp"] = _iso(_parse_time(msg["originalTimestamp"], f"{where}.originalTimestamp"))
+        at = _parse_time(msg["originalTimestamp"], f"{where}.originalTimestamp")
     else:
-        msg["timestamp"] = _iso(received)
+        at = received
+    msg["timestamp"] = _iso(_within_window(at, received, max_age_days, f"{where}.timestamp"))
     if sent_at is not None:
         msg["sentAt"] = _iso(sent_at)
     msg["receivedAt"] = _iso(received)
-    line = orjson.dumps(msg)
+    line = _dumps(msg, where)
     if len(line) > max_bytes:
         raise Invalid(f"{where} is {len(line)} bytes; a message may be at most {max_bytes} bytes", 413)
     return line + b"\n"
+
+
+class RateLimiter:
+    """A token bucket per key (a client address, a write key): ``rate`` requests a second, bursts of two seconds'
+    worth. Per process: with N workers the limits add up. Buckets idle for a minute are forgotten."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.capacity = max(1.0, 2 * rate)
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.swept = time.monotonic()
+
+    def allow(self, key: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        if now - self.swept > 60:
+            self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 60}
+            self.swept = now
+        tokens, at = self.buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            return False
+        self.buckets[key] = (tokens - 1, now)
+        return True
 
 
 @dataclass
@@ -255,6 +334,8 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
     settings = settings or CollectorSettings.from_env()
     writer = GroupCommitWriter(settings.directory, rotate_seconds=settings.rotate_seconds)
     counters = Counters()
+    rate_limits = RateLimiter(settings.rate_per_second)
+    key_limits = RateLimiter(settings.key_rate_per_second)
     tracker = TRACKER_JS.read_bytes()
     tracker_etag = '"' + hashlib.sha256(tracker).hexdigest()[:16] + '"'
 
@@ -273,7 +354,10 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
 
     def refuse(request: Request, exc: Invalid) -> Response:
         counters.rejected[exc.status] = counters.rejected.get(exc.status, 0) + 1
-        return error(exc.status, str(exc), cors(request))
+        headers = cors(request)
+        if exc.status == 429:
+            headers = {**headers, "Retry-After": "1"}
+        return error(exc.status, str(exc), headers)
 
     async def ingest(request: Request) -> Response:
         counters.requests += 1
@@ -281,8 +365,12 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
         single = PATH_TYPES.get(path)
         limit = settings.max_message_bytes if single else settings.max_batch_bytes
         try:
+            if not rate_limits.allow(client_ip(request, settings) or "?"):
+                raise Invalid("too many requests from this address (COLLECTOR_RATE_PER_SECOND); retry later", 429)
             try:
-                raw = await read_body(request, limit)
+                raw = await asyncio.wait_for(read_body(request, limit), settings.body_timeout_seconds)
+            except TimeoutError:
+                raise Invalid(f"the body did not arrive within {settings.body_timeout_seconds:g} s", 408) from None
             except BodyTooLarge:
                 raise Invalid(f"body larger than {limit} bytes "
                               f"({'one message' if single else 'a batch'} may be at most {limit} bytes)", 413)
@@ -296,6 +384,9 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
                 raise Invalid("no write key: send it as the HTTP Basic user name or as writeKey in the body", 401)
             if key not in settings.write_keys:
                 raise Invalid("unknown write key", 401)
+            if not key_limits.allow(key):
+                raise Invalid("too many requests for this write key (COLLECTOR_KEY_RATE_PER_SECOND); retry later",
+                              429)
             received = datetime.now(timezone.utc)
             sent_at = _parse_time(body["sentAt"], "sentAt") if body.get("sentAt") else None
             ip = client_ip(request, settings)
@@ -308,6 +399,9 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
                     raise Invalid("batch must be an array of messages")
                 if not messages:
                     raise Invalid("batch is empty")
+                if len(messages) > settings.max_messages:
+                    raise Invalid(f"batch has {len(messages)} messages; at most {settings.max_messages} "
+                                  "(COLLECTOR_MAX_MESSAGES)", 413)
                 shared = body.get("context")
                 if isinstance(shared, dict):  # a batch-level context applies to its messages (Segment SDKs)
                     for m in messages:
@@ -315,7 +409,7 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
                             m["context"] = {**shared, **(m.get("context") or {})}
             lines = [prepare(m, "message" if single else f"batch[{i}]", default_type=default_type,
                              received=received, sent_at=sent_at, ip=ip, user_agent=user_agent,
-                             max_bytes=settings.max_message_bytes)
+                             max_bytes=settings.max_message_bytes, max_age_days=settings.max_event_age_days)
                      for i, m in enumerate(messages)]
         except Invalid as exc:
             return refuse(request, exc)

@@ -44,6 +44,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw in (None, ""):
@@ -96,4 +106,4 @@ def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: st
 
 
 __all__ = ["BodyTooLarge", "ClientDisconnect", "configure_logging", "error", "json_response", "read_body",
-           "env_int", "serve", "service_main"]
+           "env_float", "env_int", "serve", "service_main"]
