@@ -2,6 +2,7 @@
 must succeed, the bad line cost one line, and the world's answers stay right (issue 19's poison-pill class)."""
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -72,3 +73,80 @@ def test_poison_pills_cost_one_line_each_and_never_stop_a_run(workspace):
         s = score(con, workspace.truth)
     assert (s.found_purchases, s.extra_purchases, s.wrong_amounts, s.false_merges) == (s.truth_purchases, 0, 0, 0)
     assert s.tiktok_right_campaign_share >= 0.99
+
+
+def test_a_forged_identify_through_the_public_collector_cannot_take_over_a_customers_answers(workspace):
+    """The attacker has only the public write key: an identify with a victim's email from the attacker's browser,
+    with backdated and future-dated TikTok pages, consent flags both ways, and one user id claiming many people's
+    emails. The victim's first touch, conversion keys and consent stay as they were."""
+    import httpx
+
+    from tests.services import service
+
+    workspace.add_world(visitors=300, seed=41)
+    assert workspace.run().success
+    before = {r[0]: r[1:] for r in workspace.query(
+        "select purchase_id, first_touch_at, first_touch_campaign, first_touch_ttclid from marts.attributed_purchases")}
+    keys_before = {r[0]: r[1:] for r in workspace.query(
+        "select event_id, ttclid, ttp, ip, user_agent, emails, phones, advertising_consent, eligible "
+        "from marts.tiktok_conversions")}
+    victim_email, victim_purchase = workspace.query(
+        "select email_normalised, purchase_id from intermediate.int_purchases where email_normalised is not null "
+        "order by purchased_at limit 1")[0]
+    others = [r[0] for r in workspace.query(
+        "select distinct email_normalised from intermediate.int_purchases where email_normalised is not null "
+        "and email_normalised <> ? order by 1 limit 6", [victim_email])]
+    attack_page = "https://shop.example/?ttclid=E.C.P.forged&utm_source=tiktok&utm_campaign=forged_campaign"
+    key = "wk_public"
+    env = {"COLLECTOR_WRITE_KEYS": key, "LANDING_DIR": str(workspace.landing), "LANDING_ROTATE_SECONDS": "1"}
+    with service("ingestion.collector", env) as col:
+        def send(batch):
+            r = httpx.post(f"{col.url}/v1/batch", auth=(key, ""), json={"batch": batch})
+            assert r.status_code == 200, r.text
+
+        # the collector refuses more than a day ahead; 20 hours ahead it accepts, and staging clamps
+        ahead = (datetime.now(timezone.utc) + timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ctx = {"page": {"url": attack_page}, "cookies": {"_ttp": "ttp-forged"}, "userAgent": "Attacker/1.0",
+               "ip": "198.51.100.66"}
+        send([{"type": "page", "anonymousId": "b-attacker", "timestamp": "2026-01-02T00:00:00Z", "context": ctx},
+              {"type": "identify", "anonymousId": "b-attacker", "timestamp": "2026-01-02T00:00:01Z",
+               "traits": {"email": victim_email}, "context": ctx},
+              {"type": "page", "anonymousId": "b-attacker", "timestamp": ahead,
+               "context": {**ctx, "consent": {"categoryPreferences": {"advertising": True}}}}])
+        # one user id claiming several customers' emails
+        send([{"type": "identify", "userId": "u-forged", "anonymousId": f"b-spray-{i}",
+               "timestamp": "2026-01-02T00:00:00Z", "traits": {"email": e}} for i, e in enumerate(others)])
+    assert workspace.run().success
+
+    after = {r[0]: r[1:] for r in workspace.query(
+        "select purchase_id, first_touch_at, first_touch_campaign, first_touch_ttclid from marts.attributed_purchases")}
+    assert after == before, "no first touch moved"
+    keys_after = {r[0]: r[1:] for r in workspace.query(
+        "select event_id, ttclid, ttp, ip, user_agent, emails, phones, advertising_consent, eligible "
+        "from marts.tiktok_conversions")}
+    assert keys_after == keys_before, "no conversion gained the attacker's keys or lost its consent"
+    assert "forged" not in str(keys_after[victim_purchase])
+    edges = workspace.query("select is_used, unused_reason from intermediate.int_identity_edges "
+                            "where 'user:u-forged' in (left_node, right_node)")
+    assert len(edges) == 2 * len(others), "its browser and email edges, audited"
+    assert {e for e in edges} == {(False, f"shared_user_id: {len(others)} emails")}
+    raw = workspace.query("select client_event_at, event_at, received_at from staging.stg_tracking__events "
+                          "where anonymous_id = 'b-attacker' order by client_event_at")
+    assert raw[0][0].year == 2026 and raw[0][0].month == 1 and raw[0][1] > raw[0][0], "backdating clamped"
+    assert raw[-1][1] <= raw[-1][2] + timedelta(minutes=10), "future dating clamped"
+
+
+def test_a_denial_of_consent_anywhere_in_the_person_wins_over_later_grants(workspace):
+    workspace.add_world(visitors=300, seed=43)
+    assert workspace.run().success
+    denied = workspace.query("select event_id, customer_id from marts.tiktok_conversions "
+                             "where not advertising_consent order by 1")
+    assert denied
+    browser = workspace.scalar("select node_value from intermediate.int_identity_components "
+                               "where node_type = 'browser' and customer_id = ? limit 1", [denied[0][1]])
+    write_jsonl_atomic(workspace.landing / "tracking" / "later" / "grant.jsonl", [
+        {"messageId": "late-grant", "type": "page", "timestamp": "2026-12-01T00:00:00Z", "anonymousId": browser,
+         "context": {"page": {"url": "https://shop.example/"}, "consent": {"categoryPreferences": {"advertising": True}}}}])
+    assert workspace.run().success
+    assert workspace.query("select event_id, customer_id from marts.tiktok_conversions "
+                           "where not advertising_consent order by 1") == denied

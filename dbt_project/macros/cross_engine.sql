@@ -36,7 +36,8 @@
 {%- endmacro %}
 
 {% macro iso_to_timestamp(expr) %}{{ return(adapter.dispatch('iso_to_timestamp', 'ttattribution')(expr)) }}{% endmacro %}
-{% macro default__iso_to_timestamp(expr) %}(cast({{ expr }} as timestamptz) at time zone 'UTC'){% endmacro %}
+{# Total: null, never an error, for text that is not an ISO-8601 time a timestamp can hold. #}
+{% macro default__iso_to_timestamp(expr) %}try(try_cast({{ expr }} as timestamptz) at time zone 'UTC'){% endmacro %}
 
 {% macro regex_matches(expr, pattern) %}{{ return(adapter.dispatch('regex_matches', 'ttattribution')(expr, pattern)) }}{% endmacro %}
 {% macro default__regex_matches(expr, pattern) %}regexp_matches({{ expr }}, {{ pattern }}){% endmacro %}

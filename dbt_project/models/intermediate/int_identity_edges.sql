@@ -154,6 +154,22 @@ capped_nodes as (
     from usable_edges where left_type = 'browser' and right_type = 'phone'
     group by left_node having count(distinct right_value) > {{ var('max_phones_per_browser') }}
     union all
+    -- user ids and browser counts are claims anyone with the public write key can make up
+    select left_node,
+           'shared_user_id: ' || count(distinct right_value) || ' emails'
+    from usable_edges where left_type = 'user' and right_type = 'email'
+    group by left_node having count(distinct right_value) > {{ var('max_emails_per_user_id') }}
+    union all
+    select left_node,
+           'shared_user_id: ' || count(distinct right_value) || ' phones'
+    from usable_edges where left_type = 'user' and right_type = 'phone'
+    group by left_node having count(distinct right_value) > {{ var('max_phones_per_user_id') }}
+    union all
+    select right_node,
+           'sprayed_email: ' || count(distinct left_value) || ' browsers'
+    from usable_edges where left_type = 'browser' and right_type = 'email'
+    group by right_node having count(distinct left_value) > {{ var('max_browsers_per_email') }}
+    union all
     select right_node,
            'shared_email: ' || count(distinct left_value) || ' stripe customers'
     from usable_edges where left_type = 'stripe_customer' and right_type = 'email'

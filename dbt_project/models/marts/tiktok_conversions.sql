@@ -177,12 +177,14 @@ ttclid_before as (
        and journeys.ttclid is not null
 ),
 
--- the customer's latest consent signal; an explicit denial means nothing is sent to an ad platform
+-- consent: a denial anywhere in the person wins, whenever it was given; nothing is sent to an ad platform for
+-- them. (A browser's consent flag is a claim: a grant must never outrank a denial, and the latest signal by the
+-- browser's own clock was what a forged, future-dated grant could win.)
 consent as (
-    select customer_id, advertising_consent,
-           row_number() over (partition by customer_id order by event_at desc, message_id desc) as recency
+    select customer_id, bool_and(advertising_consent) as advertising_consent
     from browser_events
     where advertising_consent is not null
+    group by customer_id
 ),
 
 match_keys as (
@@ -210,7 +212,7 @@ joined as (
     left join ttclid_before on ttclid_before.event_id = purchases.event_id and ttclid_before.recency = 1
     left join context_before as ttp_before on ttp_before.event_id = purchases.event_id and ttp_before.ttp_recency = 1
     left join context_before on context_before.event_id = purchases.event_id and context_before.recency = 1
-    left join consent on consent.customer_id = purchases.customer_id and consent.recency = 1
+    left join consent on consent.customer_id = purchases.customer_id
     left join match_keys on match_keys.customer_id = purchases.customer_id
 ),
 

@@ -28,7 +28,7 @@ with source as (
     ('context_utm_term', 'context.campaign.term'),
     ('user_agent', 'context.userAgent'), ('ip', 'context.ip'), ('locale', 'context.locale'),
     ('ttp', 'context.cookies._ttp'), ('ga_cookie', 'context.cookies._ga'),
-    ('advertising_consent_raw', 'context.consent.categoryPreferences.advertising'),
+    ('advertising_consent_raw', 'context.consent.categoryPreferences.advertising'), ('received_at', 'receivedAt'),
     ('trait_email', 'traits.email'), ('trait_phone', 'traits.phone'),
     ('carried_utm_source', 'context.attribution.campaign.source'),
     ('carried_utm_medium', 'context.attribution.campaign.medium'),
@@ -52,7 +52,15 @@ parsed as (
         event_name,
         anonymous_id,
         user_id,
-        event_timestamp as event_at,
+        -- the client's clock is a claim: used clamped to a window around the time the collector received the event
+        -- (lines without receivedAt did not come through the collector and keep their time); the raw value is kept
+        case when {{ iso_to_timestamp(at.received_at) }} is null then event_timestamp
+             else least(greatest(event_timestamp, {{ iso_to_timestamp(at.received_at) }}
+                                                  - interval '{{ var("client_clock_max_lag_hours") }} hours'),
+                        {{ iso_to_timestamp(at.received_at) }}
+                            + interval '{{ var("client_clock_max_lead_minutes") }} minutes') end as event_at,
+        event_timestamp as client_event_at,
+        {{ iso_to_timestamp(at.received_at) }} as received_at,
         _loaded_at as loaded_at,
         coalesce({{ at.url }}, {{ at.props_url }}) as page_url,
         coalesce({{ at.path }}, {{ at.props_path }}) as page_path,
@@ -135,6 +143,8 @@ final as (
         anonymous_id,
         user_id,
         event_at,
+        client_event_at,
+        received_at,
         page_url,
         page_path,
         page_title,
