@@ -73,7 +73,7 @@ TRACKER_JS = Path(__file__).resolve().parent / "static" / "tracker.js"
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    write_keys: frozenset[str]
+    write_keys: frozenset[str]                         # browser keys and server keys together
     landing_dir: Path
     allowed_origins: frozenset[str] = frozenset()      # empty: any origin
     trusted_proxies: tuple = ()                        # ip_network objects
@@ -85,10 +85,16 @@ class CollectorSettings:
     body_timeout_seconds: float = 10.0                 # a body that has not arrived by then: 408
     rate_per_second: float = 50.0                      # requests per client address (burst: 2 s worth); 0: none
     key_rate_per_second: float = 2000.0                # requests per write key, all addresses together; 0: none
+    # keys only the site's own servers hold (COLLECTOR_SERVER_WRITE_KEYS): their messages may name the visitor's IP;
+    # under a browser key (the public one in every page) context.ip is always the request's own address
+    server_write_keys: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> CollectorSettings:
         keys = frozenset(k.strip() for k in os.environ.get("COLLECTOR_WRITE_KEYS", "").split(",") if k.strip())
+        server_keys = frozenset(k.strip() for k in os.environ.get("COLLECTOR_SERVER_WRITE_KEYS", "").split(",")
+                                if k.strip())
+        keys = keys | server_keys
         if not keys:
             raise SystemExit("COLLECTOR_WRITE_KEYS is not set: the collector refuses to start without at least one "
                              "write key (comma-separated; the tracker snippet and SDKs send one of them)")
@@ -102,7 +108,8 @@ class CollectorSettings:
                 except ValueError:
                     raise SystemExit(f"COLLECTOR_TRUSTED_PROXIES: {raw.strip()!r} is not an IP address or "
                                      "network (e.g. 10.0.0.0/8)") from None
-        return cls(write_keys=keys, landing_dir=config.landing_dir(), allowed_origins=origins,
+        return cls(write_keys=keys, server_write_keys=server_keys, landing_dir=config.landing_dir(),
+                   allowed_origins=origins,
                    trusted_proxies=tuple(proxies),
                    rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
                    max_messages=env_int("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES),
@@ -232,7 +239,8 @@ def _iso(t: datetime) -> str:
 
 
 def prepare(msg, where: str, *, default_type: str | None, received: datetime, sent_at: datetime | None,
-            ip: str | None, user_agent: str | None, max_bytes: int, max_age_days: int = MAX_EVENT_AGE_DAYS) -> bytes:
+            ip: str | None, user_agent: str | None, max_bytes: int, max_age_days: int = MAX_EVENT_AGE_DAYS,
+            client_names_ip: bool = True) -> bytes:
     """Validate one message, fill what the server knows, and return its landing line."""
     if not isinstance(msg, dict):
         raise Invalid(f"{where} must be a JSON object")
@@ -268,8 +276,8 @@ def prepare(msg, where: str, *, default_type: str | None, received: datetime, se
         else:  # nothing tells two identical untimed messages apart
             msg["messageId"] = "srv-" + uuid.uuid4().hex
     context = msg.get("context") or {}
-    if ip and not context.get("ip"):
-        context["ip"] = ip
+    if ip and (not client_names_ip or not context.get("ip")):
+        context["ip"] = ip   # a browser's claimed IP is replaced by the address it sent from
     if user_agent and not context.get("userAgent"):
         context["userAgent"] = user_agent
     msg["context"] = context
@@ -409,7 +417,8 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
                             m["context"] = {**shared, **(m.get("context") or {})}
             lines = [prepare(m, "message" if single else f"batch[{i}]", default_type=default_type,
                              received=received, sent_at=sent_at, ip=ip, user_agent=user_agent,
-                             max_bytes=settings.max_message_bytes, max_age_days=settings.max_event_age_days)
+                             max_bytes=settings.max_message_bytes, max_age_days=settings.max_event_age_days,
+                             client_names_ip=key in settings.server_write_keys)
                      for i, m in enumerate(messages)]
         except Invalid as exc:
             return refuse(request, exc)

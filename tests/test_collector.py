@@ -260,3 +260,15 @@ def _nested(depth: int) -> dict:
     for _ in range(depth):
         value = {"a": value}
     return value
+
+
+def test_a_browser_key_cannot_name_an_ip_and_a_server_key_can(tmp_path):
+    env = {"COLLECTOR_WRITE_KEYS": "wk_public", "COLLECTOR_SERVER_WRITE_KEYS": "wk_server",
+           "LANDING_DIR": str(tmp_path / "landing")}
+    with service("ingestion.collector", env) as col:
+        for key, anon in (("wk_public", "b-browser"), ("wk_server", "b-server")):
+            r = httpx.post(f"{col.url}/v1/batch", auth=(key, ""),
+                           json={"batch": [page(anon, context={"ip": "192.0.2.44", "page": {"url": "https://x/"}})]})
+            assert r.status_code == 200, r.text
+    ips = {e["anonymousId"]: e["context"]["ip"] for e in landed(tmp_path)}
+    assert ips == {"b-browser": "127.0.0.1", "b-server": "192.0.2.44"}
