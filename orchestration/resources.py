@@ -68,6 +68,7 @@ class TikTokResource(dg.ConfigurableResource):
     timeout_seconds: float = DeliverySettings.timeout_seconds
     max_attempts_per_run: int = DeliverySettings.max_attempts_per_run
     max_total_attempts: int = DeliverySettings.max_total_attempts
+    context_retention_days: float = DeliverySettings.context_retention_days
     # processes checking payloads against the schema while others are sent; unset: one per spare core
     validation_processes: int | None = DeliverySettings.validation_processes
 
@@ -82,7 +83,7 @@ class TikTokResource(dg.ConfigurableResource):
             batch_size=self.batch_size, concurrency=self.concurrency,
             requests_per_second=self.requests_per_second, timeout_seconds=self.timeout_seconds,
             max_attempts_per_run=self.max_attempts_per_run, max_total_attempts=self.max_total_attempts,
-            validation_processes=self.validation_processes)
+            context_retention_days=self.context_retention_days, validation_processes=self.validation_processes)
 
     @classmethod
     def from_env(cls) -> "TikTokResource":
@@ -96,7 +97,7 @@ class TikTokResource(dg.ConfigurableResource):
             limited_data_use=s.payload.limited_data_use, batch_size=s.batch_size, concurrency=s.concurrency,
             requests_per_second=s.requests_per_second, timeout_seconds=s.timeout_seconds,
             max_attempts_per_run=s.max_attempts_per_run, max_total_attempts=s.max_total_attempts,
-            validation_processes=s.validation_processes)
+            context_retention_days=s.context_retention_days, validation_processes=s.validation_processes)
 
 
 class StripeResource(dg.ConfigurableResource):

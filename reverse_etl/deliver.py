@@ -38,7 +38,7 @@ import orjson
 
 from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNotFound, EventsApiClient,
                                 PermissionDenied, TikTokError, TransportFailure)
-from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, write_columns, write_rows
+from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, redact_client_context, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
 from reverse_etl.validate import ValidatorPool, batch_problems, json_array
@@ -83,6 +83,8 @@ class DeliverySettings:
     timeout_seconds: float = 15.0
     max_attempts_per_run: int = 5
     max_total_attempts: int = 15
+    # days the ledger keeps a settled event's IP address and user agent (the rest of its record is kept)
+    context_retention_days: float = 30.0
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     now: datetime | None = None  # "now" for the age limit; the clock when None
@@ -129,6 +131,7 @@ class DeliverySettings:
             timeout_seconds=get("TIKTOK_TIMEOUT_SECONDS", 15.0, float),
             max_attempts_per_run=get("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5, int),
             max_total_attempts=get("TIKTOK_MAX_TOTAL_ATTEMPTS", 15, int),
+            context_retention_days=get("TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS", 30.0, float),
             validation_processes=get("TIKTOK_VALIDATION_PROCESSES", None, int),
         )
 
@@ -148,6 +151,7 @@ class DeliveryResult:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requests: int = 0
     seconds: float = 0.0
+    redacted: int = 0   # ledger rows whose IP and user agent outlived TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS
 
     def __getitem__(self, key: str) -> int:
         return self.counts.get(key, 0)
@@ -377,6 +381,9 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
         gc.unfreeze()
         chunks.close()
         lookup.close()
+    # by the wall clock, as the ledger records attempts (``now`` may be set back for the age limit)
+    result.redacted = redact_client_context(
+        con, datetime.now(UTC).replace(tzinfo=None) - timedelta(days=settings.context_retention_days))
     result.seconds = time.monotonic() - started
     return result
 

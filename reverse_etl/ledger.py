@@ -68,6 +68,20 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
+def redact_client_context(con: duckdb.DuckDBPyConnection, before: datetime) -> int:
+    """Drop the visitor's IP address and user agent (sent to TikTok in clear, as it requires) from the recorded
+    payloads of events settled for good before ``before``; the rest of the record stays for audit. Returns how
+    many rows were redacted."""
+    ensure_ledger(con)
+    return con.execute(f"""
+        update {TABLE}
+        set payload = json_merge_patch(payload, '{{"user": {{"ip": null, "user_agent": null}}}}')
+        where status in {FINAL_STATUSES!r} and coalesce(last_attempt_at, recorded_at) < ?
+          and payload is not null
+          and (json_exists(payload, '$.user.ip') or json_exists(payload, '$.user.user_agent'))
+    """, [before]).fetchall()[0][0]
+
+
 def unreviewed_failures(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(last_code, last_message, events, newest) of failed_permanent events nobody has reviewed yet."""
     ensure_ledger(con)

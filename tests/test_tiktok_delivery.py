@@ -366,3 +366,21 @@ def test_duckdb_builds_exactly_the_events_python_builds(con):
     assert "last_name" not in users["conv_000000022"] and "first_name" not in users["conv_000000024"]
     assert users["conv_000000024"]["city"] == "stlouis"
     assert not {"first_name", "zip_code", "city", "state", "country"} & set(users["conv_000000025"])
+
+
+def test_the_ledger_forgets_ip_and_user_agent_of_settled_events_after_the_retention(fake, con):
+    make_conversions(con, 20, NOW)
+    deliver(con, settings(fake))
+    payloads = [json.loads(p) for (p,) in con.execute("select payload from reverse_etl.tiktok_deliveries").fetchall()]
+    assert payloads and all("ip" in p["user"] and "user_agent" in p["user"] for p in payloads)
+    # 40 days pass (the retention is 30)
+    con.execute("update reverse_etl.tiktok_deliveries set last_attempt_at = last_attempt_at - interval 40 days, "
+                "recorded_at = recorded_at - interval 40 days")
+    make_conversions(con, 5, NOW, start=100, replace=False)
+    result = deliver(con, settings(fake))
+    rows = dict(con.execute("select event_id, payload from reverse_etl.tiktok_deliveries").fetchall())
+    old = [json.loads(p) for e, p in rows.items() if int(e[5:]) < 100]
+    new = [json.loads(p) for e, p in rows.items() if int(e[5:]) >= 100]
+    assert result.redacted == len(old) == 20
+    assert all("ip" not in p["user"] and "user_agent" not in p["user"] and p["user"]["email"] for p in old)
+    assert all("ip" in p["user"] for p in new), "recent events keep theirs"
