@@ -23,7 +23,6 @@ Start it with ``make collector PORT=…`` or ``ttattr-collector --port …``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -47,8 +46,8 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, env_float, env_int, error,
-                                    json_response, read_body, service_main)
+from ingestion.http_service import (BodyTimeout, BodyTooLarge, ClientDisconnect, configure_logging, env_float,
+                                    env_int, error, json_response, read_body, service_main)
 from ingestion.landing import TRACKING_DIR
 
 log = logging.getLogger(__name__)
@@ -376,8 +375,8 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             if not rate_limits.allow(client_ip(request, settings) or "?"):
                 raise Invalid("too many requests from this address (COLLECTOR_RATE_PER_SECOND); retry later", 429)
             try:
-                raw = await asyncio.wait_for(read_body(request, limit), settings.body_timeout_seconds)
-            except TimeoutError:
+                raw = await read_body(request, limit, settings.body_timeout_seconds)
+            except BodyTimeout:
                 raise Invalid(f"the body did not arrive within {settings.body_timeout_seconds:g} s", 408) from None
             except BodyTooLarge:
                 raise Invalid(f"body larger than {limit} bytes "

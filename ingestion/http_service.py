@@ -3,6 +3,7 @@ JSON answers, and running under uvicorn with a clean shutdown that publishes wha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -17,6 +18,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimeout(Exception):
+    """The body did not arrive in time (a client that sends headers and then trickles or nothing)."""
+
+
 def json_response(status: int, body: dict, headers: dict | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
@@ -25,8 +30,14 @@ def error(status: int, message: str, headers: dict | None = None) -> Response:
     return json_response(status, {"error": message}, headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes without reading it all."""
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading it all, and one that has not fully arrived
+    within ``timeout`` seconds (BodyTimeout), so a slow client cannot hold the worker."""
+    if timeout is not None:
+        try:
+            return await asyncio.wait_for(read_body(request, limit), timeout)
+        except TimeoutError:
+            raise BodyTimeout from None
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -105,5 +116,5 @@ def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: st
                 proxy_headers=False)
 
 
-__all__ = ["BodyTooLarge", "ClientDisconnect", "configure_logging", "error", "json_response", "read_body",
+__all__ = ["BodyTimeout", "BodyTooLarge", "ClientDisconnect", "configure_logging", "error", "json_response", "read_body",
            "env_float", "env_int", "serve", "service_main"]

@@ -30,8 +30,8 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import (BodyTooLarge, ClientDisconnect, configure_logging, env_int, error,
-                                    json_response, read_body, service_main)
+from ingestion.http_service import (BodyTimeout, BodyTooLarge, ClientDisconnect, configure_logging, env_float,
+                                    env_int, error, json_response, read_body, service_main)
 from ingestion.landing import STRIPE_DIR
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class ReceiverSettings:
     tolerance: int = DEFAULT_TOLERANCE
     max_bytes: int = DEFAULT_MAX_BYTES
     rotate_seconds: float = 60.0
+    body_timeout_seconds: float = 10.0   # a body that has not arrived by then: 408 (Stripe retries)
 
     @classmethod
     def from_env(cls) -> ReceiverSettings:
@@ -64,7 +65,8 @@ class ReceiverSettings:
         return cls(secrets=secrets, landing_dir=config.landing_dir(),
                    tolerance=env_int("STRIPE_WEBHOOK_TOLERANCE", DEFAULT_TOLERANCE),
                    max_bytes=env_int("STRIPE_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES),
-                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)))
+                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
+                   body_timeout_seconds=env_float("STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS", 10.0))
 
     @property
     def directory(self) -> Path:
@@ -122,9 +124,11 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
 
     async def webhook(request: Request):
         try:
-            body = await read_body(request, settings.max_bytes)
+            body = await read_body(request, settings.max_bytes, settings.body_timeout_seconds)
         except BodyTooLarge:
             return error(413, f"body larger than {settings.max_bytes} bytes")
+        except BodyTimeout:
+            return error(408, f"the body did not arrive within {settings.body_timeout_seconds:g} s")
         except ClientDisconnect:
             return error(400, "client disconnected")
         try:

@@ -149,3 +149,18 @@ def test_every_acknowledged_event_survives_sigkill_mid_stream(env, tmp_path):
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
     assert len(stored) == len(set(stored))
     assert not list(landing.rglob(".open-*"))
+
+
+def test_a_body_that_never_arrives_is_dropped_after_the_timeout(tmp_path):
+    import socket
+
+    env = {"STRIPE_WEBHOOK_SECRET": "whsec_" + "t" * 24, "LANDING_DIR": str(tmp_path / "landing"),
+           "STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS": "1"}
+    with service("ingestion.stripe_receiver", env) as rec:
+        with socket.create_connection(("127.0.0.1", rec.port)) as s:
+            s.sendall(b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{\"id\": ")
+            s.settimeout(10)
+            started = time.monotonic()
+            status_line = s.recv(4096).split(b"\r\n")[0]
+        assert b" 408 " in status_line and time.monotonic() - started < 5
+        assert httpx.get(f"{rec.url}/healthz").status_code == 200
