@@ -150,3 +150,37 @@ def test_a_denial_of_consent_anywhere_in_the_person_wins_over_later_grants(works
     assert workspace.run().success
     assert workspace.query("select event_id, customer_id from marts.tiktok_conversions "
                            "where not advertising_consent order by 1") == denied
+
+
+def test_a_conversion_carries_its_own_customers_keys_not_those_of_whoever_it_was_stitched_to(workspace):
+    """Two Stripe customers who share a phone are one stitched person (a household, or a claim that made them
+    one); each purchase is sent with its own customer's email, never the other's."""
+    import time as _time
+
+    from simulator import stripe_objects as so
+
+    v, now = so.NEW_API_VERSION, int(_time.time()) - 3 * 86400
+    events = []
+    for who in ("a", "b"):
+        cus, pi, ch = f"cus_{who}", f"pi_{who}", f"ch_{who}"
+        events += [
+            so.event(f"evt_c{who}", "customer.created", now, so.customer(
+                cus_id=cus, created=now, email=f"{who}.person@buyers.net", name=f"{who.upper()} Person",
+                phone="+14155550100", country="US", api_version=v), v),
+            so.event(f"evt_p{who}", "payment_intent.succeeded", now, so.payment_intent(
+                pi_id=pi, created=now, amount_minor=4900, currency="usd", cus_id=cus, receipt_email=None,
+                charge_id=ch, invoice_id=None, description=None, api_version=v), v),
+            so.event(f"evt_h{who}", "charge.succeeded", now, so.charge(
+                ch_id=ch, created=now, amount_minor=4900, currency="usd", cus_id=cus, pi_id=pi,
+                email=f"{who}.person@buyers.net", name=f"{who.upper()} Person", phone="+14155550100", country="US",
+                invoice_id=None, refunded_minor=0, api_version=v), v)]
+    events.append(so.event("evt_later", "customer.created", now + 7200, so.customer(
+        cus_id="cus_z", created=now + 7200, email="z@example.org", name="Z", phone=None, country="US",
+        api_version=v), v))
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "household" / "e.jsonl", events)
+    assert workspace.run().success
+    rows = dict((r[0], r[1:]) for r in workspace.query(
+        "select event_id, customer_id, emails, phones from marts.tiktok_conversions"))
+    assert rows["pi_a"][0] == rows["pi_b"][0], "stitched into one person"
+    assert rows["pi_a"][1:] == ("a.person@buyers.net", "+14155550100")
+    assert rows["pi_b"][1:] == ("b.person@buyers.net", "+14155550100")

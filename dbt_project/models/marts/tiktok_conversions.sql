@@ -20,7 +20,8 @@ with attributed as (
 
 int_purchases as (
     -- name and address: the purchase's own Stripe identity only, never another stitched identity's
-    select purchase_id, customer_name, address_city, address_state, address_country, address_postal_code
+    select purchase_id, stripe_customer_id, client_reference_id, customer_name, address_city, address_state,
+           address_country, address_postal_code
     from {{ ref('int_purchases') }}
 ),
 
@@ -41,7 +42,10 @@ purchase_events as (
         int_purchases.address_city,
         int_purchases.address_state,
         int_purchases.address_country,
-        int_purchases.address_postal_code
+        int_purchases.address_postal_code,
+        -- whose emails and phones the event may carry (match_keys): verified identities only
+        int_purchases.stripe_customer_id as key_stripe_customer_id,
+        int_purchases.client_reference_id as key_browser
     from attributed
     join int_purchases on int_purchases.purchase_id = attributed.purchase_id
 ),
@@ -64,7 +68,9 @@ lead_events as (
         cast(null as varchar) as address_city,
         cast(null as varchar) as address_state,
         cast(null as varchar) as address_country,
-        cast(null as varchar) as address_postal_code
+        cast(null as varchar) as address_postal_code,
+        cast(null as varchar) as key_stripe_customer_id,
+        leads.anonymous_id as key_browser
     from {{ ref('stg_tracking__events') }} as leads
     join {{ ref('int_identity_components') }} as identities
         on identities.node_type = 'browser' and identities.node_value = leads.anonymous_id
@@ -111,6 +117,7 @@ fingerprinted as (
                         'all_events.is_first_purchase', 'all_events.is_renewal', 'all_events.attributed_to_tiktok',
                         'all_events.page_url', 'all_events.customer_name', 'all_events.address_city',
                         'all_events.address_state', 'all_events.address_country', 'all_events.address_postal_code',
+                        'all_events.key_stripe_customer_id', 'all_events.key_browser',
                         'customer_fingerprints.customer_fingerprint']) }} as inputs_fingerprint
     from all_events
     left join customer_fingerprints on customer_fingerprints.customer_id = all_events.customer_id
@@ -187,14 +194,37 @@ consent as (
     group by customer_id
 ),
 
+-- The emails and phones an event carries: those its purchase names, those its Stripe customer holds, and those
+-- typed in the browser it verifiably comes from (Checkout's client_reference_id; a lead's own browser), over the
+-- edges the stitch uses (blocked and capped identifiers excluded). Never the rest of the stitched person: an
+-- identify is a claim anyone with the public write key can make, and a merge is not a licence to send one
+-- customer's keys with another's purchase.
+used_key_edges as (
+    select left_node, right_type, substr(right_node, strpos(right_node, ':') + 1) as right_value
+    from {{ ref('int_identity_edges') }}
+    where is_used and right_type in ('email', 'phone')
+      and left_type in ('purchase', 'stripe_customer', 'browser')
+),
+
+event_keys as (
+    select purchases.event_id, used_key_edges.right_type, used_key_edges.right_value
+    from purchases join used_key_edges on used_key_edges.left_node = 'purchase:' || purchases.purchase_id
+    union
+    select purchases.event_id, used_key_edges.right_type, used_key_edges.right_value
+    from purchases
+    join used_key_edges on used_key_edges.left_node = 'stripe_customer:' || purchases.key_stripe_customer_id
+    union
+    select purchases.event_id, used_key_edges.right_type, used_key_edges.right_value
+    from purchases join used_key_edges on used_key_edges.left_node = 'browser:' || purchases.key_browser
+),
+
 match_keys as (
     select
-        customer_id,
-        string_agg(case when node_type = 'email' then node_value end, ',' order by node_value) as emails,
-        string_agg(case when node_type = 'phone' then node_value end, ',' order by node_value) as phones
-    from identities
-    where node_type in ('email', 'phone')
-    group by customer_id
+        event_id,
+        string_agg(case when right_type = 'email' then right_value end, ',' order by right_value) as emails,
+        string_agg(case when right_type = 'phone' then right_value end, ',' order by right_value) as phones
+    from event_keys
+    group by event_id
 ),
 
 joined as (
@@ -213,7 +243,7 @@ joined as (
     left join context_before as ttp_before on ttp_before.event_id = purchases.event_id and ttp_before.ttp_recency = 1
     left join context_before on context_before.event_id = purchases.event_id and context_before.recency = 1
     left join consent on consent.customer_id = purchases.customer_id
-    left join match_keys on match_keys.customer_id = purchases.customer_id
+    left join match_keys on match_keys.event_id = purchases.event_id
 ),
 
 final as (
