@@ -55,24 +55,22 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
     return b"".join(chunks)
 
 
-def env_float(name: str, default: float) -> float:
+def _env_number(name: str, default, cast):
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
     try:
-        return float(raw)
+        return cast(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+        raise SystemExit(f"{name} must be {'an integer' if cast is int else 'a number'}, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float)
 
 
 def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+    return _env_number(name, default, int)
 
 
 def configure_logging() -> None:

@@ -142,38 +142,26 @@ usable_edges as (
       and right_node not in (select node from blocked_nodes)
 ),
 
--- super-node guards: degree caps per identifier type, counted over unblocked edges only
+-- super-node guards: degree caps per identifier type, counted over unblocked edges only. Each cap: the node that
+-- is refused (left or right end), the edge type it counts, the reason's words, and the dbt var with the limit.
+-- Browsers, user ids and browser counts are claims anyone with the public write key can make up.
+{%- set caps = [
+    ('left', 'browser', 'email', 'shared_browser', 'emails', 'max_emails_per_browser'),
+    ('left', 'browser', 'phone', 'shared_browser', 'phones', 'max_phones_per_browser'),
+    ('left', 'user', 'email', 'shared_user_id', 'emails', 'max_emails_per_user_id'),
+    ('left', 'user', 'phone', 'shared_user_id', 'phones', 'max_phones_per_user_id'),
+    ('right', 'browser', 'email', 'sprayed_email', 'browsers', 'max_browsers_per_email'),
+    ('right', 'stripe_customer', 'email', 'shared_email', 'stripe customers', 'max_customers_per_email'),
+] %}
 capped_nodes as (
-    select left_node as node,
-           'shared_browser: ' || count(distinct right_value) || ' emails' as reason
-    from usable_edges where left_type = 'browser' and right_type = 'email'
-    group by left_node having count(distinct right_value) > {{ var('max_emails_per_browser') }}
-    union all
-    select left_node,
-           'shared_browser: ' || count(distinct right_value) || ' phones'
-    from usable_edges where left_type = 'browser' and right_type = 'phone'
-    group by left_node having count(distinct right_value) > {{ var('max_phones_per_browser') }}
-    union all
-    -- user ids and browser counts are claims anyone with the public write key can make up
-    select left_node,
-           'shared_user_id: ' || count(distinct right_value) || ' emails'
-    from usable_edges where left_type = 'user' and right_type = 'email'
-    group by left_node having count(distinct right_value) > {{ var('max_emails_per_user_id') }}
-    union all
-    select left_node,
-           'shared_user_id: ' || count(distinct right_value) || ' phones'
-    from usable_edges where left_type = 'user' and right_type = 'phone'
-    group by left_node having count(distinct right_value) > {{ var('max_phones_per_user_id') }}
-    union all
-    select right_node,
-           'sprayed_email: ' || count(distinct left_value) || ' browsers'
-    from usable_edges where left_type = 'browser' and right_type = 'email'
-    group by right_node having count(distinct left_value) > {{ var('max_browsers_per_email') }}
-    union all
-    select right_node,
-           'shared_email: ' || count(distinct left_value) || ' stripe customers'
-    from usable_edges where left_type = 'stripe_customer' and right_type = 'email'
-    group by right_node having count(distinct left_value) > {{ var('max_customers_per_email') }}
+    {%- for end, left_type, right_type, label, counted, limit in caps %}
+    {%- set other = 'right' if end == 'left' else 'left' %}
+    select {{ end }}_node as node,
+           '{{ label }}: ' || count(distinct {{ other }}_value) || ' {{ counted }}' as reason
+    from usable_edges where left_type = '{{ left_type }}' and right_type = '{{ right_type }}'
+    group by {{ end }}_node having count(distinct {{ other }}_value) > {{ var(limit) }}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 ),
 
 refused_nodes as (
