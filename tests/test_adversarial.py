@@ -184,3 +184,53 @@ def test_a_conversion_carries_its_own_customers_keys_not_those_of_whoever_it_was
     assert rows["pi_a"][0] == rows["pi_b"][0], "stitched into one person"
     assert rows["pi_a"][1:] == ("a.person@buyers.net", "+14155550100")
     assert rows["pi_b"][1:] == ("b.person@buyers.net", "+14155550100")
+
+
+def test_a_later_claim_of_a_customers_email_does_not_put_the_claimants_browser_on_their_next_purchase(workspace):
+    """A customer's browser clicked a TikTok ad and typed their email; days later another browser claims the same
+    email (anyone can, with the public write key) and is tracked with its own click, cookie, address and agent; then
+    the customer buys. The conversion keeps the customer's own browser's ttclid, _ttp, IP and user agent: the
+    first claimant's, since a later claim never outranks an earlier one or a verified link."""
+    import time as _time
+
+    from simulator import stripe_objects as so
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def at(delta):
+        return (now + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def line(mid, kind, browser, when, ctx, **extra):
+        return {"messageId": mid, "type": kind, "anonymousId": browser, "timestamp": at(when),
+                "receivedAt": at(when), "context": ctx, **extra}
+
+    victim_ctx = {"page": {"url": "https://shop.example/?ttclid=E.C.P.victim&utm_source=tiktok&utm_campaign=spring"},
+                  "cookies": {"_ttp": "ttp-victim"}, "userAgent": "Victim/1.0", "ip": "203.0.113.5"}
+    attacker_ctx = {"page": {"url": "https://shop.example/?ttclid=E.C.P.forged&utm_source=tiktok&utm_campaign=x"},
+                    "cookies": {"_ttp": "ttp-forged"}, "userAgent": "Attacker/1.0", "ip": "198.51.100.66"}
+    email = {"email": "victim@buyers.net"}
+    write_jsonl_atomic(workspace.landing / "tracking" / "claims" / "t.jsonl", [
+        line("v1", "page", "b-victim", timedelta(days=-5), victim_ctx),
+        line("v2", "identify", "b-victim", timedelta(days=-5, minutes=1), victim_ctx, traits=email),
+        line("a1", "identify", "b-attacker", timedelta(days=-2), attacker_ctx, traits=email),
+        line("a2", "page", "b-attacker", timedelta(days=-1, hours=-12), attacker_ctx)])
+    v, created = so.NEW_API_VERSION, int(_time.time()) - 86400
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "claims" / "e.jsonl", [
+        so.event("evt_cv", "customer.created", created, so.customer(
+            cus_id="cus_v", created=created, email="victim@buyers.net", name="Vic Tim", phone=None, country="US",
+            api_version=v), v),
+        so.event("evt_pv", "payment_intent.succeeded", created, so.payment_intent(
+            pi_id="pi_v", created=created, amount_minor=4900, currency="usd", cus_id="cus_v", receipt_email=None,
+            charge_id="ch_v", invoice_id=None, description=None, api_version=v), v),
+        so.event("evt_hv", "charge.succeeded", created, so.charge(
+            ch_id="ch_v", created=created, amount_minor=4900, currency="usd", cus_id="cus_v", pi_id="pi_v",
+            email="victim@buyers.net", name="Vic Tim", phone=None, country="US", invoice_id=None, refunded_minor=0,
+            api_version=v), v),
+        # a later event: a payment without an invoice counts once the stream has moved past its settling time
+        so.event("evt_later", "customer.created", created + 7200, so.customer(
+            cus_id="cus_z", created=created + 7200, email="z@example.org", name="Z", phone=None, country="US",
+            api_version=v), v)])
+    assert workspace.run().success
+    assert workspace.query("select ttclid, ttp, ip, user_agent, emails from marts.tiktok_conversions "
+                           "where event_id = 'pi_v'") == [
+        ("E.C.P.victim", "ttp-victim", "203.0.113.5", "Victim/1.0", "victim@buyers.net")]

@@ -7,6 +7,12 @@ with tracking as (
     where reveals_identity or user_id is not null
 ),
 
+-- when a browser's claim reached our services (its own clock is a claim too; lines that did not come through
+-- the collector keep their time)
+tracking_claims as (
+    select *, coalesce(received_at, event_at) as claimed_at from tracking
+),
+
 purchases as (
     select * from {{ ref('int_purchases') }}
 ),
@@ -29,53 +35,54 @@ charges as (
 
 raw_edges as (
     select 'tracking_identify' as edge_source, 'browser' as left_type, anonymous_id as left_value,
-           'email' as right_type, email_normalised as right_value, event_at as observed_at from tracking
+           'email' as right_type, email_normalised as right_value, event_at as observed_at,
+           claimed_at from tracking_claims
     union all
-    select 'tracking_identify', 'browser', anonymous_id, 'phone', phone_normalised, event_at from tracking
+    select 'tracking_identify', 'browser', anonymous_id, 'phone', phone_normalised, event_at, claimed_at from tracking_claims
     union all
-    select 'tracking_identify', 'browser', anonymous_id, 'user', user_id, event_at from tracking
+    select 'tracking_identify', 'browser', anonymous_id, 'user', user_id, event_at, claimed_at from tracking_claims
     union all
-    select 'tracking_identify', 'user', user_id, 'email', email_normalised, event_at from tracking
+    select 'tracking_identify', 'user', user_id, 'email', email_normalised, event_at, claimed_at from tracking_claims
     union all
-    select 'tracking_identify', 'user', user_id, 'phone', phone_normalised, event_at from tracking
+    select 'tracking_identify', 'user', user_id, 'phone', phone_normalised, event_at, claimed_at from tracking_claims
     union all
-    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('email') }}, created_at
+    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('email') }}, created_at, null
     from customers
     union all
-    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('phone') }}, created_at
+    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('phone') }}, created_at, null
     from customers
     union all
-    select 'invoice', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('customer_email') }}, created_at
+    select 'invoice', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('customer_email') }}, created_at, null
     from invoices
     union all
-    select 'invoice', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('customer_phone') }}, created_at
+    select 'invoice', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('customer_phone') }}, created_at, null
     from invoices
     union all
     -- charges' billing details: on the customer, or linking a guest's email and phone
-    select 'charge', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('billing_email') }}, created_at
+    select 'charge', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('billing_email') }}, created_at, null
     from charges
     union all
-    select 'charge', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('billing_phone') }}, created_at
+    select 'charge', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('billing_phone') }}, created_at, null
     from charges
     union all
     select 'charge', 'email', {{ normalise_email('billing_email') }}, 'phone', {{ normalise_phone('billing_phone') }},
-           created_at
+           created_at, null
     from charges
     where stripe_customer_id is null
     union all
-    select 'checkout_session', 'browser', client_reference_id, 'stripe_customer', stripe_customer_id, created_at
+    select 'checkout_session', 'browser', client_reference_id, 'stripe_customer', stripe_customer_id, created_at, null
     from sessions
     union all
-    select 'checkout_session', 'browser', client_reference_id, 'email', {{ normalise_email('customer_email') }}, created_at
+    select 'checkout_session', 'browser', client_reference_id, 'email', {{ normalise_email('customer_email') }}, created_at, null
     from sessions
     union all
-    select 'purchase', 'purchase', purchase_id, 'stripe_customer', stripe_customer_id, purchased_at from purchases
+    select 'purchase', 'purchase', purchase_id, 'stripe_customer', stripe_customer_id, purchased_at, null from purchases
     union all
-    select 'purchase', 'purchase', purchase_id, 'email', email_normalised, purchased_at from purchases
+    select 'purchase', 'purchase', purchase_id, 'email', email_normalised, purchased_at, null from purchases
     union all
-    select 'purchase', 'purchase', purchase_id, 'phone', phone_normalised, purchased_at from purchases
+    select 'purchase', 'purchase', purchase_id, 'phone', phone_normalised, purchased_at, null from purchases
     union all
-    select 'purchase', 'purchase', purchase_id, 'browser', client_reference_id, purchased_at from purchases
+    select 'purchase', 'purchase', purchase_id, 'browser', client_reference_id, purchased_at, null from purchases
 ),
 
 distinct_edges as (
@@ -87,7 +94,8 @@ distinct_edges as (
         min(edge_source) as edge_source,
         min(observed_at) as first_seen_at,
         max(observed_at) as last_seen_at,
-        count(*) as times_seen
+        count(*) as times_seen,
+        min(claimed_at) as first_claimed_at
     from raw_edges
     where left_value is not null and right_value is not null
       and (right_type <> 'phone' or {{ valid_e164('right_value') }})
@@ -107,7 +115,8 @@ edges as (
         edge_source,
         first_seen_at,
         last_seen_at,
-        times_seen
+        times_seen,
+        first_claimed_at
     from distinct_edges
 ),
 
@@ -180,6 +189,7 @@ final as (
         edges.first_seen_at,
         edges.last_seen_at,
         edges.times_seen,
+        edges.first_claimed_at,
         (left_refused.node is null and right_refused.node is null) as is_used,
         coalesce(left_refused.reason, right_refused.reason) as unused_reason,
         coalesce(case when left_refused.node is not null then edges.left_node end,

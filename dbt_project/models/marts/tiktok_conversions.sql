@@ -98,6 +98,18 @@ browser_activity as (
     group by anonymous_id
 ),
 
+-- the edges decide which browsers are the buyer's own (below), and an edge can change inside a person whose
+-- identifiers stay the same
+edge_fingerprints as (
+    select
+        all_identities.customer_id,
+        bit_xor({{ fingerprint(['edges.left_node', 'edges.right_node', 'edges.is_used', 'edges.first_claimed_at']) }})
+            as edges_fingerprint
+    from {{ ref('int_identity_edges') }} as edges
+    join all_identities on all_identities.node = edges.left_node
+    group by all_identities.customer_id
+),
+
 customer_fingerprints as (
     select
         all_identities.customer_id,
@@ -118,9 +130,11 @@ fingerprinted as (
                         'all_events.page_url', 'all_events.customer_name', 'all_events.address_city',
                         'all_events.address_state', 'all_events.address_country', 'all_events.address_postal_code',
                         'all_events.key_stripe_customer_id', 'all_events.key_browser',
-                        'customer_fingerprints.customer_fingerprint']) }} as inputs_fingerprint
+                        'customer_fingerprints.customer_fingerprint', 'edge_fingerprints.edges_fingerprint']) }}
+            as inputs_fingerprint
     from all_events
     left join customer_fingerprints on customer_fingerprints.customer_id = all_events.customer_id
+    left join edge_fingerprints on edge_fingerprints.customer_id = all_events.customer_id
 ),
 
 -- the events to build: all of them, or in an incremental run those whose inputs are new or changed
@@ -134,64 +148,13 @@ identities as (
     where customer_id in (select customer_id from purchases)
 ),
 
--- the columns the context, _ttp and consent come from; the other tracking columns are read only for the two
--- chosen events of each conversion (numbering wide rows sorts all of their text)
+-- consent is the person's (any browser); the other browser columns are read only for the two chosen events of
+-- each conversion (numbering wide rows sorts all of their text)
 browser_events as (
-    select identities.customer_id, events.message_id, events.event_at, events.ttp, events.advertising_consent
+    select identities.customer_id, events.anonymous_id, events.message_id, events.event_at, events.ttp,
+           events.advertising_consent
     from {{ ref('stg_tracking__events') }} as events
     join identities on identities.node_type = 'browser' and identities.node_value = events.anonymous_id
-),
-
--- the newest browser context (ip, user agent, locale) tracked at or before the purchase, and the newest _ttp
--- cookie (the newest event may come from a browser that blocks the pixel)
-ranked_context as (
-    select
-        purchases.event_id,
-        browser_events.message_id,
-        row_number() over (partition by purchases.event_id
-                           order by browser_events.event_at desc, browser_events.message_id desc) as recency,
-        row_number() over (partition by purchases.event_id
-                           order by case when browser_events.ttp is null then 1 else 0 end,
-                                    browser_events.event_at desc, browser_events.message_id desc) as ttp_recency
-    from purchases
-    join browser_events
-        on browser_events.customer_id = purchases.customer_id
-       and browser_events.event_at <= purchases.event_time
-),
-
-context_before as (
-    select
-        ranked_context.event_id,
-        ranked_context.recency,
-        ranked_context.ttp_recency,
-        events.ttp,
-        events.ip,
-        events.user_agent,
-        events.locale
-    from ranked_context
-    join {{ ref('stg_tracking__events') }} as events on events.message_id = ranked_context.message_id
-    where ranked_context.recency = 1 or ranked_context.ttp_recency = 1
-),
-
-ttclid_before as (
-    select purchases.event_id, journeys.ttclid,
-           row_number() over (partition by purchases.event_id
-                              order by journeys.touched_at desc, journeys.touch_id desc) as recency
-    from purchases
-    join {{ ref('customer_journeys') }} as journeys
-        on journeys.customer_id = purchases.customer_id
-       and journeys.touched_at <= purchases.event_time
-       and journeys.ttclid is not null
-),
-
--- consent: a denial anywhere in the person wins, whenever it was given; nothing is sent to an ad platform for
--- them. (A browser's consent flag is a claim: a grant must never outrank a denial, and the latest signal by the
--- browser's own clock was what a forged, future-dated grant could win.)
-consent as (
-    select customer_id, bool_and(advertising_consent) as advertising_consent
-    from browser_events
-    where advertising_consent is not null
-    group by customer_id
 ),
 
 -- The emails and phones an event carries: those its purchase names, those its Stripe customer holds, and those
@@ -225,6 +188,107 @@ match_keys as (
         string_agg(case when right_type = 'phone' then right_value end, ',' order by right_value) as phones
     from event_keys
     group by event_id
+),
+
+-- The buyer's own browsers, from which the event's ttclid, _ttp, IP and user agent come, in order of trust:
+-- verified (trust 0: the browser the event comes from, the browsers of its Stripe customer's Checkouts), then the
+-- browsers that claimed one of the event's own emails or phones (trust 1), directly or through a user id, the
+-- earliest claim first. A claim is what anyone with the public write key can make: it may add its sender's
+-- browser, but never outrank a verified browser or an earlier claimant (a later purchase of a customer whose email
+-- someone else typed keeps the customer's own click and device). Other browsers of the stitched person (another
+-- Stripe customer's, one merged through a shared phone) give nothing.
+claimed_browsers as (
+    select edges.right_node as key_node, substr(edges.left_node, 9) as anonymous_id, edges.first_claimed_at
+    from {{ ref('int_identity_edges') }} as edges
+    where edges.is_used and edges.left_type = 'browser' and edges.right_type in ('email', 'phone')
+    union all
+    select user_keys.right_node, substr(browser_users.left_node, 9),
+           greatest(browser_users.first_claimed_at, user_keys.first_claimed_at)
+    from {{ ref('int_identity_edges') }} as user_keys
+    join {{ ref('int_identity_edges') }} as browser_users
+        on browser_users.right_node = user_keys.left_node and browser_users.is_used
+       and browser_users.left_type = 'browser'
+    where user_keys.is_used and user_keys.left_type = 'user' and user_keys.right_type in ('email', 'phone')
+),
+
+own_browser_candidates as (
+    select event_id, key_browser as anonymous_id, 0 as trust, cast(null as timestamp) as claimed_at
+    from purchases where key_browser is not null
+    union all
+    select purchases.event_id, substr(edges.left_node, 9), 0, cast(null as timestamp)
+    from purchases
+    join {{ ref('int_identity_edges') }} as edges
+        on edges.right_node = 'stripe_customer:' || purchases.key_stripe_customer_id
+       and edges.is_used and edges.left_type = 'browser'
+    union all
+    select event_keys.event_id, claimed_browsers.anonymous_id, 1, claimed_browsers.first_claimed_at
+    from event_keys
+    join claimed_browsers on claimed_browsers.key_node = event_keys.right_type || ':' || event_keys.right_value
+),
+
+own_browsers as (
+    select event_id, anonymous_id, min(trust) as trust, min(claimed_at) as claimed_at
+    from own_browser_candidates
+    group by event_id, anonymous_id
+),
+
+-- the trusted-most browser's newest context (ip, user agent, locale) tracked at or before the event, and the
+-- newest _ttp cookie (the newest event may come from a browser that blocks the pixel)
+ranked_context as (
+    select
+        purchases.event_id,
+        browser_events.message_id,
+        row_number() over (partition by purchases.event_id
+                           order by own_browsers.trust, own_browsers.claimed_at nulls first,
+                                    browser_events.event_at desc, browser_events.message_id desc) as recency,
+        row_number() over (partition by purchases.event_id
+                           order by case when browser_events.ttp is null then 1 else 0 end,
+                                    own_browsers.trust, own_browsers.claimed_at nulls first,
+                                    browser_events.event_at desc, browser_events.message_id desc) as ttp_recency
+    from purchases
+    join own_browsers on own_browsers.event_id = purchases.event_id
+    join browser_events
+        on browser_events.customer_id = purchases.customer_id
+       and browser_events.anonymous_id = own_browsers.anonymous_id
+       and browser_events.event_at <= purchases.event_time
+),
+
+context_before as (
+    select
+        ranked_context.event_id,
+        ranked_context.recency,
+        ranked_context.ttp_recency,
+        events.ttp,
+        events.ip,
+        events.user_agent,
+        events.locale
+    from ranked_context
+    join {{ ref('stg_tracking__events') }} as events on events.message_id = ranked_context.message_id
+    where ranked_context.recency = 1 or ranked_context.ttp_recency = 1
+),
+
+ttclid_before as (
+    select purchases.event_id, journeys.ttclid,
+           row_number() over (partition by purchases.event_id
+                              order by own_browsers.trust, own_browsers.claimed_at nulls first,
+                                       journeys.touched_at desc, journeys.touch_id desc) as recency
+    from purchases
+    join own_browsers on own_browsers.event_id = purchases.event_id
+    join {{ ref('customer_journeys') }} as journeys
+        on journeys.customer_id = purchases.customer_id
+       and journeys.anonymous_id = own_browsers.anonymous_id
+       and journeys.touched_at <= purchases.event_time
+       and journeys.ttclid is not null
+),
+
+-- consent: a denial anywhere in the person wins, whenever it was given; nothing is sent to an ad platform for
+-- them. (A browser's consent flag is a claim: a grant must never outrank a denial, and the latest signal by the
+-- browser's own clock was what a forged, future-dated grant could win.)
+consent as (
+    select customer_id, bool_and(advertising_consent) as advertising_consent
+    from browser_events
+    where advertising_consent is not null
+    group by customer_id
 ),
 
 joined as (
