@@ -255,6 +255,67 @@ def test_abuse_is_refused_with_a_4xx_and_valid_traffic_still_lands(env, tmp_path
     assert all(e["timestamp"].endswith("Z") and len(e["timestamp"]) == 24 for e in events)
 
 
+def test_slow_and_oversized_headers_are_cut_off_while_valid_traffic_is_served(env, tmp_path):
+    """Slowloris: many connections that never finish their headers (idle, or trickling a header every few hundred
+    milliseconds) once held the collector for as long as the clients liked. Each is answered 408 and closed after
+    HTTP_HEADER_TIMEOUT_SECONDS; headers above HTTP_MAX_HEADER_BYTES are refused with 431; a valid batch sent while
+    they hang lands."""
+    import socket
+
+    env = {**env, "HTTP_HEADER_TIMEOUT_SECONDS": "1", "HTTP_MAX_HEADER_BYTES": "8192"}
+    with service("ingestion.collector", env) as col:
+        started = time.monotonic()
+        idle = [socket.create_connection(("127.0.0.1", col.port)) for _ in range(100)]
+        trickling = [socket.create_connection(("127.0.0.1", col.port)) for _ in range(100)]
+        for s in trickling:
+            s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
+        r = httpx.post(f"{col.url}/v1/batch", auth=(KEYS[0], ""), json={"batch": [page("b-during")]})
+        assert r.status_code == 200, r.text
+        for _ in range(3):
+            time.sleep(0.3)
+            for s in trickling:
+                try:
+                    s.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass
+        for s in idle + trickling:
+            s.settimeout(5)
+            answer = s.recv(4096)
+            assert answer == b"" or b" 408 " in answer.split(b"\r\n")[0], answer[:80]
+            s.close()
+        assert time.monotonic() - started < 5
+        with socket.create_connection(("127.0.0.1", col.port)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n")
+            s.settimeout(5)
+            assert b" 431 " in s.recv(4096).split(b"\r\n")[0]
+        # a keep-alive connection's second request is held to the same deadline
+        with socket.create_connection(("127.0.0.1", col.port)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(5)
+            first = s.recv(4096)
+            while not first.endswith(b"}"):
+                first += s.recv(4096)
+            assert b" 200 " in first.split(b"\r\n")[0]
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            assert b" 408 " in s.recv(4096).split(b"\r\n")[0]
+        assert httpx.get(f"{col.url}/healthz").status_code == 200
+    assert any(e["anonymousId"] == "b-during" for e in landed(tmp_path))
+
+
+def test_the_header_guard_extends_uvicorns_protocol_through_callbacks_it_still_has():
+    """GuardedHttpToolsProtocol overrides these methods of uvicorn's HttpToolsProtocol; if an upgrade renames one,
+    the guard would silently stop guarding: fail here instead."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from ingestion.http_service import GuardedHttpToolsProtocol
+
+    used = ["connection_made", "connection_lost", "on_message_begin", "on_url", "on_header", "on_headers_complete",
+            "send_400_response"]
+    for name in used:
+        assert callable(getattr(HttpToolsProtocol, name, None)), name
+        assert name in GuardedHttpToolsProtocol.__dict__, name
+
+
 def _nested(depth: int) -> dict:
     value: dict = {}
     for _ in range(depth):
