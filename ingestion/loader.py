@@ -148,39 +148,75 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
                 scratch: Path, result: SourceLoad, utf8_by_line: bool = False) -> None:
     """Load a batch of files in one transaction. ``utf8_by_line``: the files hold bytes that are not UTF-8, which
     DuckDB's reader refuses for the whole file; each is copied to the scratch folder with such lines blanked, and
-    those lines are quarantined one by one, so one bad byte costs one line."""
+    those lines are quarantined one by one, so one bad byte costs one line.
+
+    DuckDB's reader holds a whole file as one value: a file larger than a fraction of the memory limit (see
+    ``piece_bytes``) is copied to the scratch folder in pieces of whole lines, each read with its first line's
+    number, and loaded in the same transaction as a file."""
     mapping = []
     bad_lines: list[tuple[str, int, str, str]] = []
+    piece = piece_bytes(con)
     for f in files:
-        read_path = f
         rel = f.relative_to(landing_dir).as_posix()
-        if f.name.endswith(".gz") or utf8_by_line:
-            read_path = scratch / f"{len(mapping)}.jsonl"
-            try:
-                with (gzip.open(f, "rb") if f.name.endswith(".gz") else open(f, "rb")) as src, \
-                        open(read_path, "wb") as dst:
-                    if utf8_by_line:
-                        bad_lines += [(rel, n, "line is not valid UTF-8", text)
-                                      for n, text in _copy_blanking_non_utf8(src, dst)]
-                    else:
-                        shutil.copyfileobj(src, dst)
-            except (OSError, EOFError) as e:
-                raise UnreadableFile(f"not a readable gzip file ({e})") from e
-        mapping.append((str(read_path), rel, f.stat().st_size))
+        size = f.stat().st_size
+        if not (f.name.endswith(".gz") or utf8_by_line or size > piece):
+            mapping.append((str(f), rel, size, 0))
+            continue
+        try:
+            with gzip.open(f, "rb") if f.name.endswith(".gz") else open(f, "rb") as src:
+                for n, (read_path, first_line) in enumerate(
+                        _copy_in_pieces(src, scratch / f"{len(mapping)}", piece, bad_lines, rel, utf8_by_line)):
+                    mapping.append((str(read_path), rel, size if n == 0 else 0, first_line - 1))
+        except (OSError, EOFError) as e:
+            raise UnreadableFile(f"not a readable gzip file ({e})") from e
     with _settings(con, {**WRITE_SETTINGS, "disabled_compression_methods": config.disabled_compression_methods()}):
         _write_batch(con, source, mapping, result, bad_lines)
 
 
-def _copy_blanking_non_utf8(src, dst) -> Iterator[tuple[int, str]]:
-    """Copy lines, streaming, with every line that is not UTF-8 replaced by an empty line (not a line to the
-    loader, and line numbers stay those of the file); yields (line number, the line decoded with replacements)."""
-    for n, raw in enumerate(src, start=1):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            yield n, raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:QUARANTINED_LINE_CHARS]
-            raw = b"\n" if raw.endswith(b"\n") else b""
-        dst.write(raw)
+def piece_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """The largest file read whole: an eighth of DuckDB's memory limit (a file's text, its lines and their parsed
+    fields are in memory together, on each thread), at most 64 MiB."""
+    setting = con.execute("select current_setting('memory_limit')").fetchall()[0][0]
+    number, _, unit = str(setting).partition(" ")
+    units = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+             "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    try:
+        limit = float(number) * units[unit]
+    except (ValueError, KeyError):
+        return 64 << 20
+    return max(1 << 20, min(64 << 20, int(limit / 8)))
+
+
+def _copy_in_pieces(src, prefix: Path, piece: int, bad_lines: list, rel: str,
+                    blank_non_utf8: bool) -> Iterator[tuple[Path, int]]:
+    """Copy lines, streaming, into files of about ``piece`` bytes each (whole lines); yields each file with the
+    number of its first line. With ``blank_non_utf8`` every line that is not UTF-8 is replaced by an empty line (not
+    a line to the loader, and line numbers stay those of the file) and added to ``bad_lines`` for the quarantine."""
+    number = 0
+    out = None
+    written = 0
+    try:
+        for raw in src:
+            number += 1
+            if out is None or written >= piece:
+                if out is not None:
+                    out.close()
+                path = prefix.with_name(f"{prefix.name}-{number}.jsonl")
+                out = open(path, "wb")
+                written = 0
+                yield path, number
+            if blank_non_utf8:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad_lines.append((rel, number, "line is not valid UTF-8",
+                                      raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:QUARANTINED_LINE_CHARS]))
+                    raw = b"\n" if raw.endswith(b"\n") else b""
+            out.write(raw)
+            written += len(raw)
+    finally:
+        if out is not None:
+            out.close()
 
 
 @contextmanager
@@ -198,25 +234,83 @@ def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> Iterato
             con.execute(f"set {name} = '{previous[name]}'" if previous.get(name) else f"reset {name}")
 
 
-def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tuple[str, str, int]],
+def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tuple[str, str, int, int]],
                  result: SourceLoad, bad_lines: list[tuple[str, int, str, str]] = ()) -> None:
-    fields, types, checks, insert = SOURCE_SQL[source]
+    """Load the files of ``mapping`` (read path, file, its size on the first piece, the piece's line offset) in one
+    transaction, in groups of pieces that each fit the memory limit (group_bytes)."""
     con.execute("begin transaction")
     try:
-        con.execute("create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint)")
-        con.executemany("insert into _files values (?, ?, ?)", mapping)
+        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
         # lines refused before DuckDB reads the files (bytes that are not UTF-8), quarantined with the rest
         con.execute("create or replace temp table _refused (file varchar, line_number bigint, reason varchar, "
                     "line varchar)")
         if bad_lines:
             con.executemany("insert into _refused values (?, ?, ?, ?)", list(bad_lines))
-        read_paths = [m[0] for m in mapping]
-        table = _table(source)
-        id_column = ID_COLUMN[table]
-        now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
-        params = {"read_paths": read_paths, "now": now}
-        # Pass 1: every line classified into a narrow table (file, line, id, why refused; the text only of a
-        # refused line, for the quarantine)
+        con.execute("create or replace temp table _counts (file varchar, lines bigint, valid bigint, skipped bigint)")
+        for group in _groups(mapping, group_bytes(con)):
+            _write_group(con, source, group, now)
+        firsts = [m for m in mapping if m[3] == 0]
+        con.execute(f"""
+            insert into {RAW_SCHEMA}.loaded_files
+            select $source, f.file, f.size_bytes, coalesce(c.lines, 0), coalesce(c.valid, 0) - coalesce(c.skipped, 0),
+                   coalesce(c.skipped, 0), coalesce(c.lines, 0) - coalesce(c.valid, 0), $now
+            from (select unnest($files) as file, unnest($sizes) as size_bytes) f
+            left join (select file, sum(lines) as lines, sum(valid) as valid, sum(skipped) as skipped
+                       from _counts group by file) c using (file)
+        """, {"source": source, "now": now, "files": [m[1] for m in firsts], "sizes": [m[2] for m in firsts]})
+        stats = con.execute(f"""
+            select coalesce(sum(lines), 0), coalesce(sum(quarantined_rows), 0), coalesce(sum(loaded_rows), 0)
+            from {RAW_SCHEMA}.loaded_files where source = ? and loaded_at = ? and list_contains(?, file)
+        """, [source, now, [m[1] for m in firsts]]).fetchall()[0]
+        con.execute("drop table _refused; drop table _counts")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        con.execute("reset disabled_optimizers")
+        raise
+    result.files += len(firsts)
+    result.lines += stats[0]
+    result.quarantined_rows += stats[1]
+    result.loaded_rows += stats[2]
+    result.duplicate_rows += stats[0] - stats[1] - stats[2]
+    result.file_names += [m[1] for m in firsts]
+
+
+def group_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """How many bytes of lines one pass reads at most: the kept lines' fields are the build side of pass 2's join,
+    held in memory. Four pieces (half of DuckDB's memory limit), at most BATCH_BYTES."""
+    return min(BATCH_BYTES, 4 * piece_bytes(con))
+
+
+def _groups(mapping: list[tuple[str, str, int, int]], limit: int) -> list[list[tuple[str, str, int, int]]]:
+    groups: list[list] = [[]]
+    size = 0
+    for m in mapping:
+        s = Path(m[0]).stat().st_size
+        if groups[-1] and size + s > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(m)
+        size += s
+    return [g for g in groups if g]
+
+
+def _write_group(con: duckdb.DuckDBPyConnection, source: str, group: list[tuple[str, str, int, int]], now) -> None:
+    """Both passes over one group of files or pieces, inside the batch's transaction. A line inserted by an earlier
+    group is in the raw table by then, so the duplicate check spans the whole batch."""
+    fields, types, checks, insert = SOURCE_SQL[source]
+    con.execute("create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint, "
+                "line_offset bigint)")
+    con.executemany("insert into _files values (?, ?, ?, ?)", group)
+    read_paths = [m[0] for m in group]
+    table = _table(source)
+    id_column = ID_COLUMN[table]
+    params = {"read_paths": read_paths, "now": now}
+    # Pass 1: every line classified into a narrow table (file, line, id, why refused; the text only of a
+    # refused line, for the quarantine). The texts are the probe side of the join to _files, as written (DuckDB
+    # guesses one small row per file and would hold every text in its hash table, past the memory limit).
+    con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
+    try:
         con.execute(f"""
             create or replace temp table _classified as
             select file, line_number, f[1] as id, reason,
@@ -224,76 +318,67 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
                    case when reason is not null then left(line, {QUARANTINED_LINE_CHARS}) end as line
             from {_classified(fields, types, checks)}
         """, {"read_paths": read_paths})
-        con.execute("insert into _classified select file, line_number, null, reason, null, line from _refused")
-        # What is not kept of the valid lines: an id the table has already, or one seen earlier in the batch (by
-        # file and line): a retried delivery, a file copied in twice. Usually few.
-        con.execute(f"""
-            create or replace temp table _skip as
-            select file, line_number from _classified c
-            where reason is null
-              and exists (select 1 from {RAW_SCHEMA}.{table} r where r.{id_column} = c.id)
-            union  -- (a line can be both)
-            select file, line_number from (
-                select file, line_number, row_number() over (partition by id order by file, line_number) as nth
-                from _classified
-                where reason is null and id in (select id from _classified where reason is null
-                                                 group by id having count(*) > 1)
-            ) where nth > 1
-        """)
-        # Pass 2: the files read again (from the page cache, split into lines but not parsed again) and each kept
-        # line joined to the fields pass 1 parsed from it. DuckDB cannot know how many lines the files hold (it
-        # guesses one per file) and would build its hash table from the lines, a gigabyte of text, instead of from
-        # the narrow kept fields: the join is kept as written.
-        con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
-        try:
-            con.execute(insert.replace("_kept_lines", f"""(
-                select lines.file, lines.line_number, kept.f,
-                       case when ends_with(lines.line, chr(13)) then rtrim(lines.line, chr(13)) else lines.line end
-                           as payload
-                from {LINES} lines
-                join (select file, line_number, f from _classified c
-                      where reason is null
-                        and not exists (select 1 from _skip s where s.file = c.file and s.line_number = c.line_number)
-                     ) kept on kept.file = lines.file and kept.line_number = lines.line_number
-            )"""), params)
-        finally:
-            con.execute("reset disabled_optimizers")
-        con.execute(f"""
-            insert into {RAW_SCHEMA}.quarantine
-            select $source, file, line_number, reason, line, $now
-            from _classified where reason is not null
-        """, {"source": source, "now": now})
-        con.execute(f"""
-            insert into {RAW_SCHEMA}.loaded_files
-            select $source, f.file, f.size_bytes, coalesce(c.lines, 0), coalesce(c.valid, 0) - coalesce(s.skipped, 0),
-                   coalesce(s.skipped, 0), coalesce(c.lines, 0) - coalesce(c.valid, 0), $now
-            from _files f
-            left join (select file, count(*) as lines, count(*) filter (where reason is null) as valid
-                       from _classified group by file) c using (file)
-            left join (select file, count(*) as skipped from _skip group by file) s using (file)
-        """, {"source": source, "now": now})
-        stats = con.execute(f"""
-            select coalesce(sum(lines), 0), coalesce(sum(quarantined_rows), 0), coalesce(sum(loaded_rows), 0)
-            from {RAW_SCHEMA}.loaded_files where source = ? and loaded_at = ? and file in (select file from _files)
-        """, [source, now]).fetchall()[0]
-        con.execute("drop table _classified; drop table _skip; drop table _files; drop table _refused")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    result.files += len(mapping)
-    result.lines += stats[0]
-    result.quarantined_rows += stats[1]
-    result.loaded_rows += stats[2]
-    result.duplicate_rows += stats[0] - stats[1] - stats[2]
-    result.file_names += [m[1] for m in mapping]
+    finally:
+        _reset_optimizers(con)
+    # (a file's lines refused before reading go with the group holding its first piece)
+    con.execute("insert into _classified select file, line_number, null, reason, null, line from _refused "
+                "where file in (select file from _files where line_offset = 0)")
+    # What is not kept of the valid lines: an id the table has already, or one seen earlier in the batch (by
+    # file and line): a retried delivery, a file copied in twice. Usually few.
+    con.execute(f"""
+        create or replace temp table _skip as
+        select file, line_number from _classified c
+        where reason is null
+          and exists (select 1 from {RAW_SCHEMA}.{table} r where r.{id_column} = c.id)
+        union  -- (a line can be both)
+        select file, line_number from (
+            select file, line_number, row_number() over (partition by id order by file, line_number) as nth
+            from _classified
+            where reason is null and id in (select id from _classified where reason is null
+                                             group by id having count(*) > 1)
+        ) where nth > 1
+    """)
+    # Pass 2: the files read again (from the page cache, split into lines but not parsed again) and each kept
+    # line joined to the fields pass 1 parsed from it. DuckDB cannot know how many lines the files hold (it
+    # guesses one per file) and would build its hash table from the lines, a gigabyte of text, instead of from
+    # the narrow kept fields: the join is kept as written.
+    con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
+    try:
+        con.execute(insert.replace("_kept_lines", f"""(
+            select lines.file, lines.line_number, kept.f,
+                   case when ends_with(lines.line, chr(13)) then rtrim(lines.line, chr(13)) else lines.line end
+                       as payload
+            from {LINES} lines
+            join (select file, line_number, f from _classified c
+                  where reason is null
+                    and not exists (select 1 from _skip s where s.file = c.file and s.line_number = c.line_number)
+                 ) kept on kept.file = lines.file and kept.line_number = lines.line_number
+            -- (a piece's trailing newline leaves an empty remainder numbered as the next piece's first line)
+            where lines.line <> ''
+        )"""), params)
+    finally:
+        _reset_optimizers(con)
+    con.execute(f"""
+        insert into {RAW_SCHEMA}.quarantine
+        select $source, file, line_number, reason, line, $now
+        from _classified where reason is not null
+    """, {"source": source, "now": now})
+    con.execute("""
+        insert into _counts
+        select c.file, c.lines, c.valid, coalesce(s.skipped, 0)
+        from (select file, count(*) as lines, count(*) filter (where reason is null) as valid
+              from _classified group by file) c
+        left join (select file, count(*) as skipped from _skip group by file) s using (file)
+    """)
+    con.execute("drop table _classified; drop table _skip; drop table _files")
 
 
-# Every line of a batch with its 1-based number (generate_subscripts: numbering with unnest(range()) beside
-# unnest(parts) is twenty times slower); a trailing newline's empty remainder is not a line.
+# Every line of a batch with its 1-based number in its file (a piece's after its offset; generate_subscripts:
+# numbering with unnest(range()) beside unnest(parts) is twenty times slower); a trailing newline's empty remainder
+# is not a line.
 LINES = """(
-    select file, generate_subscripts(parts, 1) as line_number, unnest(parts) as line
-    from (select f.file, string_split(t.content, chr(10)) as parts
+    select file, line_offset + generate_subscripts(parts, 1) as line_number, unnest(parts) as line
+    from (select f.file, f.line_offset, string_split(t.content, chr(10)) as parts
           from read_text($read_paths) t join _files f on f.read_path = t.filename)
 )"""
 JSON_WHITESPACE = "chr(32) || chr(9) || chr(13)"
@@ -327,6 +412,15 @@ def _classified(fields: list[str], types: list[str], checks: str) -> str:
             where f is not null or trim(rtrim(line, chr(13))) <> ''
         )
     )"""
+
+
+def _reset_optimizers(con: duckdb.DuckDBPyConnection) -> None:
+    """Undo ``set disabled_optimizers`` after a statement; when the statement failed, the transaction is aborted and
+    refuses even this: _write_batch resets it after its rollback."""
+    try:
+        con.execute("reset disabled_optimizers")
+    except duckdb.TransactionException:
+        pass
 
 
 def _table(source: str) -> str:

@@ -158,3 +158,25 @@ def test_an_unreadable_file_is_quarantined_whole_and_the_other_files_still_load(
     assert rows[0][2].startswith("unreadable file: not a readable gzip file")
     assert rows[1][2] == "line is not valid UTF-8"
     assert load_source(con, landing, "tracking").files == 0
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_file_larger_than_the_memory_limit_loads_in_pieces_with_its_own_line_numbers(tmp_path, gzipped):
+    """DuckDB's reader holds a whole file as one value: a landing file larger than the memory limit failed every
+    load (out of memory, not a bad line). It loads in pieces of whole lines, in one transaction, each line with
+    its number in the file, duplicates found across pieces, bad lines quarantined where they are."""
+    landing = tmp_path / "landing"
+    padding = "x" * 900
+    lines = [json.dumps(page(i, properties={"pad": padding})) for i in range(160_000)]  # about 170 MB
+    lines[100_000] = '{"messageId": "broken'
+    lines[150_000] = lines[10]  # the same message again, in another piece
+    name = "big.jsonl.gz" if gzipped else "big.jsonl"
+    write_jsonl_atomic(landing / "tracking" / name, lines)
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), config={"memory_limit": "100MB"}) as con:
+        result = load_source(con, landing, "tracking")
+        assert (result.files, result.loaded_rows, result.quarantined_rows, result.duplicate_rows) == (1, 159_998, 1, 1)
+        assert con.execute("select count(*) from raw.tracking_events "
+                           "where message_id <> 'm-' || (_line - 1)").fetchall() == [(0,)]
+        assert con.execute("select line_number from raw.quarantine").fetchall() == [(100_001,)]
+        assert con.execute("select lines, loaded_rows from raw.loaded_files").fetchall() == [(160_000, 159_998)]
+        assert load_source(con, landing, "tracking").files == 0
