@@ -131,15 +131,16 @@ def pending_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str
     return [p for p in list_landing_files(landing_dir, source) if p.relative_to(landing_dir).as_posix() not in loaded]
 
 
-def _batches(files: list[Path]) -> list[list[Path]]:
-    batches: list[list[Path]] = [[]]
+def _batches(items: list, path_of=lambda item: item, limit: int = BATCH_BYTES) -> list[list]:
+    """Consecutive runs of items whose files together hold at most ``limit`` bytes (an item larger than that alone)."""
+    batches: list[list] = [[]]
     size = 0
-    for f in files:
-        s = f.stat().st_size
-        if batches[-1] and size + s > BATCH_BYTES:
+    for item in items:
+        s = Path(path_of(item)).stat().st_size
+        if batches[-1] and size + s > limit:
             batches.append([])
             size = 0
-        batches[-1].append(f)
+        batches[-1].append(item)
         size += s
     return [b for b in batches if b]
 
@@ -247,7 +248,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tupl
         if bad_lines:
             con.executemany("insert into _refused values (?, ?, ?, ?)", list(bad_lines))
         con.execute("create or replace temp table _counts (file varchar, lines bigint, valid bigint, skipped bigint)")
-        for group in _groups(mapping, group_bytes(con)):
+        for group in _batches(mapping, lambda m: m[0], group_bytes(con)):
             _write_group(con, source, group, now)
         firsts = [m for m in mapping if m[3] == 0]
         con.execute(f"""
@@ -280,19 +281,6 @@ def group_bytes(con: duckdb.DuckDBPyConnection) -> int:
     """How many bytes of lines one pass reads at most: the kept lines' fields are the build side of pass 2's join,
     held in memory. Four pieces (half of DuckDB's memory limit), at most BATCH_BYTES."""
     return min(BATCH_BYTES, 4 * piece_bytes(con))
-
-
-def _groups(mapping: list[tuple[str, str, int, int]], limit: int) -> list[list[tuple[str, str, int, int]]]:
-    groups: list[list] = [[]]
-    size = 0
-    for m in mapping:
-        s = Path(m[0]).stat().st_size
-        if groups[-1] and size + s > limit:
-            groups.append([])
-            size = 0
-        groups[-1].append(m)
-        size += s
-    return [g for g in groups if g]
 
 
 def _write_group(con: duckdb.DuckDBPyConnection, source: str, group: list[tuple[str, str, int, int]], now) -> None:
