@@ -239,7 +239,7 @@ def _iso(t: datetime) -> str:
 
 def prepare(msg, where: str, *, default_type: str | None, received: datetime, sent_at: datetime | None,
             ip: str | None, user_agent: str | None, max_bytes: int, max_age_days: int = MAX_EVENT_AGE_DAYS,
-            client_names_ip: bool = True) -> bytes:
+            server_key: bool = False) -> bytes:
     """Validate one message, fill what the server knows, and return its landing line."""
     if not isinstance(msg, dict):
         raise Invalid(f"{where} must be a JSON object")
@@ -275,7 +275,7 @@ def prepare(msg, where: str, *, default_type: str | None, received: datetime, se
         else:  # nothing tells two identical untimed messages apart
             msg["messageId"] = "srv-" + uuid.uuid4().hex
     context = msg.get("context") or {}
-    if ip and (not client_names_ip or not context.get("ip")):
+    if ip and (not server_key or not context.get("ip")):
         context["ip"] = ip   # a browser's claimed IP is replaced by the address it sent from
     if user_agent and not context.get("userAgent"):
         context["userAgent"] = user_agent
@@ -298,6 +298,8 @@ def prepare(msg, where: str, *, default_type: str | None, received: datetime, se
     if sent_at is not None:
         msg["sentAt"] = _iso(sent_at)
     msg["receivedAt"] = _iso(received)
+    # which kind of key it came under, whatever the message said: the models trust a server key's links
+    msg["receivedVia"] = "server_key" if server_key else "browser_key"
     line = _dumps(msg, where)
     if len(line) > max_bytes:
         raise Invalid(f"{where} is {len(line)} bytes; a message may be at most {max_bytes} bytes", 413)
@@ -417,7 +419,7 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             lines = [prepare(m, "message" if single else f"batch[{i}]", default_type=default_type,
                              received=received, sent_at=sent_at, ip=ip, user_agent=user_agent,
                              max_bytes=settings.max_message_bytes, max_age_days=settings.max_event_age_days,
-                             client_names_ip=key in settings.server_write_keys)
+                             server_key=key in settings.server_write_keys)
                      for i, m in enumerate(messages)]
         except Invalid as exc:
             return refuse(request, exc)

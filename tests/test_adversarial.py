@@ -234,3 +234,66 @@ def test_a_later_claim_of_a_customers_email_does_not_put_the_claimants_browser_o
     assert workspace.query("select ttclid, ttp, ip, user_agent, emails from marts.tiktok_conversions "
                            "where event_id = 'pi_v'") == [
         ("E.C.P.victim", "ttp-victim", "203.0.113.5", "Victim/1.0", "victim@buyers.net")]
+
+
+def test_a_server_key_link_outranks_an_earlier_public_claim_and_a_browser_cannot_pose_as_a_server(workspace):
+    """An attacker claims a customer's email first, under the public key, and says its message came via a server
+    key; later the shop's backend (a server write key) identifies the customer's real browser with the email. The
+    purchase carries the real browser's click, cookie and device: the verified link wins over the earlier claim."""
+    import time as _time
+
+    import httpx
+
+    from simulator import stripe_objects as so
+    from tests.services import service
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def at(delta):
+        return (now + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    email = {"email": "shopper@buyers.net"}
+    attacker = {"page": {"url": "https://shop.example/?ttclid=E.C.P.forged&utm_source=tiktok"},
+                "cookies": {"_ttp": "ttp-forged"}, "userAgent": "Attacker/1.0"}
+    shopper = {"page": {"url": "https://shop.example/?ttclid=E.C.P.real&utm_source=tiktok"},
+               "cookies": {"_ttp": "ttp-real"}, "userAgent": "Shopper/1.0"}
+    env = {"COLLECTOR_WRITE_KEYS": "wk_public", "COLLECTOR_SERVER_WRITE_KEYS": "wk_server",
+           "LANDING_DIR": str(workspace.landing), "LANDING_ROTATE_SECONDS": "1"}
+    with service("ingestion.collector", env) as col:
+        def send(key, batch):
+            r = httpx.post(f"{col.url}/v1/batch", auth=(key, ""), json={"batch": batch})
+            assert r.status_code == 200, r.text
+
+        send("wk_public", [
+            {"type": "page", "anonymousId": "b-attacker", "timestamp": at(timedelta(hours=-3)), "context": attacker,
+             "receivedVia": "server_key"},
+            {"type": "identify", "anonymousId": "b-attacker", "timestamp": at(timedelta(hours=-3)), "traits": email,
+             "context": attacker, "receivedVia": "server_key"}])
+        _time.sleep(1.1)
+        send("wk_public", [{"type": "page", "anonymousId": "b-shopper", "timestamp": at(timedelta(hours=-2)),
+                            "context": shopper}])
+        _time.sleep(1.1)
+        send("wk_server", [{"type": "identify", "anonymousId": "b-shopper", "userId": "u-shopper",
+                            "timestamp": at(timedelta(hours=-2)), "traits": email}])
+    v, created = so.NEW_API_VERSION, int(_time.time()) - 3600
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "shop" / "e.jsonl", [
+        so.event("evt_cs", "customer.created", created, so.customer(
+            cus_id="cus_s", created=created, email="shopper@buyers.net", name="Shop Per", phone=None, country="US",
+            api_version=v), v),
+        so.event("evt_ps", "payment_intent.succeeded", created, so.payment_intent(
+            pi_id="pi_s", created=created, amount_minor=4900, currency="usd", cus_id="cus_s", receipt_email=None,
+            charge_id="ch_s", invoice_id=None, description=None, api_version=v), v),
+        so.event("evt_hs", "charge.succeeded", created, so.charge(
+            ch_id="ch_s", created=created, amount_minor=4900, currency="usd", cus_id="cus_s", pi_id="pi_s",
+            email="shopper@buyers.net", name="Shop Per", phone=None, country="US", invoice_id=None, refunded_minor=0,
+            api_version=v), v),
+        so.event("evt_later", "customer.created", created + 7200, so.customer(
+            cus_id="cus_z", created=created + 7200, email="z@example.org", name="Z", phone=None, country="US",
+            api_version=v), v)])
+    assert workspace.run().success
+    verified = dict(workspace.query("select anonymous_id || '/' || event_type, is_verified "
+                                    "from staging.stg_tracking__events"))
+    assert verified == {"b-attacker/page": False, "b-attacker/identify": False, "b-shopper/page": False,
+                        "b-shopper/identify": True}
+    assert workspace.query("select ttclid, ttp, user_agent from marts.tiktok_conversions where event_id = 'pi_s'") == [
+        ("E.C.P.real", "ttp-real", "Shopper/1.0")]

@@ -8,7 +8,7 @@ with tracking as (
 ),
 
 -- when a browser's claim reached our services (its own clock is a claim too; lines that did not come through
--- the collector keep their time)
+-- the collector keep their time); a message under a server write key is verified, as Stripe's objects are
 tracking_claims as (
     select *, coalesce(received_at, event_at) as claimed_at from tracking
 ),
@@ -36,53 +36,53 @@ charges as (
 raw_edges as (
     select 'tracking_identify' as edge_source, 'browser' as left_type, anonymous_id as left_value,
            'email' as right_type, email_normalised as right_value, event_at as observed_at,
-           claimed_at from tracking_claims
+           claimed_at, is_verified as verified from tracking_claims
     union all
-    select 'tracking_identify', 'browser', anonymous_id, 'phone', phone_normalised, event_at, claimed_at from tracking_claims
+    select 'tracking_identify', 'browser', anonymous_id, 'phone', phone_normalised, event_at, claimed_at, is_verified from tracking_claims
     union all
-    select 'tracking_identify', 'browser', anonymous_id, 'user', user_id, event_at, claimed_at from tracking_claims
+    select 'tracking_identify', 'browser', anonymous_id, 'user', user_id, event_at, claimed_at, is_verified from tracking_claims
     union all
-    select 'tracking_identify', 'user', user_id, 'email', email_normalised, event_at, claimed_at from tracking_claims
+    select 'tracking_identify', 'user', user_id, 'email', email_normalised, event_at, claimed_at, is_verified from tracking_claims
     union all
-    select 'tracking_identify', 'user', user_id, 'phone', phone_normalised, event_at, claimed_at from tracking_claims
+    select 'tracking_identify', 'user', user_id, 'phone', phone_normalised, event_at, claimed_at, is_verified from tracking_claims
     union all
-    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('email') }}, created_at, null
+    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('email') }}, created_at, null, true
     from customers
     union all
-    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('phone') }}, created_at, null
+    select 'stripe_customer', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('phone') }}, created_at, null, true
     from customers
     union all
-    select 'invoice', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('customer_email') }}, created_at, null
+    select 'invoice', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('customer_email') }}, created_at, null, true
     from invoices
     union all
-    select 'invoice', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('customer_phone') }}, created_at, null
+    select 'invoice', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('customer_phone') }}, created_at, null, true
     from invoices
     union all
     -- charges' billing details: on the customer, or linking a guest's email and phone
-    select 'charge', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('billing_email') }}, created_at, null
+    select 'charge', 'stripe_customer', stripe_customer_id, 'email', {{ normalise_email('billing_email') }}, created_at, null, true
     from charges
     union all
-    select 'charge', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('billing_phone') }}, created_at, null
+    select 'charge', 'stripe_customer', stripe_customer_id, 'phone', {{ normalise_phone('billing_phone') }}, created_at, null, true
     from charges
     union all
     select 'charge', 'email', {{ normalise_email('billing_email') }}, 'phone', {{ normalise_phone('billing_phone') }},
-           created_at, null
+           created_at, null, true
     from charges
     where stripe_customer_id is null
     union all
-    select 'checkout_session', 'browser', client_reference_id, 'stripe_customer', stripe_customer_id, created_at, null
+    select 'checkout_session', 'browser', client_reference_id, 'stripe_customer', stripe_customer_id, created_at, null, true
     from sessions
     union all
-    select 'checkout_session', 'browser', client_reference_id, 'email', {{ normalise_email('customer_email') }}, created_at, null
+    select 'checkout_session', 'browser', client_reference_id, 'email', {{ normalise_email('customer_email') }}, created_at, null, true
     from sessions
     union all
-    select 'purchase', 'purchase', purchase_id, 'stripe_customer', stripe_customer_id, purchased_at, null from purchases
+    select 'purchase', 'purchase', purchase_id, 'stripe_customer', stripe_customer_id, purchased_at, null, true from purchases
     union all
-    select 'purchase', 'purchase', purchase_id, 'email', email_normalised, purchased_at, null from purchases
+    select 'purchase', 'purchase', purchase_id, 'email', email_normalised, purchased_at, null, true from purchases
     union all
-    select 'purchase', 'purchase', purchase_id, 'phone', phone_normalised, purchased_at, null from purchases
+    select 'purchase', 'purchase', purchase_id, 'phone', phone_normalised, purchased_at, null, true from purchases
     union all
-    select 'purchase', 'purchase', purchase_id, 'browser', client_reference_id, purchased_at, null from purchases
+    select 'purchase', 'purchase', purchase_id, 'browser', client_reference_id, purchased_at, null, true from purchases
 ),
 
 distinct_edges as (
@@ -95,7 +95,8 @@ distinct_edges as (
         min(observed_at) as first_seen_at,
         max(observed_at) as last_seen_at,
         count(*) as times_seen,
-        min(claimed_at) as first_claimed_at
+        min(claimed_at) as first_claimed_at,
+        bool_or(verified) as is_verified
     from raw_edges
     where left_value is not null and right_value is not null
       and (right_type <> 'phone' or {{ valid_e164('right_value') }})
@@ -116,7 +117,8 @@ edges as (
         first_seen_at,
         last_seen_at,
         times_seen,
-        first_claimed_at
+        first_claimed_at,
+        is_verified
     from distinct_edges
 ),
 
@@ -190,6 +192,7 @@ final as (
         edges.last_seen_at,
         edges.times_seen,
         edges.first_claimed_at,
+        edges.is_verified,
         (left_refused.node is null and right_refused.node is null) as is_used,
         coalesce(left_refused.reason, right_refused.reason) as unused_reason,
         coalesce(case when left_refused.node is not null then edges.left_node end,

@@ -191,19 +191,21 @@ match_keys as (
 ),
 
 -- The buyer's own browsers, from which the event's ttclid, _ttp, IP and user agent come, in order of trust:
--- verified (trust 0: the browser the event comes from, the browsers of its Stripe customer's Checkouts), then the
--- browsers that claimed one of the event's own emails or phones (trust 1), directly or through a user id, the
--- earliest claim first. A claim is what anyone with the public write key can make: it may add its sender's
+-- verified (trust 0: the browser the event comes from, the browsers of its Stripe customer's Checkouts, those a
+-- server write key linked to one of the event's own emails or phones), then the browsers that claimed one of them
+-- under the public key (trust 1), directly or through a user id, the earliest claim first. A claim is what anyone with the public write key can make: it may add its sender's
 -- browser, but never outrank a verified browser or an earlier claimant (a later purchase of a customer whose email
 -- someone else typed keeps the customer's own click and device). Other browsers of the stitched person (another
 -- Stripe customer's, one merged through a shared phone) give nothing.
 claimed_browsers as (
-    select edges.right_node as key_node, substr(edges.left_node, 9) as anonymous_id, edges.first_claimed_at
+    select edges.right_node as key_node, substr(edges.left_node, 9) as anonymous_id, edges.first_claimed_at,
+           edges.is_verified
     from {{ ref('int_identity_edges') }} as edges
     where edges.is_used and edges.left_type = 'browser' and edges.right_type in ('email', 'phone')
     union all
     select user_keys.right_node, substr(browser_users.left_node, 9),
-           greatest(browser_users.first_claimed_at, user_keys.first_claimed_at)
+           greatest(browser_users.first_claimed_at, user_keys.first_claimed_at),
+           browser_users.is_verified and user_keys.is_verified
     from {{ ref('int_identity_edges') }} as user_keys
     join {{ ref('int_identity_edges') }} as browser_users
         on browser_users.right_node = user_keys.left_node and browser_users.is_used
@@ -221,7 +223,8 @@ own_browser_candidates as (
         on edges.right_node = 'stripe_customer:' || purchases.key_stripe_customer_id
        and edges.is_used and edges.left_type = 'browser'
     union all
-    select event_keys.event_id, claimed_browsers.anonymous_id, 1, claimed_browsers.first_claimed_at
+    select event_keys.event_id, claimed_browsers.anonymous_id, case when claimed_browsers.is_verified then 0 else 1 end,
+           case when not claimed_browsers.is_verified then claimed_browsers.first_claimed_at end
     from event_keys
     join claimed_browsers on claimed_browsers.key_node = event_keys.right_type || ':' || event_keys.right_value
 ),

@@ -29,6 +29,7 @@ with source as (
     ('user_agent', 'context.userAgent'), ('ip', 'context.ip'), ('locale', 'context.locale'),
     ('ttp', 'context.cookies._ttp'), ('ga_cookie', 'context.cookies._ga'),
     ('advertising_consent_raw', 'context.consent.categoryPreferences.advertising'), ('received_at', 'receivedAt'),
+    ('received_via', 'receivedVia'),
     ('trait_email', 'traits.email'), ('trait_phone', 'traits.phone'),
     ('carried_utm_source', 'context.attribution.campaign.source'),
     ('carried_utm_medium', 'context.attribution.campaign.medium'),
@@ -61,6 +62,9 @@ parsed as (
                             + interval '{{ var("client_clock_max_lead_minutes") }} minutes') end as event_at,
         event_timestamp as client_event_at,
         {{ iso_to_timestamp(at.received_at) }} as received_at,
+        -- the collector's word (it overwrites whatever a client sent): a message under a server write key is
+        -- verified; under the public browser key, or not through the collector, a claim
+        coalesce({{ at.received_via }} = 'server_key', false) as is_verified,
         _loaded_at as loaded_at,
         coalesce({{ at.url }}, {{ at.props_url }}) as page_url,
         coalesce({{ at.path }}, {{ at.props_path }}) as page_path,
@@ -145,6 +149,7 @@ final as (
         event_at,
         client_event_at,
         received_at,
+        is_verified,
         page_url,
         page_path,
         page_title,
