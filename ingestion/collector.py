@@ -11,9 +11,10 @@ aliases ``/v1/p``, ``/v1/i``, ``/v1/t``), the tracker at ``GET /tracker.js``, ``
   (``COLLECTOR_ALLOWED_ORIGINS``, default any). Bodies may be ``text/plain`` (beacons) or gzip-encoded.
 - Each message gets ``messageId`` when it has none (derived from its content, so an SDK's retry of the same
   message keeps its id and is deduplicated), ``receivedAt``, ``sentAt``, ``timestamp`` corrected for the client's
-  clock skew as Segment does (or the receive time), ``context.ip`` from the connection (or ``X-Forwarded-For``
-  when the connection comes from a trusted proxy, ``COLLECTOR_TRUSTED_PROXIES``) and ``context.userAgent`` from the
-  request, when the message lacks them.
+  clock skew as Segment does (or the receive time), ``receivedVia``; under a browser key ``context.ip`` from the
+  connection (or ``X-Forwarded-For`` when the connection comes from a trusted proxy, ``COLLECTOR_TRUSTED_PROXIES``),
+  whatever the message said, and ``context.userAgent`` from the request when the message lacks it; under a server
+  key (``COLLECTOR_SERVER_WRITE_KEYS``, the shop's backend) the context as sent.
 - Limits: 32 KiB per message, 500 KiB per request: 413. Anything malformed: 400 naming the message and the
   problem, and nothing of that request is stored. Answers 200 ``{"success": true}`` only once every message of
   the request is fsynced in ``$LANDING_DIR/tracking/collector/`` (group-committed, see ``ingestion/durable.py``).
@@ -275,10 +276,13 @@ def prepare(msg, where: str, *, default_type: str | None, received: datetime, se
         else:  # nothing tells two identical untimed messages apart
             msg["messageId"] = "srv-" + uuid.uuid4().hex
     context = msg.get("context") or {}
-    if ip and (not server_key or not context.get("ip")):
-        context["ip"] = ip   # a browser's claimed IP is replaced by the address it sent from
-    if user_agent and not context.get("userAgent"):
-        context["userAgent"] = user_agent
+    # A browser's claimed IP is replaced by the address it sent from. A server key's request comes from the shop's
+    # backend, whose address and agent are not the visitor's: its message keeps what it names, and nothing more.
+    if not server_key:
+        if ip:
+            context["ip"] = ip
+        if user_agent and not context.get("userAgent"):
+            context["userAgent"] = user_agent
     msg["context"] = context
     # Segment's clock-skew rule: the event happened (sentAt - originalTimestamp) before it was received. Stored
     # in one canonical form the warehouse reads, within a window around the time received.

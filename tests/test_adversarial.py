@@ -2,6 +2,7 @@
 must succeed, the bad line cost one line, and the world's answers stay right (issue 19's poison-pill class)."""
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,6 +10,33 @@ import pytest
 from ingestion.landing import write_jsonl_atomic
 
 pytestmark = pytest.mark.slow
+
+
+def _card_purchase(who: str, email: str, created: int, phone: str | None = None) -> list[dict]:
+    """A Stripe customer's card payment without an invoice, as endive sends it: customer, PaymentIntent, charge
+    (ids cus_<who>, pi_<who>, ch_<who>)."""
+    from simulator import stripe_objects as so
+
+    v, name = so.NEW_API_VERSION, f"{who.upper()} Person"
+    cus, pi, ch = f"cus_{who}", f"pi_{who}", f"ch_{who}"
+    return [
+        so.event(f"evt_c{who}", "customer.created", created, so.customer(
+            cus_id=cus, created=created, email=email, name=name, phone=phone, country="US", api_version=v), v),
+        so.event(f"evt_p{who}", "payment_intent.succeeded", created, so.payment_intent(
+            pi_id=pi, created=created, amount_minor=4900, currency="usd", cus_id=cus, receipt_email=None,
+            charge_id=ch, invoice_id=None, description=None, api_version=v), v),
+        so.event(f"evt_h{who}", "charge.succeeded", created, so.charge(
+            ch_id=ch, created=created, amount_minor=4900, currency="usd", cus_id=cus, pi_id=pi, email=email,
+            name=name, phone=phone, country="US", invoice_id=None, refunded_minor=0, api_version=v), v)]
+
+
+def _later_stripe_event(created: int) -> dict:
+    """A later event: a payment without an invoice counts once the stream has moved past its settling time."""
+    from simulator import stripe_objects as so
+
+    v = so.NEW_API_VERSION
+    return so.event("evt_later", "customer.created", created, so.customer(
+        cus_id="cus_z", created=created, email="z@example.org", name="Z", phone=None, country="US", api_version=v), v)
 
 
 def test_poison_pills_cost_one_line_each_and_never_stop_a_run(workspace):
@@ -155,28 +183,9 @@ def test_a_denial_of_consent_anywhere_in_the_person_wins_over_later_grants(works
 def test_a_conversion_carries_its_own_customers_keys_not_those_of_whoever_it_was_stitched_to(workspace):
     """Two Stripe customers who share a phone are one stitched person (a household, or a claim that made them
     one); each purchase is sent with its own customer's email, never the other's."""
-    import time as _time
-
-    from simulator import stripe_objects as so
-
-    v, now = so.NEW_API_VERSION, int(_time.time()) - 3 * 86400
-    events = []
-    for who in ("a", "b"):
-        cus, pi, ch = f"cus_{who}", f"pi_{who}", f"ch_{who}"
-        events += [
-            so.event(f"evt_c{who}", "customer.created", now, so.customer(
-                cus_id=cus, created=now, email=f"{who}.person@buyers.net", name=f"{who.upper()} Person",
-                phone="+14155550100", country="US", api_version=v), v),
-            so.event(f"evt_p{who}", "payment_intent.succeeded", now, so.payment_intent(
-                pi_id=pi, created=now, amount_minor=4900, currency="usd", cus_id=cus, receipt_email=None,
-                charge_id=ch, invoice_id=None, description=None, api_version=v), v),
-            so.event(f"evt_h{who}", "charge.succeeded", now, so.charge(
-                ch_id=ch, created=now, amount_minor=4900, currency="usd", cus_id=cus, pi_id=pi,
-                email=f"{who}.person@buyers.net", name=f"{who.upper()} Person", phone="+14155550100", country="US",
-                invoice_id=None, refunded_minor=0, api_version=v), v)]
-    events.append(so.event("evt_later", "customer.created", now + 7200, so.customer(
-        cus_id="cus_z", created=now + 7200, email="z@example.org", name="Z", phone=None, country="US",
-        api_version=v), v))
+    now = int(time.time()) - 3 * 86400
+    events = [*_card_purchase("a", "a.person@buyers.net", now, "+14155550100"),
+              *_card_purchase("b", "b.person@buyers.net", now, "+14155550100"), _later_stripe_event(now + 7200)]
     write_jsonl_atomic(workspace.landing / "stripe_events" / "household" / "e.jsonl", events)
     assert workspace.run().success
     rows = dict((r[0], r[1:]) for r in workspace.query(
@@ -191,10 +200,6 @@ def test_a_later_claim_of_a_customers_email_does_not_put_the_claimants_browser_o
     email (anyone can, with the public write key) and is tracked with its own click, cookie, address and agent; then
     the customer buys. The conversion keeps the customer's own browser's ttclid, _ttp, IP and user agent: the
     first claimant's, since a later claim never outranks an earlier one or a verified link."""
-    import time as _time
-
-    from simulator import stripe_objects as so
-
     now = datetime.now(timezone.utc).replace(microsecond=0)
 
     def at(delta):
@@ -214,22 +219,9 @@ def test_a_later_claim_of_a_customers_email_does_not_put_the_claimants_browser_o
         line("v2", "identify", "b-victim", timedelta(days=-5, minutes=1), victim_ctx, traits=email),
         line("a1", "identify", "b-attacker", timedelta(days=-2), attacker_ctx, traits=email),
         line("a2", "page", "b-attacker", timedelta(days=-1, hours=-12), attacker_ctx)])
-    v, created = so.NEW_API_VERSION, int(_time.time()) - 86400
-    write_jsonl_atomic(workspace.landing / "stripe_events" / "claims" / "e.jsonl", [
-        so.event("evt_cv", "customer.created", created, so.customer(
-            cus_id="cus_v", created=created, email="victim@buyers.net", name="Vic Tim", phone=None, country="US",
-            api_version=v), v),
-        so.event("evt_pv", "payment_intent.succeeded", created, so.payment_intent(
-            pi_id="pi_v", created=created, amount_minor=4900, currency="usd", cus_id="cus_v", receipt_email=None,
-            charge_id="ch_v", invoice_id=None, description=None, api_version=v), v),
-        so.event("evt_hv", "charge.succeeded", created, so.charge(
-            ch_id="ch_v", created=created, amount_minor=4900, currency="usd", cus_id="cus_v", pi_id="pi_v",
-            email="victim@buyers.net", name="Vic Tim", phone=None, country="US", invoice_id=None, refunded_minor=0,
-            api_version=v), v),
-        # a later event: a payment without an invoice counts once the stream has moved past its settling time
-        so.event("evt_later", "customer.created", created + 7200, so.customer(
-            cus_id="cus_z", created=created + 7200, email="z@example.org", name="Z", phone=None, country="US",
-            api_version=v), v)])
+    created = int(time.time()) - 86400
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "claims" / "e.jsonl",
+                       [*_card_purchase("v", "victim@buyers.net", created), _later_stripe_event(created + 7200)])
     assert workspace.run().success
     assert workspace.query("select ttclid, ttp, ip, user_agent, emails from marts.tiktok_conversions "
                            "where event_id = 'pi_v'") == [
@@ -240,11 +232,8 @@ def test_a_server_key_link_outranks_an_earlier_public_claim_and_a_browser_cannot
     """An attacker claims a customer's email first, under the public key, and says its message came via a server
     key; later the shop's backend (a server write key) identifies the customer's real browser with the email. The
     purchase carries the real browser's click, cookie and device: the verified link wins over the earlier claim."""
-    import time as _time
-
     import httpx
 
-    from simulator import stripe_objects as so
     from tests.services import service
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -269,27 +258,15 @@ def test_a_server_key_link_outranks_an_earlier_public_claim_and_a_browser_cannot
              "receivedVia": "server_key"},
             {"type": "identify", "anonymousId": "b-attacker", "timestamp": at(timedelta(hours=-3)), "traits": email,
              "context": attacker, "receivedVia": "server_key"}])
-        _time.sleep(1.1)
+        time.sleep(1.1)
         send("wk_public", [{"type": "page", "anonymousId": "b-shopper", "timestamp": at(timedelta(hours=-2)),
                             "context": shopper}])
-        _time.sleep(1.1)
+        time.sleep(1.1)
         send("wk_server", [{"type": "identify", "anonymousId": "b-shopper", "userId": "u-shopper",
                             "timestamp": at(timedelta(hours=-2)), "traits": email}])
-    v, created = so.NEW_API_VERSION, int(_time.time()) - 3600
-    write_jsonl_atomic(workspace.landing / "stripe_events" / "shop" / "e.jsonl", [
-        so.event("evt_cs", "customer.created", created, so.customer(
-            cus_id="cus_s", created=created, email="shopper@buyers.net", name="Shop Per", phone=None, country="US",
-            api_version=v), v),
-        so.event("evt_ps", "payment_intent.succeeded", created, so.payment_intent(
-            pi_id="pi_s", created=created, amount_minor=4900, currency="usd", cus_id="cus_s", receipt_email=None,
-            charge_id="ch_s", invoice_id=None, description=None, api_version=v), v),
-        so.event("evt_hs", "charge.succeeded", created, so.charge(
-            ch_id="ch_s", created=created, amount_minor=4900, currency="usd", cus_id="cus_s", pi_id="pi_s",
-            email="shopper@buyers.net", name="Shop Per", phone=None, country="US", invoice_id=None, refunded_minor=0,
-            api_version=v), v),
-        so.event("evt_later", "customer.created", created + 7200, so.customer(
-            cus_id="cus_z", created=created + 7200, email="z@example.org", name="Z", phone=None, country="US",
-            api_version=v), v)])
+    created = int(time.time()) - 3600
+    write_jsonl_atomic(workspace.landing / "stripe_events" / "shop" / "e.jsonl",
+                       [*_card_purchase("s", "shopper@buyers.net", created), _later_stripe_event(created + 7200)])
     assert workspace.run().success
     verified = dict(workspace.query("select anonymous_id || '/' || event_type, is_verified "
                                     "from staging.stg_tracking__events"))

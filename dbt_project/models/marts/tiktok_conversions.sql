@@ -152,7 +152,7 @@ identities as (
 -- each conversion (numbering wide rows sorts all of their text)
 browser_events as (
     select identities.customer_id, events.anonymous_id, events.message_id, events.event_at, events.ttp,
-           events.advertising_consent
+           events.advertising_consent, events.ip is not null or events.user_agent is not null as has_context
     from {{ ref('stg_tracking__events') }} as events
     join identities on identities.node_type = 'browser' and identities.node_value = events.anonymous_id
 ),
@@ -235,14 +235,16 @@ own_browsers as (
     group by event_id, anonymous_id
 ),
 
--- the trusted-most browser's newest context (ip, user agent, locale) tracked at or before the event, and the
--- newest _ttp cookie (the newest event may come from a browser that blocks the pixel)
+-- the trusted-most browser's newest context (ip, user agent, locale) tracked at or before the event (a message
+-- from the shop's backend may name none), and the newest _ttp cookie (the newest event may come from a browser
+-- that blocks the pixel)
 ranked_context as (
     select
         purchases.event_id,
         browser_events.message_id,
         row_number() over (partition by purchases.event_id
                            order by own_browsers.trust, own_browsers.claimed_at nulls first,
+                                    case when browser_events.has_context then 0 else 1 end,
                                     browser_events.event_at desc, browser_events.message_id desc) as recency,
         row_number() over (partition by purchases.event_id
                            order by case when browser_events.ttp is null then 1 else 0 end,
