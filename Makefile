@@ -17,6 +17,10 @@ DEMO_SEED ?= 7
 DEMO_TIKTOK ?= fake
 PORT ?= 3000
 
+# Segment's browser SDK for tests/test_segment_sdk_browser.py (`make browser` fetches it)
+SEGMENT_SDK_VERSION ?= 1.84.3
+SEGMENT_SDK_DIR ?= tests/.sdk/analytics-next-$(SEGMENT_SDK_VERSION)
+
 .PHONY: help install browser demo test run dev dev-demo bench bench-pipeline stripe-receiver collector clean
 
 help:
@@ -28,7 +32,7 @@ help:
 	@echo "make bench     the benchmarks, printing their figures"
 	@echo "make stripe-receiver PORT=8787   the Stripe webhook receiver on 127.0.0.1 (needs STRIPE_WEBHOOK_SECRET)"
 	@echo "make collector PORT=8788         the tracking collector on 127.0.0.1 (needs COLLECTOR_WRITE_KEYS)"
-	@echo "make browser   installs Debian's Chromium for the tracker's browser test (root; skipped if present)"
+	@echo "make browser   installs Debian's Chromium and fetches Segment's analytics-next for the browser tests"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' 
@@ -87,10 +91,15 @@ collector: $(STAMP)
 	$(PY) -m ingestion.collector --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # the browser test drives Debian's Chromium (a browser a test tool downloads itself does not work here)
+# and Segment's own browser SDK (analytics-next, pinned), fetched from npm, against which the collector is tested
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version
+	@test -f $(SEGMENT_SDK_DIR)/dist/umd/index.js || { mkdir -p $(SEGMENT_SDK_DIR) && cd $(SEGMENT_SDK_DIR) && \
+		npm pack --silent @segment/analytics-next@$(SEGMENT_SDK_VERSION) >/dev/null && \
+		tar xzf segment-analytics-next-$(SEGMENT_SDK_VERSION).tgz --strip-components=1 && rm -f *.tgz; }
+	@echo "Segment analytics-next $(SEGMENT_SDK_VERSION) in $(SEGMENT_SDK_DIR)"
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

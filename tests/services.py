@@ -34,9 +34,10 @@ class Service:
 
 
 @contextmanager
-def service(module: str, env: dict, *args: str):
-    """Run ``python -m module --port P`` until it answers /healthz; stop it (SIGTERM) afterwards."""
-    port = free_port()
+def service(module: str, env: dict, *args: str, port: int | None = None):
+    """Run ``python -m module --port P`` until it answers /healthz; stop it (SIGTERM) afterwards. ``port``: a given
+    one (a restart on the same address), else a free one."""
+    port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args], cwd=ROOT,
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     svc = Service(proc, port)
