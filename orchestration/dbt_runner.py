@@ -14,38 +14,17 @@ KeyboardInterrupt in dbt's thread, which cancels the open queries.
 dbt's Python API runs one command at a time per process: a lock queues a second one. When dbt has finished, the
 DuckDB database dbt-duckdb opened is closed, so the warehouse can be opened again in this process with other
 settings.
-
-In incremental builds, nodes run longest remaining path first (`critical_path_scores`). dbt starts, among the
-nodes ready to run, the one of least depth in the graph, and among equals the first by name: so a report at the
-depth of `tiktok_conversions` takes the thread that the build's longest chain was waiting for. Here a node's
-priority is the seconds from its start to the end of the longest chain of nodes after it, as the last build in the
-same target folder took them. Forced incremental builds of the 1M-event world, the two orders alternating
-(`python -m bench.dbt_order`): this order was faster in 11 of 16 pairs, by 0.6 s on average, of dbt elapsed
-times of 10-14 s. Full builds keep dbt's order: there both cores are busy with large queries whatever the order,
-and three full builds in this order were not faster (28.8, 28.9 and 29.3 s against 26.9 and 28.3 s).
-
-dbt's events are built faster (`_install_fast_events`). dbt builds a protobuf message for every event, debug ones
-included (each SQL statement fires two), with protobuf's `ParseDict`: a pure-Python walk of a dict, about 100 us per
-message, twice per event. A build is bound by Python here, not by DuckDB: dbt's two threads and Dagster's handling
-of the events take turns holding the GIL nearly all the time, so this cost adds to the build's elapsed time. The
-message class's own constructor builds the same message from the same dict in under a tenth of that; whatever it
-refuses (a node's result) goes to `ParseDict` as before, and a test builds every message of a build both ways and
-compares them. Forced incremental builds of the 1M-event world, alternating, 4 pairs: dbt elapsed 11.4 s against
-12.6 s on average. (dbt-core issue 9030 proposes the same.)
 """
 
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import queue
 import shutil
-import statistics
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -61,10 +40,6 @@ from dagster_dbt.dbt_manifest import validate_manifest
 
 _ONE_AT_A_TIME = threading.Lock()
 _DONE = None
-# seconds per node of the last build of each kind, in each target folder
-NODE_SECONDS_FILE = "node_seconds.json"
-# while InProcessDbt runs a command: the node seconds its scheduling follows (None: dbt's own order)
-_node_seconds: dict[str, float] | None = None
 
 
 class _Lines:
@@ -129,14 +104,9 @@ class InProcessDbt:
             with _ONE_AT_A_TIME:
                 from dbt.cli.main import dbtRunner
 
-                global _node_seconds
-                _install_schedule()
-                _install_fast_events()
-                _node_seconds = None if "--full-refresh" in self.args else self._last_node_seconds()
                 try:
                     result = dbtRunner(callbacks=[self._emit]).invoke(self.args[1:])
                 finally:
-                    _node_seconds = None
                     _close_duckdb()
                     if self._froze:
                         # What dbt loaded is garbage now. Unfrozen, it can be collected: a process that runs many
@@ -144,7 +114,6 @@ class InProcessDbt:
                         # unfreezes the code location too, until the next freeze (the TikTok delivery's, or `make
                         # run`'s before exit).
                         gc.unfreeze()
-                self._record_node_seconds(result)
             if result.exception is not None:
                 # an error before or outside the nodes (a bad flag, a profile or parse error): dbt exits with 2
                 self._error(f"{type(result.exception).__name__}: {result.exception}")
@@ -156,36 +125,6 @@ class InProcessDbt:
             self.returncode = 2
         finally:
             self.stdout.put(_DONE)
-
-    def _flag(self, name: str) -> str | None:
-        return self.args[self.args.index(name) + 1] if name in self.args[:-1] else None
-
-    def _seconds_file(self) -> tuple[Path | None, str]:
-        target = self._flag("--target-path")
-        return (Path(target) / NODE_SECONDS_FILE if target else None,
-                "full" if "--full-refresh" in self.args else "incremental")
-
-    def _last_node_seconds(self) -> dict[str, float]:
-        """The node seconds an incremental build is ordered by: the last incremental build's, else the last full
-        build's (the first incremental build after it), else none (every node counts the same)."""
-        path, _ = self._seconds_file()
-        try:
-            recorded = json.loads(path.read_text()) if path else {}
-        except (OSError, ValueError):
-            recorded = {}  # none yet (a new target folder), or unreadable
-        return recorded.get("incremental") or recorded.get("full") or {}
-
-    def _record_node_seconds(self, result) -> None:
-        path, kind = self._seconds_file()
-        results = getattr(getattr(result, "result", None), "results", None)
-        if path is None or not results:
-            return
-        seconds = {r.node.unique_id: round(r.execution_time, 3) for r in results
-                   if getattr(r, "node", None) is not None and r.execution_time}
-        with contextlib.suppress(OSError, ValueError):
-            recorded = json.loads(path.read_text()) if path.exists() else {}
-            recorded[kind] = {**recorded.get(kind, {}), **seconds}
-            path.write_text(json.dumps(recorded))
 
     def wait(self, timeout: float | None = None) -> int:
         self._thread.join(timeout)
@@ -209,76 +148,6 @@ class InProcessDbt:
         for adapter in list(FACTORY.adapters.values()):
             with contextlib.suppress(Exception):
                 adapter.cancel_open_connections()
-
-
-def critical_path_scores(graph, seconds: dict[str, float]) -> dict[str, float]:
-    """dbt's priority of each node of ``graph`` (a networkx DiGraph; lower runs first): minus the seconds of the
-    longest path from the node's start to the end of the build, by ``seconds`` per node (a node not in it: the
-    median of those that are, or 1 s when none is)."""
-    import networkx as nx
-
-    default = statistics.median(seconds.values()) if seconds else 1.0
-    remaining: dict[str, float] = {}
-    for node in reversed(list(nx.topological_sort(graph))):
-        after = max((remaining[child] for child in graph.successors(node)), default=0.0)
-        remaining[node] = seconds.get(node, default) + after
-    return {node: -length for node, length in remaining.items()}
-
-
-def _install_schedule() -> None:
-    """Make dbt's GraphQueue order the ready nodes by `critical_path_scores` while InProcessDbt runs a command
-    (`_node_seconds` set); any other use of dbt in this process keeps dbt's own order."""
-    from dbt.graph.queue import GraphQueue
-
-    original = GraphQueue._get_scores
-    if getattr(original, "critical_path_first", False):
-        return
-
-    def _get_scores(self, graph):
-        seconds = _node_seconds
-        if seconds is None:
-            return original(self, graph)
-        return critical_path_scores(graph, seconds)
-
-    _get_scores.critical_path_first = True
-    GraphQueue._get_scores = _get_scores
-
-
-def _fast_message(js_dict: dict, message_class):
-    """The protobuf message ``message_class(**js_dict)``, as `ParseDict(js_dict, message_class())` would build it, or
-    None when the constructor does not take the dict. The one difference between the two that dbt's events meet is
-    handled: the time of an event (``info.ts``) is ISO-8601 text, which `ParseDict` reads and the constructor takes
-    as a datetime."""
-    info = js_dict.get("info")
-    if isinstance(info, dict) and isinstance(info.get("ts"), str):
-        try:
-            js_dict = {**js_dict, "info": {**info, "ts": datetime.fromisoformat(info["ts"])}}
-        except ValueError:
-            return None
-    try:
-        return message_class(**js_dict)
-    except Exception:  # noqa: BLE001 - whatever the constructor refuses, ParseDict decides
-        return None
-
-
-def _install_fast_events() -> None:
-    """Build dbt's event messages with `_fast_message`, falling back to protobuf's `ParseDict` (dbt_common calls it
-    for every event it builds: `BaseEvent.__init__` and `msg_from_base_event`)."""
-    from dbt_common.events import base_types
-
-    original = getattr(base_types, "ParseDict", None)
-    if original is None or getattr(original, "parse_dict", None) is not None:
-        return  # installed already, or a dbt-common that builds its messages otherwise
-
-    def parse_dict(js_dict, message, *args, **kwargs):
-        if not args and not kwargs and isinstance(js_dict, dict) and not message.ListFields():
-            built = _fast_message(js_dict, type(message))
-            if built is not None:
-                return built
-        return original(js_dict, message, *args, **kwargs)
-
-    parse_dict.parse_dict = original
-    base_types.ParseDict = parse_dict
 
 
 def _close_duckdb() -> None:

@@ -124,7 +124,7 @@ class Translator(DagsterDbtTranslator):
 
 def build_target_path(warehouse_path: Path | str) -> Path:
     """The dbt target folder of the pipeline's builds of one warehouse (relative to the dbt project): kept between
-    runs, so dbt re-parses only what changed, and holding that warehouse's run_results.json and node_seconds.json."""
+    runs, so dbt re-parses only what changed, and holding that warehouse's run_results.json."""
     return Path("target") / f"dbt_models-{hashlib.sha256(str(warehouse_path).encode()).hexdigest()[:12]}"
 
 
