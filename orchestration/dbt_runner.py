@@ -1,5 +1,8 @@
 """dbt commands run inside the Dagster process, through dbt's own Python API (dbtRunner), instead of a dbt
-subprocess per command.
+subprocess per command: the one module that uses private parts of dagster-dbt, dbt-duckdb and CPython for it
+(`PRIVATE_SYMBOLS`, which tests/test_dbt_runner.py checks exist), behind one off switch: `DBT_IN_PROCESS=false`
+runs dbt as dagster-dbt runs it, through its public `DbtCliResource.cli` (a subprocess per command). Measured
+gains, with the switch as the baseline: docs/decisions.md.
 
 A dbt subprocess pays, before its first model, for starting Python, importing dbt's CLI and loading the adapter:
 about 4 s of a 6 s no-op build here, and on every build, the small incremental ones included. In this process most
@@ -17,14 +20,16 @@ settings.
 """
 
 import contextlib
+import importlib.metadata
+import sys
 import ctypes
-import gc
 import os
 import queue
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import orjson
@@ -37,6 +42,9 @@ from dagster_dbt.asset_utils import (
 from dagster_dbt.core.dbt_cli_invocation import _get_dbt_target_path
 from dagster_dbt.dagster_dbt_translator import validate_opt_translator
 from dagster_dbt.dbt_manifest import validate_manifest
+from packaging import version
+
+from orchestration import gctuning
 
 _ONE_AT_A_TIME = threading.Lock()
 _DONE = None
@@ -86,8 +94,7 @@ class InProcessDbt:
             # lives until the command ends, so the collector's passes during the nodes leave it out, as they leave
             # out the code location (orchestration/gctuning.py). 2.0 s of collection in a +1% run of a small world
             # was 0.9 s without this freeze, 0.6 s with it. Undone when the command ends (`_run`).
-            gc.freeze()
-            self._froze = True
+            self._froze = gctuning.freeze()
         # what `dbt --log-format json` prints: the events at info level and above (debug ones go to dbt.log)
         if msg.info.level == "debug" and not self._debug:
             return
@@ -113,7 +120,7 @@ class InProcessDbt:
                         # commands (the tests) would otherwise keep some 14,000 objects of each for good. This
                         # unfreezes the code location too, until the next freeze (the TikTok delivery's, or `make
                         # run`'s before exit).
-                        gc.unfreeze()
+                        gctuning.unfreeze()
             if result.exception is not None:
                 # an error before or outside the nodes (a bad flag, a profile or parse error): dbt exits with 2
                 self._error(f"{type(result.exception).__name__}: {result.exception}")
@@ -201,3 +208,47 @@ def invoke(resource: DbtCliResource, args: Sequence[str], *, raise_on_error: boo
         process=InProcessDbt(command), manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
         project_dir=project_dir, target_path=target_path, raise_on_error=raise_on_error, context=context,
         adapter=None, cli_version=cli_version, project=params.dbt_project)
+
+
+# What this module needs of other packages' private parts; tests/test_dbt_runner.py checks that each exists, so an
+# upgrade that renames one fails there, not in a production build.
+PRIVATE_SYMBOLS = [
+    ("dagster_dbt.core.dbt_cli_invocation", "_get_dbt_target_path"),
+    ("dagster_dbt.core.resource", "DbtCliResource._get_unique_target_path"),
+    ("dagster_dbt.core.resource", "DbtCliResource._initialize_dbt_core_adapter"),
+    ("dagster_dbt.core.resource", "DbtCliResource._cli_version"),
+    ("dbt.adapters.duckdb.connections", "DuckDBConnectionManager._ENV"),
+    ("ctypes", "pythonapi.PyThreadState_SetAsyncExc"),
+]
+
+
+def in_process() -> bool:
+    """The off switch: DBT_IN_PROCESS (default true)."""
+    return (os.environ.get("DBT_IN_PROCESS") or "true").strip().lower() not in ("false", "0", "no", "off")
+
+
+class DbtCli(DbtCliResource):
+    """dagster-dbt's dbt CLI resource, with dbt run in this process (`InProcessDbt`) when dbt is the one beside this
+    interpreter and the switch is on, and without two things dagster-dbt does before every dbt command that cost
+    seconds: it sets up a dbt adapter inside the Dagster process (2.7 s of CPU per build) only to fetch row counts
+    and column metadata this project does not ask for (`dbt_models` counts rows itself), and it runs `dbt --version`
+    (3-5 s) to learn a version the package metadata holds. With the switch off it is dagster-dbt's resource."""
+
+    def _own_dbt(self) -> bool:
+        return in_process() and Path(self.dbt_executable) == Path(sys.executable).parent / "dbt"
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]):
+        if self._own_dbt():
+            return None
+        return super()._initialize_dbt_core_adapter(args)
+
+    def cli(self, args: Sequence[str], **kwargs) -> DbtCliInvocation:
+        if self._own_dbt():
+            return invoke(self, args, cli_version=self._cli_version, **kwargs)
+        return super().cli(args, **kwargs)
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if self._own_dbt():
+            return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version

@@ -8,6 +8,10 @@ last connection to a WAL database makes SQLite checkpoint the log and delete it,
 created, and the dbt step reports every model and test). Commits are `synchronous=NORMAL`, which in WAL mode
 cannot corrupt the database; an operating-system crash (not a process crash) can lose the last events written.
 Configured in the embedded `dagster.yaml`; production uses PostgreSQL (deploy/dagster.yaml) instead.
+
+It subclasses Dagster's private SQLite event log (`PRIVATE_SYMBOLS`, checked by tests/test_storage.py), behind an
+off switch: `DAGSTER_SQLITE_KEEP_ENGINES=false` makes every method Dagster's own. The gain, with the switch as the
+baseline: docs/decisions.md.
 """
 
 import os
@@ -21,6 +25,21 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
+
+# What this module needs of Dagster's private parts (tests/test_storage.py checks each exists).
+PRIVATE_SYMBOLS = [
+    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SqliteEventLogStorage._connect"),
+    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SqliteEventLogStorage._initdb"),
+    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SqliteEventLogStorage.conn_string_for_shard"),
+    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "INDEX_SHARD_NAME"),
+    ("dagster._core.storage.sqlite", "SQLITE_BUSY_TIMEOUT_SECONDS"),
+]
+
+
+def keep_engines() -> bool:
+    """The off switch: DAGSTER_SQLITE_KEEP_ENGINES (default true)."""
+    return (os.environ.get("DAGSTER_SQLITE_KEEP_ENGINES") or "true").strip().lower() not in ("false", "0", "no", "off")
+
 
 # engines kept per process (one per run's database file and one for the index); the oldest are let go
 MAX_ENGINES = 32
@@ -64,6 +83,10 @@ class SqliteEventLogStorageKeepingEngines(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:  # type: ignore[override]
+        if not keep_engines():
+            with super()._connect(shard) as conn:
+                yield conn
+            return
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:

@@ -23,7 +23,6 @@ sends; the schema check (parsing each payload back, about a third of the work) r
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import random
 import time
@@ -354,10 +353,6 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
                            _python_contents(lookup, {event_id}).get(event_id))
 
     chunks = _candidate_chunks(con, settings, oldest)
-    # what the process held before the run (all of Dagster, in an asset) is left out of the garbage collector's
-    # passes until the run ends: the run's own short-lived rows would otherwise make it walk all of it, again
-    # and again
-    gc.freeze()
     try:
         if settings.dry_run:
             records: list[LedgerRow] = []
@@ -378,7 +373,6 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
         else:
             asyncio.run(_send_all(con, settings, chunks, build, result, transport, log, now))
     finally:
-        gc.unfreeze()
         chunks.close()
         lookup.close()
     # by the wall clock, as the ledger records attempts (``now`` may be set back for the age limit)

@@ -3,7 +3,6 @@ DuckDB file: results, failures and cancellation reach dagster-dbt as they do fro
 free for this process once dbt has finished."""
 
 import gc
-import json
 import signal
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ import duckdb
 import pytest
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from orchestration import dbt_runner
 from orchestration.dbt_runner import InProcessDbt
 from orchestration.defs.dbt import DBT_EXECUTABLE, DbtCli
 
@@ -107,3 +105,20 @@ def test_a_terminated_build_cancels_its_running_query_and_frees_the_warehouse(pr
     with duckdb.connect(str(tmp_path / "tiny.duckdb")) as con:
         assert con.execute("select count(*) from information_schema.tables where table_name = 'endless'"
                            ).fetchall() == [(0,)]
+
+
+def test_every_private_symbol_the_in_process_runner_needs_exists():
+    """The in-process runner's private parts of other packages, named: an upgrade that renames one fails here."""
+    from orchestration.dbt_runner import PRIVATE_SYMBOLS
+    from tests.private_symbols import assert_each_exists
+
+    assert_each_exists(PRIVATE_SYMBOLS, "DBT_IN_PROCESS")
+
+
+def test_with_the_switch_off_dbt_runs_as_dagster_dbt_runs_it(project, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("DBT_IN_PROCESS", "false")
+    invocation = _dbt(project).cli(["build", "-s", "orders"], target_path=project / "target")
+    assert isinstance(invocation.process, subprocess.Popen)
+    assert invocation.wait().is_successful()

@@ -1,21 +1,18 @@
 """The dbt project as Dagster assets: staging, identity, attribution and activation models, keyed [schema, model]."""
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
-from packaging import version
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration import dbt_runner
+from orchestration.dbt_runner import DbtCli
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
 
@@ -25,33 +22,6 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 # dbt lives beside this interpreter (the project's .venv), which need not be on PATH.
 _venv_dbt = Path(sys.executable).parent / "dbt"
 DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "dbt"
-
-
-class DbtCli(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, with dbt run in this process (`cli`, below), and without two things it does
-    before every dbt command that cost seconds. It sets up a dbt adapter inside the Dagster process (dbt's macros
-    loaded, a DuckDB adapter: 2.7 s of CPU per build), only to fetch row counts and column metadata, which this
-    project does not ask it for: `dbt_models` counts rows itself once dbt has finished (that adapter would also hold
-    the warehouse open beside dbt). And it runs `dbt --version` (`_cli_version`)."""
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]):
-        return None
-
-    def cli(self, args: Sequence[str], **kwargs) -> DbtCliInvocation:
-        """dbt beside this interpreter runs in this process (orchestration/dbt_runner.py): a dbt subprocess spends
-        about 7 s of every build starting dbt and passing its log through JSON. Any other dbt executable runs as
-        dagster-dbt runs it."""
-        if self.dbt_executable == str(_venv_dbt):
-            return dbt_runner.invoke(self, args, cli_version=self._cli_version, **kwargs)
-        return super().cli(args, **kwargs)
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        """The version of dbt beside this interpreter, from its package metadata. dagster-dbt runs `dbt --version`
-        before every command to learn it: 3-5 s here, as long as a small incremental build's own models."""
-        if self.dbt_executable == str(_venv_dbt):
-            return version.parse(importlib.metadata.version("dbt-core"))
-        return super()._cli_version
 
 
 # marts read daily by analysts: warn after 6 hours without a build, fail after a day (the pipeline runs whenever
