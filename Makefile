@@ -21,11 +21,12 @@ PORT ?= 3000
 SEGMENT_SDK_VERSION ?= 1.84.3
 SEGMENT_SDK_DIR ?= tests/.sdk/analytics-next-$(SEGMENT_SDK_VERSION)
 
-.PHONY: help install browser demo test run dev dev-demo bench bench-pipeline stripe-receiver collector clean
+.PHONY: help install browser demo test lint run dev dev-demo bench bench-pipeline stripe-receiver collector clean
 
 help:
 	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
 	@echo "make test      run the whole test suite"
+	@echo "make lint      ruff's lint and format checks"
 	@echo "make run       materialise every asset once over LANDING_DIR and WAREHOUSE_PATH"
 	@echo "make dev       the Dagster UI on http://127.0.0.1:$(PORT) over the same configuration"
 	@echo "make dev-demo  the Dagster UI over the demo's data"
@@ -53,6 +54,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the lint and format gate (.ci/run runs it before the suite); `$(VENV)/bin/ruff format .` fixes the format
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 run: $(STAMP)
 	$(PY) -m orchestration.run

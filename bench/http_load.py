@@ -43,9 +43,11 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
     def summary(self) -> str:
-        return (f"{self.requests} requests in {self.seconds:.2f} s = {self.per_second:,.0f}/s, "
-                f"p50 {self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms, "
-                f"max {max(self.latencies_ms):.1f} ms, statuses {dict(sorted(self.statuses.items()))}")
+        return (
+            f"{self.requests} requests in {self.seconds:.2f} s = {self.per_second:,.0f}/s, "
+            f"p50 {self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms, "
+            f"max {max(self.latencies_ms):.1f} ms, statuses {dict(sorted(self.statuses.items()))}"
+        )
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -60,8 +62,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _connection(host: str, port: int, requests: list[bytes], result: LoadResult,
-                      sent: list[int] | None) -> None:
+async def _connection(host: str, port: int, requests: list[bytes], result: LoadResult, sent: list[int] | None) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         for i, raw in enumerate(requests):
@@ -112,9 +113,14 @@ def start_server(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
     raise SystemExit(f"{cmd} did not start on port {port}")
 
 
-def measure_server(cmd: Callable[[int], list[str]], env: Callable[[Path], dict],
-                   requests: Callable[[int], list[bytes]], connections: int, warmup: int = 200,
-                   stored: Callable[[Path], int] | None = None) -> tuple[LoadResult, int]:
+def measure_server(
+    cmd: Callable[[int], list[str]],
+    env: Callable[[Path], dict],
+    requests: Callable[[int], list[bytes]],
+    connections: int,
+    warmup: int = 200,
+    stored: Callable[[Path], int] | None = None,
+) -> tuple[LoadResult, int]:
     """Start a server (``cmd(port)``, ``env(landing_dir)``) on a fresh landing zone, warm it up, load it with
     ``requests(port)``, stop it gracefully, and count what it stored."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

@@ -70,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("give either --baseline or one or more --variant")
     if args.variant:
         return _compare_variants(args)
-    revision = subprocess.run(["git", "rev-parse", "--verify", f"{args.baseline}^{{commit}}"], cwd=ROOT,
-                              capture_output=True, text=True, check=False)
+    revision = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{args.baseline}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if revision.returncode != 0:
         raise SystemExit(f"--baseline {args.baseline!r} is not a revision of this repository")
     work = (Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-ab-"))).resolve()
@@ -79,12 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     baseline_code = work / "baseline-code"
     codes = {"baseline": baseline_code, "this checkout": ROOT}
     visitors = visitors_for(args.tracking_events)
-    print(f"# +1% incremental runs, {cores()} cores: this checkout against {args.baseline} "
-          f"({revision.stdout.strip()[:12]}), {args.rounds} rounds; workdir {work}", flush=True)
+    print(
+        f"# +1% incremental runs, {cores()} cores: this checkout against {args.baseline} "
+        f"({revision.stdout.strip()[:12]}), {args.rounds} rounds; workdir {work}",
+        flush=True,
+    )
     try:
         if not baseline_code.exists():
-            subprocess.run(["git", "worktree", "add", "--detach", str(baseline_code), revision.stdout.strip()],
-                           cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(baseline_code), revision.stdout.strip()],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
         world = work / "world"
         if not (world / "landing").exists():
             write_world(WorldConfig(visitors=visitors, seed=args.seed), world / "landing", world / "truth.jsonl")
@@ -101,23 +113,32 @@ def main(argv: list[str] | None = None) -> int:
             order = list(codes) if r % 2 else list(reversed(codes))
             for name in codes:
                 data = work / name.replace(" ", "-")
-                write_world(WorldConfig(visitors=one_percent_more(visitors), seed=args.seed + 1000 + r),
-                            data / "landing", data / f"truth_{r}.jsonl")
+                write_world(
+                    WorldConfig(visitors=one_percent_more(visitors), seed=args.seed + 1000 + r),
+                    data / "landing",
+                    data / f"truth_{r}.jsonl",
+                )
             for name in order:
                 times[name].append(_run(codes[name], work / name.replace(" ", "-")))
             for name in order:
                 fixed[name].append(_run(codes[name], work / name.replace(" ", "-")))
-            print(f"round {r + 1}: " + ", ".join(f"{name} {times[name][-1]:.1f} s (no new data {fixed[name][-1]:.1f} s)"
-                                                 for name in codes), flush=True)
+            print(
+                f"round {r + 1}: "
+                + ", ".join(f"{name} {times[name][-1]:.1f} s (no new data {fixed[name][-1]:.1f} s)" for name in codes),
+                flush=True,
+            )
         for name in codes:
             mean, mean_fixed = statistics.mean(times[name]), statistics.mean(fixed[name])
-            print(f"{name}: +1% run {mean:.2f} s on average, no new data {mean_fixed:.2f} s, "
-                  f"above it {mean - mean_fixed:.2f} s")
-        faster = sum(a < b for a, b in zip(times["this checkout"], times["baseline"]))
+            print(
+                f"{name}: +1% run {mean:.2f} s on average, no new data {mean_fixed:.2f} s, "
+                f"above it {mean - mean_fixed:.2f} s"
+            )
+        faster = sum(a < b for a, b in zip(times["this checkout"], times["baseline"], strict=False))
         print(f"this checkout faster in {faster} of {args.rounds} rounds")
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(baseline_code)], cwd=ROOT, check=False,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(baseline_code)], cwd=ROOT, check=False, capture_output=True
+        )
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -129,9 +150,12 @@ def _compare_variants(args) -> int:
     work = (Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-ab-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     visitors = visitors_for(args.tracking_events)
-    print(f"# +1% incremental runs, {cores()} cores: this checkout against "
-          + ", ".join(f"{n} ({e})" for n, e in variants.items() if e) + f", {args.rounds} rounds; workdir {work}",
-          flush=True)
+    print(
+        f"# +1% incremental runs, {cores()} cores: this checkout against "
+        + ", ".join(f"{n} ({e})" for n, e in variants.items() if e)
+        + f", {args.rounds} rounds; workdir {work}",
+        flush=True,
+    )
     try:
         world = work / "world"
         if not (world / "landing").exists():
@@ -141,24 +165,37 @@ def _compare_variants(args) -> int:
             shutil.rmtree(data[name], ignore_errors=True)
             shutil.copytree(world / "landing", data[name] / "landing")
             prepare_manifest({**pipeline_env(data[name]), **env}, cwd=ROOT)
-            print(f"{name}: full run {_run(ROOT, data[name], env):.1f} s, "
-                  f"no new data {_run(ROOT, data[name], env):.1f} s", flush=True)
+            print(
+                f"{name}: full run {_run(ROOT, data[name], env):.1f} s, "
+                f"no new data {_run(ROOT, data[name], env):.1f} s",
+                flush=True,
+            )
         times: dict[str, list[float]] = {name: [] for name in variants}
         fixed: dict[str, list[float]] = {name: [] for name in variants}
         for r in range(args.rounds):
             order = list(variants) if r % 2 else list(reversed(variants))
             for name in variants:
-                write_world(WorldConfig(visitors=one_percent_more(visitors), seed=args.seed + 1000 + r),
-                            data[name] / "landing", data[name] / f"truth_{r}.jsonl")
+                write_world(
+                    WorldConfig(visitors=one_percent_more(visitors), seed=args.seed + 1000 + r),
+                    data[name] / "landing",
+                    data[name] / f"truth_{r}.jsonl",
+                )
             for name in order:
                 times[name].append(_run(ROOT, data[name], variants[name]))
             for name in order:
                 fixed[name].append(_run(ROOT, data[name], variants[name]))
-            print(f"round {r + 1}: " + ", ".join(f"{name} {times[name][-1]:.1f} s (no new data {fixed[name][-1]:.1f} s)"
-                                                 for name in variants), flush=True)
+            print(
+                f"round {r + 1}: "
+                + ", ".join(
+                    f"{name} {times[name][-1]:.1f} s (no new data {fixed[name][-1]:.1f} s)" for name in variants
+                ),
+                flush=True,
+            )
         for name in variants:
-            print(f"{name}: +1% run {statistics.mean(times[name]):.2f} s on average, "
-                  f"no new data {statistics.mean(fixed[name]):.2f} s")
+            print(
+                f"{name}: +1% run {statistics.mean(times[name]):.2f} s on average, "
+                f"no new data {statistics.mean(fixed[name]):.2f} s"
+            )
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

@@ -78,8 +78,14 @@ class PeakMemory:
 def run_pipeline(env: dict, cwd: Path | None = None) -> tuple[float, int, str]:
     """One `make run` in a new process (of the checkout in ``cwd``, default this one): seconds, peak memory, output."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "orchestration.run"], env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.run"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     memory = PeakMemory(proc.pid)
     out, _ = proc.communicate()
     peak = memory.stop()
@@ -119,8 +125,7 @@ def duckdb_baseline(landing: Path, scratch: Path) -> float:
     started = time.perf_counter()
     with duckdb.connect(str(scratch / "baseline.duckdb")) as con:
         for source in ("tracking", "stripe_events"):
-            con.execute(f"create table {source} as select * from "
-                        f"read_ndjson_objects('{landing / source}/**/*.jsonl')")
+            con.execute(f"create table {source} as select * from read_ndjson_objects('{landing / source}/**/*.jsonl')")
     return time.perf_counter() - started
 
 
@@ -132,15 +137,25 @@ def report(label: str, seconds: float, peak: int, steps: dict[str, float], event
 
 
 def pipeline_env(work: Path) -> dict:
-    return {**os.environ, "LANDING_DIR": str(work / "landing"), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
-            "DAGSTER_HOME": str(work / "dagster_home"), "DAGSTER_LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "LANDING_DIR": str(work / "landing"),
+        "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "DAGSTER_LOG_LEVEL": "WARNING",
+    }
 
 
 def prepare_manifest(env: dict, cwd: Path | None = None) -> None:
-    """Parse the dbt project (of the checkout in ``cwd``) with the warehouse path in ``env``, as the image build does."""
-    subprocess.run([sys.executable, "-c",
-                    "from orchestration.defs.dbt import prepare_manifest; prepare_manifest(force=True)"],
-                   env=env, cwd=cwd, check=True, capture_output=True)
+    """Parse the dbt project (of the checkout in ``cwd``) with the warehouse path in ``env``, as the image build
+    does."""
+    subprocess.run(
+        [sys.executable, "-c", "from orchestration.defs.dbt import prepare_manifest; prepare_manifest(force=True)"],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 def incremental_floor(work: Path, tracking_events: int, seed: int) -> float:
@@ -154,8 +169,11 @@ def incremental_floor(work: Path, tracking_events: int, seed: int) -> float:
     prepare_manifest(env)
     run_pipeline(env)
     fixed, _, _ = run_pipeline(env)
-    write_world(WorldConfig(visitors=one_percent_more(visitors), seed=seed + 1000), work / "landing",
-                work / "ground_truth_more.jsonl")
+    write_world(
+        WorldConfig(visitors=one_percent_more(visitors), seed=seed + 1000),
+        work / "landing",
+        work / "ground_truth_more.jsonl",
+    )
     incremental, _, _ = run_pipeline(env)
     return incremental - fixed
 
@@ -165,38 +183,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracking-events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--workdir", help="keep the data here (default: a temporary folder, removed afterwards)")
-    ap.add_argument("--floor-events", type=int, default=20_000,
-                    help="also measure the incremental run's cost that does not depend on the data, on a world of "
-                         "this many tracking events (0: do not)")
+    ap.add_argument(
+        "--floor-events",
+        type=int,
+        default=20_000,
+        help="also measure the incremental run's cost that does not depend on the data, on a world of "
+        "this many tracking events (0: do not)",
+    )
     args = ap.parse_args(argv)
     work = (Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))).resolve()
     landing, home = work / "landing", work / "dagster_home"
     env = pipeline_env(work)
     visitors = visitors_for(args.tracking_events)
-    print(f"# pipeline through Dagster on {cores()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-          f"workdir {work}")
+    print(
+        f"# pipeline through Dagster on {cores()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"workdir {work}"
+    )
     try:
         t0 = time.perf_counter()
         write_world(WorldConfig(visitors=visitors, seed=args.seed), landing, work / "ground_truth.jsonl")
         lines = count_lines(landing)
         total = sum(lines.values())
-        print(f"world: {visitors:,} visitors -> {lines['tracking']:,} tracking events, {lines['stripe_events']:,} "
-              f"Stripe events ({time.perf_counter() - t0:.0f} s to simulate, not counted)")
+        print(
+            f"world: {visitors:,} visitors -> {lines['tracking']:,} tracking events, {lines['stripe_events']:,} "
+            f"Stripe events ({time.perf_counter() - t0:.0f} s to simulate, not counted)"
+        )
 
         # The dbt project is parsed once before the timed runs, as the code location image does when it is built
         # (deploy/Dockerfile), with the warehouse path the runs use: otherwise the first run pays for a full parse
         # (dbt reuses a parse only for the profile it was made with, and the path is part of it).
         started = time.perf_counter()
         prepare_manifest(env)
-        print(f"dbt manifest prepared before the timed runs (the image build does it): {time.perf_counter() - started:.1f} s")
+        print(
+            "dbt manifest prepared before the timed runs (the image build does it): "
+            f"{time.perf_counter() - started:.1f} s"
+        )
 
         base = duckdb_baseline(landing, work)
         full, full_peak, _ = run_pipeline(env)
         full_steps = step_seconds(home)
         report("full run", full, full_peak, full_steps, total)
         load = sum(s for k, s in full_steps.items() if k.startswith("raw__"))
-        print(f"loading: {load:.1f} s vs DuckDB read_ndjson_objects into a table {base:.1f} s = {load / base:.2f}x "
-              f"(goal <= 2x)")
+        print(
+            f"loading: {load:.1f} s vs DuckDB read_ndjson_objects into a table {base:.1f} s = {load / base:.2f}x "
+            f"(goal <= 2x)"
+        )
 
         fixed, fixed_peak, _ = run_pipeline(env)
         report("no new data (fixed cost)", fixed, fixed_peak, step_seconds(home))
@@ -205,25 +236,40 @@ def main(argv: list[str] | None = None) -> int:
         write_world(WorldConfig(visitors=extra, seed=args.seed + 1000), landing, work / "ground_truth_more.jsonl")
         added = sum(count_lines(landing).values()) - total
         incremental, inc_peak, _ = run_pipeline(env)
-        report(f"incremental (+{added:,} events, {added / total:.1%})", incremental, inc_peak, step_seconds(home),
-               added)
+        report(
+            f"incremental (+{added:,} events, {added / total:.1%})", incremental, inc_peak, step_seconds(home), added
+        )
 
         share = (incremental - fixed) / (full - fixed) if full > fixed else float("inf")
-        figures = {"cores": cores(), "tracking_events": lines["tracking"], "stripe_events": lines["stripe_events"],
-                   "full_s": round(full, 1), "full_peak_gib": round(full_peak / 2**30, 2),
-                   "fixed_s": round(fixed, 1), "incremental_s": round(incremental, 1),
-                   "incremental_share_above_fixed": round(share, 3), "load_s": round(load, 1),
-                   "duckdb_read_s": round(base, 1)}
+        figures = {
+            "cores": cores(),
+            "tracking_events": lines["tracking"],
+            "stripe_events": lines["stripe_events"],
+            "full_s": round(full, 1),
+            "full_peak_gib": round(full_peak / 2**30, 2),
+            "fixed_s": round(fixed, 1),
+            "incremental_s": round(incremental, 1),
+            "incremental_share_above_fixed": round(share, 3),
+            "load_s": round(load, 1),
+            "duckdb_read_s": round(base, 1),
+        }
         if args.floor_events:
             floor = incremental_floor(work / "floor", args.floor_events, args.seed)
-            print(f"incremental cost above the fixed cost that does not depend on the data (a +1% run of a "
-                  f"{args.floor_events:,}-event world above its own fixed cost): {floor:.1f} s = "
-                  f"{floor / (full - fixed):.2f} of the full run's cost above the fixed cost; the rest of this "
-                  f"incremental run's cost: {(incremental - fixed - floor) / (full - fixed):.2f} of it")
+            print(
+                f"incremental cost above the fixed cost that does not depend on the data (a +1% run of a "
+                f"{args.floor_events:,}-event world above its own fixed cost): {floor:.1f} s = "
+                f"{floor / (full - fixed):.2f} of the full run's cost above the fixed cost; the rest of this "
+                f"incremental run's cost: {(incremental - fixed - floor) / (full - fixed):.2f} of it"
+            )
             figures.update(floor_s=round(floor, 1), floor_share=round(floor / (full - fixed), 3))
         print(json.dumps(figures))
-        goals = {"full <= 60 s": full <= 60, "peak < 2 GiB": full_peak < 2**31, "fixed < 10 s": fixed < 10,
-                 "incremental share < 15%": share < 0.15, "loading <= 2x DuckDB": load <= 2 * base}
+        goals = {
+            "full <= 60 s": full <= 60,
+            "peak < 2 GiB": full_peak < 2**31,
+            "fixed < 10 s": fixed < 10,
+            "incremental share < 15%": share < 0.15,
+            "loading <= 2x DuckDB": load <= 2 * base,
+        }
         print("goals: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items()))
     finally:
         if not args.workdir:

@@ -14,8 +14,9 @@ filter; objects are the latest state of each object among the events, or added w
 :meth:`FakeStripe.add_objects`), the retrieve endpoint of each (``GET /v1/invoices/{id}``, ...), and
 ``/v1/invoices/{id}/lines`` and ``/v1/checkout/sessions/{id}/line_items``.
 Includable fields are returned only when a request expands them, as Stripe does: an invoice's ``payments``
-(``expand[]=data.payments`` on a list, ``expand[]=payments`` on a retrieve; its first ``INVOICE_PAYMENTS_IN_LIST`` invoice payments with ``has_more``), a
-charge's ``refunds`` (``expand[]=data.refunds``), a session's ``line_items`` (``expand[]=data.line_items``).
+(``expand[]=data.payments`` on a list, ``expand[]=payments`` on a retrieve; its first
+``INVOICE_PAYMENTS_IN_LIST`` invoice payments with ``has_more``), a charge's ``refunds``
+(``expand[]=data.refunds``), a session's ``line_items`` (``expand[]=data.line_items``).
 Invoices in lists carry at most 10 lines with ``has_more`` as Stripe does.
 
 Faults (``FakeStripe.inject`` or ``POST /_fake/faults`` with the same JSON): ``script``, a queue of one-shot
@@ -112,11 +113,16 @@ def created_filter(params: dict):
     bounds = []
     for op, raw in created.items():
         if op not in ("gt", "gte", "lt", "lte"):
-            raise StripeError(400, "invalid_request_error", f"Received unknown parameter: created[{op}]",
-                              param=f"created[{op}]")
+            raise StripeError(
+                400, "invalid_request_error", f"Received unknown parameter: created[{op}]", param=f"created[{op}]"
+            )
         bounds.append((op, _int(raw, f"created[{op}]")))
-    checks = {"gt": lambda t, b: t > b, "gte": lambda t, b: t >= b, "lt": lambda t, b: t < b,
-              "lte": lambda t, b: t <= b}
+    checks = {
+        "gt": lambda t, b: t > b,
+        "gte": lambda t, b: t >= b,
+        "lt": lambda t, b: t < b,
+        "lte": lambda t, b: t <= b,
+    }
     return lambda t: all(checks[op](t, b) for op, b in bounds)
 
 
@@ -127,17 +133,23 @@ def page(items: list[dict], params: dict, url: str, resource: str) -> dict:
         raise StripeError(400, "invalid_request_error", "Invalid limit: must be between 1 and 100", param="limit")
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
-        raise StripeError(400, "invalid_request_error",
-                          "You may only specify one of these parameters: ending_before, starting_after.")
+        raise StripeError(
+            400, "invalid_request_error", "You may only specify one of these parameters: ending_before, starting_after."
+        )
     ids = [o["id"] for o in items]
     if after or before:
         cursor = after or before
         if cursor not in ids:
-            raise StripeError(400, "invalid_request_error", f"No such {resource}: '{cursor}'",
-                              code="resource_missing", param="starting_after" if after else "ending_before")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such {resource}: '{cursor}'",
+                code="resource_missing",
+                param="starting_after" if after else "ending_before",
+            )
         i = ids.index(cursor)
         if after:
-            data = items[i + 1:i + 1 + limit]
+            data = items[i + 1 : i + 1 + limit]
             has_more = i + 1 + limit < len(items)
         else:
             start = max(0, i - limit)
@@ -151,8 +163,7 @@ def page(items: list[dict], params: dict, url: str, resource: str) -> dict:
 class FakeStripe(BackgroundServer):
     thread_name = "fake-stripe"
 
-    def __init__(self, api_key: str = "sk_test_fake", host: str = "127.0.0.1", port: int = 0,
-                 now: float | None = None):
+    def __init__(self, api_key: str = "sk_test_fake", host: str = "127.0.0.1", port: int = 0, now: float | None = None):
         self.api_key = api_key
         self._now = now
         self._lock = threading.Lock()
@@ -238,8 +249,9 @@ class FakeStripe(BackgroundServer):
                 raise StripeError(401, "invalid_request_error", "Invalid API Key provided")
             if fault or limited:
                 if status == 429:
-                    raise StripeError(429, "invalid_request_error",
-                                      "Too many requests hit the API too quickly.", code="rate_limit")
+                    raise StripeError(
+                        429, "invalid_request_error", "Too many requests hit the API too quickly.", code="rate_limit"
+                    )
                 raise StripeError(status, "api_error", "An unknown error occurred (injected)")
             if method != "GET":
                 raise StripeError(405, "invalid_request_error", f"Unrecognized request URL ({method}: {path})")
@@ -259,23 +271,34 @@ class FakeStripe(BackgroundServer):
             kind = OBJECT_LISTS[m.group(1)]
             obj = self._objects[kind].get(m.group(2))
             if obj is None:
-                raise StripeError(404, "invalid_request_error", f"No such {kind}: '{m.group(2)}'",
-                                  code="resource_missing", param="id")
+                raise StripeError(
+                    404, "invalid_request_error", f"No such {kind}: '{m.group(2)}'", code="resource_missing", param="id"
+                )
             # a retrieve names what to expand without the list's "data." prefix
             return self._render(kind, obj, {f"data.{e}" for e in params.get("expand") or []})
         m = INVOICE_LINES.match(path)
         if m:
             inv = self._objects["invoice"].get(m.group(1))
             if inv is None:
-                raise StripeError(404, "invalid_request_error", f"No such invoice: '{m.group(1)}'",
-                                  code="resource_missing", param="invoice")
+                raise StripeError(
+                    404,
+                    "invalid_request_error",
+                    f"No such invoice: '{m.group(1)}'",
+                    code="resource_missing",
+                    param="invoice",
+                )
             lines = list(inv.get("lines", {}).get("data", []))
             return self._oldest_first_page(lines, params, path)
         m = SESSION_ITEMS.match(path)
         if m:
             if m.group(1) not in self._objects["checkout.session"]:
-                raise StripeError(404, "invalid_request_error", f"No such checkout.session: '{m.group(1)}'",
-                                  code="resource_missing", param="session")
+                raise StripeError(
+                    404,
+                    "invalid_request_error",
+                    f"No such checkout.session: '{m.group(1)}'",
+                    code="resource_missing",
+                    param="session",
+                )
             return self._oldest_first_page(self.session_line_items.get(m.group(1), []), params, path)
         raise StripeError(404, "invalid_request_error", f"Unrecognized request URL (GET: {path})")
 
@@ -284,16 +307,20 @@ class FakeStripe(BackgroundServer):
         """Sub-lists (invoice lines, session line items) page in their own order, first to last."""
         limit = _int(params.get("limit", 10), "limit")
         if not 1 <= limit <= 100:
-            raise StripeError(400, "invalid_request_error", "Invalid limit: must be between 1 and 100",
-                              param="limit")
+            raise StripeError(400, "invalid_request_error", "Invalid limit: must be between 1 and 100", param="limit")
         ids = [o["id"] for o in items]
         start = 0
         if params.get("starting_after"):
             if params["starting_after"] not in ids:
-                raise StripeError(400, "invalid_request_error", f"No such line item: '{params['starting_after']}'",
-                                  code="resource_missing", param="starting_after")
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    f"No such line item: '{params['starting_after']}'",
+                    code="resource_missing",
+                    param="starting_after",
+                )
             start = ids.index(params["starting_after"]) + 1
-        data = items[start:start + limit]
+        data = items[start : start + limit]
         return {"object": "list", "url": url, "has_more": start + limit < len(items), "data": data}
 
     def _events(self, params: dict) -> dict:
@@ -301,23 +328,35 @@ class FakeStripe(BackgroundServer):
         oldest = self.now() - RETENTION_SECONDS
         types = params.get("types")
         if types is not None and (not isinstance(types, list) or len(types) > 20):
-            raise StripeError(400, "invalid_request_error", "types must be a list of at most 20 types",
-                              param="types")
+            raise StripeError(400, "invalid_request_error", "types must be a list of at most 20 types", param="types")
         if types is not None and "type" in params:
-            raise StripeError(400, "invalid_request_error", "You may only specify one of these parameters: type, types.")
+            raise StripeError(
+                400, "invalid_request_error", "You may only specify one of these parameters: type, types."
+            )
         patterns = types if types is not None else ([params["type"]] if "type" in params else None)
-        items = [e for e in self.events
-                 if e["created"] >= oldest and keep(e["created"])
-                 and (patterns is None or any(fnmatchcase(e["type"], p) for p in patterns))]
+        items = [
+            e
+            for e in self.events
+            if e["created"] >= oldest
+            and keep(e["created"])
+            and (patterns is None or any(fnmatchcase(e["type"], p) for p in patterns))
+        ]
         return page(items, params, "/v1/events", "event")
 
     def _objects_list(self, path: str, kind: str, params: dict) -> dict:
         keep = created_filter(params)
         expand = set(params.get("expand") or [])
         invoice = params.get("invoice")
-        objects = sorted((o for o in self._objects[kind].values() if keep(o.get("created", 0))
-                          and (kind != "invoice_payment" or invoice is None or o.get("invoice") == invoice)),
-                         key=lambda o: (o.get("created", 0), o["id"]), reverse=True)
+        objects = sorted(
+            (
+                o
+                for o in self._objects[kind].values()
+                if keep(o.get("created", 0))
+                and (kind != "invoice_payment" or invoice is None or o.get("invoice") == invoice)
+            ),
+            key=lambda o: (o.get("created", 0), o["id"]),
+            reverse=True,
+        )
         result = page(objects, params, path, kind)
         result["data"] = [self._render(kind, o, expand) for o in result["data"]]
         return result
@@ -326,28 +365,49 @@ class FakeStripe(BackgroundServer):
         obj = copy.deepcopy(obj)
         if kind == "invoice" and isinstance(obj.get("lines"), dict):
             lines = obj["lines"].get("data", [])
-            rendered = {"object": "list", "data": lines[:INVOICE_LINES_IN_LIST],
-                        "has_more": len(lines) > INVOICE_LINES_IN_LIST, "url": f"/v1/invoices/{obj['id']}/lines"}
-            if "total_count" in obj["lines"]:   # pre-basil versions only
+            rendered = {
+                "object": "list",
+                "data": lines[:INVOICE_LINES_IN_LIST],
+                "has_more": len(lines) > INVOICE_LINES_IN_LIST,
+                "url": f"/v1/invoices/{obj['id']}/lines",
+            }
+            if "total_count" in obj["lines"]:  # pre-basil versions only
                 rendered["total_count"] = len(lines)
             obj["lines"] = rendered
         if kind == "invoice" and "data.payments" in expand:
-            payments = sorted((p for p in self._objects["invoice_payment"].values() if p.get("invoice") == obj["id"]),
-                              key=lambda p: (p.get("created", 0), p["id"]), reverse=True)
-            obj["payments"] = {"object": "list", "data": payments[:INVOICE_PAYMENTS_IN_LIST],
-                               "has_more": len(payments) > INVOICE_PAYMENTS_IN_LIST,
-                               "url": f"/v1/invoice_payments?invoice={obj['id']}"}
+            payments = sorted(
+                (p for p in self._objects["invoice_payment"].values() if p.get("invoice") == obj["id"]),
+                key=lambda p: (p.get("created", 0), p["id"]),
+                reverse=True,
+            )
+            obj["payments"] = {
+                "object": "list",
+                "data": payments[:INVOICE_PAYMENTS_IN_LIST],
+                "has_more": len(payments) > INVOICE_PAYMENTS_IN_LIST,
+                "url": f"/v1/invoice_payments?invoice={obj['id']}",
+            }
         if kind == "charge":
             obj.pop("refunds", None)
             if "data.refunds" in expand:
-                refunds = sorted((r for r in self._objects["refund"].values() if r.get("charge") == obj["id"]),
-                                 key=lambda r: (r.get("created", 0), r["id"]), reverse=True)
-                obj["refunds"] = {"object": "list", "data": refunds, "has_more": False,
-                                  "url": f"/v1/charges/{obj['id']}/refunds"}
+                refunds = sorted(
+                    (r for r in self._objects["refund"].values() if r.get("charge") == obj["id"]),
+                    key=lambda r: (r.get("created", 0), r["id"]),
+                    reverse=True,
+                )
+                obj["refunds"] = {
+                    "object": "list",
+                    "data": refunds,
+                    "has_more": False,
+                    "url": f"/v1/charges/{obj['id']}/refunds",
+                }
         if kind == "checkout.session" and "data.line_items" in expand:
             items = self.session_line_items.get(obj["id"], [])
-            obj["line_items"] = {"object": "list", "data": items, "has_more": False,
-                                 "url": f"/v1/checkout/sessions/{obj['id']}/line_items"}
+            obj["line_items"] = {
+                "object": "list",
+                "data": items,
+                "has_more": False,
+                "url": f"/v1/checkout/sessions/{obj['id']}/line_items",
+            }
         return obj
 
 

@@ -102,15 +102,28 @@ def _strict_events_schema() -> dict:
                 # 1.0 is an integer to JSON Schema, not to validate_event: _fast_valid checks the Python type
                 "event_time": {"type": "integer", "maximum": 10_000_000_000},
                 "event_id": {"type": "string"},
-                "user": {"type": "object", "properties": {
-                    key: {"oneOf": [hashed, {"type": "array", "minItems": 1, "items": hashed}]}
-                    for key in HASHED_USER_FIELDS}},
-                "properties": {"type": "object", "properties": {
-                    "value": {"type": "number"},
-                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                    "contents": {"type": "array", "items": {"type": "object", "required": ["content_id"],
-                                                            "properties": {"content_id": {"type": "string"}}}},
-                }},
+                "user": {
+                    "type": "object",
+                    "properties": {
+                        key: {"oneOf": [hashed, {"type": "array", "minItems": 1, "items": hashed}]}
+                        for key in HASHED_USER_FIELDS
+                    },
+                },
+                "properties": {
+                    "type": "object",
+                    "properties": {
+                        "value": {"type": "number"},
+                        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                        "contents": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["content_id"],
+                                "properties": {"content_id": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
             },
         },
     }
@@ -126,8 +139,9 @@ def _fast_valid(data: list) -> bool:
 class FakeTikTok(BackgroundServer):
     thread_name = "fake-tiktok"
 
-    def __init__(self, access_tokens=("test-token",), pixel_codes=("TESTPIXEL",), host: str = "127.0.0.1",
-                 port: int = 0):
+    def __init__(
+        self, access_tokens=("test-token",), pixel_codes=("TESTPIXEL",), host: str = "127.0.0.1", port: int = 0
+    ):
         self.access_tokens = set(access_tokens)
         self.pixel_codes = set(pixel_codes)
         self._lock = threading.Lock()
@@ -138,8 +152,8 @@ class FakeTikTok(BackgroundServer):
     # ---- state -------------------------------------------------------------------------------------
     def reset(self) -> None:
         with self._lock:
-            self.accepted: Counter = Counter()      # (pixel, event, event_id) -> times received in an OK batch
-            self.accepted_events: dict = {}         # event_id -> the first accepted event
+            self.accepted: Counter = Counter()  # (pixel, event, event_id) -> times received in an OK batch
+            self.accepted_events: dict = {}  # event_id -> the first accepted event
             self.requests = 0
             self.codes: Counter = Counter()
             self.test_event_codes: Counter = Counter()
@@ -166,11 +180,14 @@ class FakeTikTok(BackgroundServer):
     def stats(self) -> dict:
         with self._lock:
             unique = {k[2] for k in self.accepted}
-            return {"requests": self.requests, "accepted_unique": len(unique),
-                    "accepted_total": sum(self.accepted.values()),
-                    "duplicates": sum(v - 1 for v in self.accepted.values()),
-                    "codes": {str(k): v for k, v in self.codes.items()},
-                    "test_event_codes": dict(self.test_event_codes)}
+            return {
+                "requests": self.requests,
+                "accepted_unique": len(unique),
+                "accepted_total": sum(self.accepted.values()),
+                "duplicates": sum(v - 1 for v in self.accepted.values()),
+                "codes": {str(k): v for k, v in self.codes.items()},
+                "test_event_codes": dict(self.test_event_codes),
+            }
 
     def accepted_ids(self) -> Counter:
         with self._lock:

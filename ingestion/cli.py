@@ -18,8 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with duckdb.connect(args.warehouse) as con:
         for source, r in load_all(con, args.landing_dir).items():
-            print(f"{source}: {r.files} files, {r.loaded_rows} new rows, {r.duplicate_rows} duplicates, "
-                  f"{r.quarantined_rows} quarantined")
+            print(
+                f"{source}: {r.files} files, {r.loaded_rows} new rows, {r.duplicate_rows} duplicates, "
+                f"{r.quarantined_rows} quarantined"
+            )
     return 0
 
 

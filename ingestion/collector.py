@@ -36,7 +36,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -47,8 +47,18 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import (BodyTimeout, BodyTooLarge, ClientDisconnect, configure_logging, env_float,
-                                    env_int, error, json_response, read_body, service_main)
+from ingestion.http_service import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientDisconnect,
+    configure_logging,
+    env_float,
+    env_int,
+    error,
+    json_response,
+    read_body,
+    service_main,
+)
 from ingestion.landing import TRACKING_DIR
 
 log = logging.getLogger(__name__)
@@ -65,26 +75,32 @@ MAX_ID_CHARS = 255
 MAX_EVENT_AGE_DAYS = 400
 MAX_FUTURE = timedelta(days=1)
 TYPES = {"page", "identify", "track"}
-PATH_TYPES = {"/v1/page": "page", "/v1/p": "page", "/v1/identify": "identify", "/v1/i": "identify",
-              "/v1/track": "track", "/v1/t": "track"}
+PATH_TYPES = {
+    "/v1/page": "page",
+    "/v1/p": "page",
+    "/v1/identify": "identify",
+    "/v1/i": "identify",
+    "/v1/track": "track",
+    "/v1/t": "track",
+}
 OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 TRACKER_JS = Path(__file__).resolve().parent / "static" / "tracker.js"
 
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    write_keys: frozenset[str]                         # browser keys and server keys together
+    write_keys: frozenset[str]  # browser keys and server keys together
     landing_dir: Path
-    allowed_origins: frozenset[str] = frozenset()      # empty: any origin
-    trusted_proxies: tuple = ()                        # ip_network objects
+    allowed_origins: frozenset[str] = frozenset()  # empty: any origin
+    trusted_proxies: tuple = ()  # ip_network objects
     rotate_seconds: float = 60.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
     max_messages: int = MAX_MESSAGES
     max_event_age_days: int = MAX_EVENT_AGE_DAYS
-    body_timeout_seconds: float = 10.0                 # a body that has not arrived by then: 408
-    rate_per_second: float = 50.0                      # requests per client address (burst: 2 s worth); 0: none
-    key_rate_per_second: float = 2000.0                # requests per write key, all addresses together; 0: none
+    body_timeout_seconds: float = 10.0  # a body that has not arrived by then: 408
+    rate_per_second: float = 50.0  # requests per client address (burst: 2 s worth); 0: none
+    key_rate_per_second: float = 2000.0  # requests per write key, all addresses together; 0: none
     # keys only the site's own servers hold (COLLECTOR_SERVER_WRITE_KEYS): their messages may name the visitor's IP;
     # under a browser key (the public one in every page) context.ip is always the request's own address
     server_write_keys: frozenset[str] = frozenset()
@@ -92,31 +108,42 @@ class CollectorSettings:
     @classmethod
     def from_env(cls) -> CollectorSettings:
         keys = frozenset(k.strip() for k in os.environ.get("COLLECTOR_WRITE_KEYS", "").split(",") if k.strip())
-        server_keys = frozenset(k.strip() for k in os.environ.get("COLLECTOR_SERVER_WRITE_KEYS", "").split(",")
-                                if k.strip())
+        server_keys = frozenset(
+            k.strip() for k in os.environ.get("COLLECTOR_SERVER_WRITE_KEYS", "").split(",") if k.strip()
+        )
         keys = keys | server_keys
         if not keys:
-            raise SystemExit("COLLECTOR_WRITE_KEYS is not set: the collector refuses to start without at least one "
-                             "write key (comma-separated; the tracker snippet and SDKs send one of them)")
-        origins = frozenset(o.strip().rstrip("/") for o in os.environ.get("COLLECTOR_ALLOWED_ORIGINS", "").split(",")
-                            if o.strip() and o.strip() != "*")
+            raise SystemExit(
+                "COLLECTOR_WRITE_KEYS is not set: the collector refuses to start without at least one "
+                "write key (comma-separated; the tracker snippet and SDKs send one of them)"
+            )
+        origins = frozenset(
+            o.strip().rstrip("/")
+            for o in os.environ.get("COLLECTOR_ALLOWED_ORIGINS", "").split(",")
+            if o.strip() and o.strip() != "*"
+        )
         proxies = []
         for raw in os.environ.get("COLLECTOR_TRUSTED_PROXIES", "").split(","):
             if raw.strip():
                 try:
                     proxies.append(ipaddress.ip_network(raw.strip(), strict=False))
                 except ValueError:
-                    raise SystemExit(f"COLLECTOR_TRUSTED_PROXIES: {raw.strip()!r} is not an IP address or "
-                                     "network (e.g. 10.0.0.0/8)") from None
-        return cls(write_keys=keys, server_write_keys=server_keys, landing_dir=config.landing_dir(),
-                   allowed_origins=origins,
-                   trusted_proxies=tuple(proxies),
-                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
-                   max_messages=env_int("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES),
-                   max_event_age_days=env_int("COLLECTOR_MAX_EVENT_AGE_DAYS", MAX_EVENT_AGE_DAYS),
-                   body_timeout_seconds=env_float("COLLECTOR_BODY_TIMEOUT_SECONDS", 10.0),
-                   rate_per_second=env_float("COLLECTOR_RATE_PER_SECOND", 50.0),
-                   key_rate_per_second=env_float("COLLECTOR_KEY_RATE_PER_SECOND", 2000.0))
+                    raise SystemExit(
+                        f"COLLECTOR_TRUSTED_PROXIES: {raw.strip()!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                    ) from None
+        return cls(
+            write_keys=keys,
+            server_write_keys=server_keys,
+            landing_dir=config.landing_dir(),
+            allowed_origins=origins,
+            trusted_proxies=tuple(proxies),
+            rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
+            max_messages=env_int("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES),
+            max_event_age_days=env_int("COLLECTOR_MAX_EVENT_AGE_DAYS", MAX_EVENT_AGE_DAYS),
+            body_timeout_seconds=env_float("COLLECTOR_BODY_TIMEOUT_SECONDS", 10.0),
+            rate_per_second=env_float("COLLECTOR_RATE_PER_SECOND", 50.0),
+            key_rate_per_second=env_float("COLLECTOR_KEY_RATE_PER_SECOND", 2000.0),
+        )
 
     @property
     def directory(self) -> Path:
@@ -130,6 +157,7 @@ class Invalid(Exception):
 
 
 # ---- request details ----------------------------------------------------------------------------------------
+
 
 def write_key_of(request: Request, body: dict) -> str | None:
     auth = request.headers.get("authorization", "")
@@ -205,27 +233,30 @@ def _parse_time(value, where: str) -> datetime:
     """An RFC 3339 date-time (what Segment's SDKs send; ISO week dates and other forms Python would read are
     refused: the warehouse could not). No zone: UTC."""
     if not isinstance(value, str) or not _RFC3339.match(value):
-        raise Invalid(f"{where} must be an RFC 3339 date-time such as 2026-11-20T10:00:00.000Z, "
-                      f"not {str(value)[:40]!r}")
+        raise Invalid(
+            f"{where} must be an RFC 3339 date-time such as 2026-11-20T10:00:00.000Z, not {str(value)[:40]!r}"
+        )
     text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00").replace("z", "+00:00"))
     try:
         t = datetime.fromisoformat(text)
-        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, OverflowError):
         raise Invalid(f"{where} is not a time a timestamp can hold: {value[:40]!r}") from None
 
 
 def _within_window(t: datetime, received: datetime, max_age_days: int, where: str) -> datetime:
     if not received - timedelta(days=max_age_days) <= t <= received + MAX_FUTURE:
-        raise Invalid(f"{where} is {_iso(t)}: more than {max_age_days} days before or a day after the time "
-                      "received (COLLECTOR_MAX_EVENT_AGE_DAYS)")
+        raise Invalid(
+            f"{where} is {_iso(t)}: more than {max_age_days} days before or a day after the time "
+            "received (COLLECTOR_MAX_EVENT_AGE_DAYS)"
+        )
     return t
 
 
 def _dumps(msg: dict, where: str, option: int = 0) -> bytes:
     try:
         return orjson.dumps(msg, option=option)
-    except orjson.JSONEncodeError as exc:   # nested deeper than orjson writes (it reads deeper than it writes)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (it reads deeper than it writes)
         raise Invalid(f"{where} cannot be stored: {exc}") from None
 
 
@@ -235,12 +266,22 @@ def _check_id(value, where: str) -> None:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def prepare(msg, where: str, *, default_type: str | None, received: datetime, sent_at: datetime | None,
-            ip: str | None, user_agent: str | None, max_bytes: int, max_age_days: int = MAX_EVENT_AGE_DAYS,
-            server_key: bool = False) -> bytes:
+def prepare(
+    msg,
+    where: str,
+    *,
+    default_type: str | None,
+    received: datetime,
+    sent_at: datetime | None,
+    ip: str | None,
+    user_agent: str | None,
+    max_bytes: int,
+    max_age_days: int = MAX_EVENT_AGE_DAYS,
+    server_key: bool = False,
+) -> bytes:
     """Validate one message, fill what the server knows, and return its landing line."""
     if not isinstance(msg, dict):
         raise Invalid(f"{where} must be a JSON object")
@@ -385,8 +426,11 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             except BodyTimeout:
                 raise Invalid(f"the body did not arrive within {settings.body_timeout_seconds:g} s", 408) from None
             except BodyTooLarge:
-                raise Invalid(f"body larger than {limit} bytes "
-                              f"({'one message' if single else 'a batch'} may be at most {limit} bytes)", 413)
+                raise Invalid(
+                    f"body larger than {limit} bytes "
+                    f"({'one message' if single else 'a batch'} may be at most {limit} bytes)",
+                    413,
+                ) from None
             except ClientDisconnect:
                 raise Invalid("client disconnected") from None
             if origin_refused(request):
@@ -398,9 +442,8 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             if key not in settings.write_keys:
                 raise Invalid("unknown write key", 401)
             if not key_limits.allow(key):
-                raise Invalid("too many requests for this write key (COLLECTOR_KEY_RATE_PER_SECOND); retry later",
-                              429)
-            received = datetime.now(timezone.utc)
+                raise Invalid("too many requests for this write key (COLLECTOR_KEY_RATE_PER_SECOND); retry later", 429)
+            received = datetime.now(UTC)
             sent_at = _parse_time(body["sentAt"], "sentAt") if body.get("sentAt") else None
             ip = client_ip(request, settings)
             user_agent = request.headers.get("user-agent")
@@ -413,18 +456,30 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
                 if not messages:
                     raise Invalid("batch is empty")
                 if len(messages) > settings.max_messages:
-                    raise Invalid(f"batch has {len(messages)} messages; at most {settings.max_messages} "
-                                  "(COLLECTOR_MAX_MESSAGES)", 413)
+                    raise Invalid(
+                        f"batch has {len(messages)} messages; at most {settings.max_messages} (COLLECTOR_MAX_MESSAGES)",
+                        413,
+                    )
                 shared = body.get("context")
                 if isinstance(shared, dict):  # a batch-level context applies to its messages (Segment SDKs)
                     for m in messages:
                         if isinstance(m, dict):
                             m["context"] = {**shared, **(m.get("context") or {})}
-            lines = [prepare(m, "message" if single else f"batch[{i}]", default_type=default_type,
-                             received=received, sent_at=sent_at, ip=ip, user_agent=user_agent,
-                             max_bytes=settings.max_message_bytes, max_age_days=settings.max_event_age_days,
-                             server_key=key in settings.server_write_keys)
-                     for i, m in enumerate(messages)]
+            lines = [
+                prepare(
+                    m,
+                    "message" if single else f"batch[{i}]",
+                    default_type=default_type,
+                    received=received,
+                    sent_at=sent_at,
+                    ip=ip,
+                    user_agent=user_agent,
+                    max_bytes=settings.max_message_bytes,
+                    max_age_days=settings.max_event_age_days,
+                    server_key=key in settings.server_write_keys,
+                )
+                for i, m in enumerate(messages)
+            ]
         except Invalid as exc:
             return refuse(request, exc)
         try:
@@ -440,22 +495,34 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             return error(403, "this origin may not send events (COLLECTOR_ALLOWED_ORIGINS)", {"Vary": "Origin"})
         headers = cors(request)
         if headers:
-            headers |= {"Access-Control-Allow-Methods": "POST, OPTIONS",
-                        "Access-Control-Allow-Headers": ", ".join(allowed_headers(request)),
-                        "Access-Control-Max-Age": "86400"}
+            headers |= {
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": ", ".join(allowed_headers(request)),
+                "Access-Control-Max-Age": "86400",
+            }
         return Response(status_code=204, headers=headers)
 
     async def tracker_js(request: Request) -> Response:
         if request.headers.get("if-none-match") == tracker_etag:
             return Response(status_code=304, headers={"ETag": tracker_etag})
-        return Response(tracker, media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=3600", "ETag": tracker_etag,
-                                 "Access-Control-Allow-Origin": "*"})
+        return Response(
+            tracker,
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=3600", "ETag": tracker_etag, "Access-Control-Allow-Origin": "*"},
+        )
 
     async def healthz(request: Request) -> Response:
-        return json_response(200, {"status": "ok", "requests": counters.requests, "accepted": counters.accepted,
-                                   "rejected": counters.rejected, "pending": writer.pending,
-                                   "published_files": writer.stats.published_files})
+        return json_response(
+            200,
+            {
+                "status": "ok",
+                "requests": counters.requests,
+                "accepted": counters.accepted,
+                "rejected": counters.rejected,
+                "pending": writer.pending,
+                "published_files": writer.stats.published_files,
+            },
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -480,8 +547,14 @@ def app_from_env() -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return service_main(argv, prog="ttattr-collector", description=__doc__, default_port=8788,
-                        app_factory="ingestion.collector:app_from_env", check_settings=CollectorSettings.from_env)
+    return service_main(
+        argv,
+        prog="ttattr-collector",
+        description=__doc__,
+        default_port=8788,
+        app_factory="ingestion.collector:app_from_env",
+        check_settings=CollectorSettings.from_env,
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingestion.landing import fsync_dir
@@ -38,7 +38,7 @@ SEGMENT_SUFFIX = ".jsonl"
 
 
 def _published_path(directory: Path, opened_at: float, stem: str) -> Path:
-    day = datetime.fromtimestamp(opened_at, timezone.utc)
+    day = datetime.fromtimestamp(opened_at, UTC)
     return directory / day.strftime("%Y-%m-%d") / f"{day.strftime('%Y%m%dT%H%M%SZ')}-{stem}{SEGMENT_SUFFIX}"
 
 
@@ -149,7 +149,7 @@ def recover_orphans(root: Path) -> list[Path]:
             if keep == 0:
                 os.unlink(path)
                 continue
-            stem = path.name[len(OPEN_PREFIX):-len(SEGMENT_SUFFIX)] + "-recovered"
+            stem = path.name[len(OPEN_PREFIX) : -len(SEGMENT_SUFFIX)] + "-recovered"
             final = _publish(path.parent, path, os.fstat(fd).st_mtime, stem)
             log.warning("recovered segment of a stopped process as %s", final)
             published.append(final)

@@ -80,8 +80,11 @@ def stripe_objects(con: duckdb.DuckDBPyConnection, ids: Identifiers) -> set[str]
         pattern = _pattern(found | ids.phones, ids.emails)
         if pattern is None:
             return found
-        rows = con.execute(f"select distinct object_id from {RAW_SCHEMA}.stripe_events "
-                           "where object_id is not null and regexp_matches(payload, ?)", [pattern]).fetchall()
+        rows = con.execute(
+            f"select distinct object_id from {RAW_SCHEMA}.stripe_events "
+            "where object_id is not null and regexp_matches(payload, ?)",
+            [pattern],
+        ).fetchall()
         new = {r[0] for r in rows} - found
         if not new:
             return found
@@ -90,6 +93,7 @@ def stripe_objects(con: duckdb.DuckDBPyConnection, ids: Identifiers) -> set[str]
 
 def _rows(con, ids: Identifiers, stripe_ids: set[str]) -> dict[str, list[tuple[str, int]]]:
     """(file, line) of each raw row to erase, by table."""
+
     def where(columns: dict[str, frozenset[str] | set[str]], pattern: str | None) -> tuple[str, list]:
         terms, params = [], []
         for column, values in columns.items():
@@ -103,9 +107,13 @@ def _rows(con, ids: Identifiers, stripe_ids: set[str]) -> dict[str, list[tuple[s
 
     rows = {}
     for table, columns, pattern in (
-            ("stripe_events", {"object_id": stripe_ids}, _pattern(stripe_ids | ids.phones, ids.emails)),
-            ("tracking_events", {"anonymous_id": ids.browsers, "user_id": ids.users, "message_id": ids.message_ids},
-             _pattern(ids.phones, ids.emails))):
+        ("stripe_events", {"object_id": stripe_ids}, _pattern(stripe_ids | ids.phones, ids.emails)),
+        (
+            "tracking_events",
+            {"anonymous_id": ids.browsers, "user_id": ids.users, "message_id": ids.message_ids},
+            _pattern(ids.phones, ids.emails),
+        ),
+    ):
         condition, params = where(columns, pattern)
         rows[table] = con.execute(f"select _file, _line from {RAW_SCHEMA}.{table} where {condition}", params).fetchall()
     return rows
@@ -159,9 +167,13 @@ def erase(con: duckdb.DuckDBPyConnection, landing_dir: Path, ids: Identifiers) -
         for file, line in table_rows:
             blank[file].add(line)
     matches = _line_matcher(ids, result.stripe_ids)
-    quarantined = [(source, file, line) for source, file, line, text in con.execute(
-        f"select source, file, line_number, line_text from {RAW_SCHEMA}.quarantine").fetchall()
-        if text and matches(text)]
+    quarantined = [
+        (source, file, line)
+        for source, file, line, text in con.execute(
+            f"select source, file, line_number, line_text from {RAW_SCHEMA}.quarantine"
+        ).fetchall()
+        if text and matches(text)
+    ]
     for _source, file, line in quarantined:
         blank[file].add(line)
     # every landing file, loaded or not, for lines naming the person
@@ -185,14 +197,18 @@ def erase(con: duckdb.DuckDBPyConnection, landing_dir: Path, ids: Identifiers) -
             con.execute("create or replace temp table _erase (file varchar, line bigint)")
             if table_rows:
                 con.executemany("insert into _erase values (?, ?)", table_rows)
-            con.execute(f"delete from {RAW_SCHEMA}.{table} as t using _erase "
-                        "where t._file = _erase.file and t._line = _erase.line")
+            con.execute(
+                f"delete from {RAW_SCHEMA}.{table} as t using _erase "
+                "where t._file = _erase.file and t._line = _erase.line"
+            )
             result.raw_rows[table] = len(table_rows)
         con.execute("create or replace temp table _erase (source varchar, file varchar, line bigint)")
         if quarantined:
             con.executemany("insert into _erase values (?, ?, ?)", quarantined)
-        con.execute(f"delete from {RAW_SCHEMA}.quarantine as q using _erase where q.source = _erase.source "
-                    "and q.file = _erase.file and q.line_number = _erase.line")
+        con.execute(
+            f"delete from {RAW_SCHEMA}.quarantine as q using _erase where q.source = _erase.source "
+            "and q.file = _erase.file and q.line_number = _erase.line"
+        )
         result.quarantined_lines = len(quarantined)
         con.execute("drop table _erase")
         con.execute("commit")

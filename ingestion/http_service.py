@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class ConnectionLimits:
 
     @classmethod
     def from_env(cls) -> ConnectionLimits:
-        return cls(header_timeout_seconds=env_float("HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
-                   max_header_bytes=env_int("HTTP_MAX_HEADER_BYTES", 16384))
+        return cls(
+            header_timeout_seconds=env_float("HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
+            max_header_bytes=env_int("HTTP_MAX_HEADER_BYTES", 16384),
+        )
 
 
 class HeadersTooLarge(Exception):
@@ -158,8 +160,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.headers_refused:
             return super().send_400_response(msg)
         self.disarm_header_deadline()
-        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
-                             b"connection: close\r\n\r\n")
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
         self.transport.close()
 
 
@@ -167,8 +170,9 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def service_main(argv: list[str] | None, *, prog: str, description: str, default_port: int, app_factory: str,
-                 check_settings) -> int:
+def service_main(
+    argv: list[str] | None, *, prog: str, description: str, default_port: int, app_factory: str, check_settings
+) -> int:
     """The command line of a service: --host, --port, --workers; the settings are checked (a missing secret
     refuses to start) before the port is bound."""
     import argparse
@@ -177,8 +181,9 @@ def service_main(argv: list[str] | None, *, prog: str, description: str, default
 
     owner_only_files()
 
-    ap = argparse.ArgumentParser(prog=prog, description=description,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=default_port)
     ap.add_argument("--workers", type=int, default=1, help="processes; each writes its own segment")
@@ -198,14 +203,37 @@ def serve(app_factory: str, *, host: str, port: int, workers: int, log_level: st
     """
     import uvicorn
 
-    uvicorn.run(app_factory, factory=True, host=host, port=port, workers=workers if workers > 1 else None,
-                loop="uvloop", http=GuardedHttpToolsProtocol, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=30, server_header=False, date_header=False,
-                # the apps read X-Forwarded-For themselves, from configured proxies only; uvicorn's own handling
-                # believes it from any loopback peer
-                proxy_headers=False)
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        loop="uvloop",
+        http=GuardedHttpToolsProtocol,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        date_header=False,
+        # the apps read X-Forwarded-For themselves, from configured proxies only; uvicorn's own handling
+        # believes it from any loopback peer
+        proxy_headers=False,
+    )
 
 
-__all__ = ["BodyTimeout", "BodyTooLarge", "ClientDisconnect", "ConnectionLimits", "GuardedHttpToolsProtocol",
-           "configure_logging", "error", "json_response", "read_body",
-           "env_float", "env_int", "serve", "service_main"]
+__all__ = [
+    "BodyTimeout",
+    "BodyTooLarge",
+    "ClientDisconnect",
+    "ConnectionLimits",
+    "GuardedHttpToolsProtocol",
+    "configure_logging",
+    "error",
+    "json_response",
+    "read_body",
+    "env_float",
+    "env_int",
+    "serve",
+    "service_main",
+]

@@ -16,7 +16,6 @@ the lines to a scratch table first cost more than everything else together.
 from __future__ import annotations
 
 import gzip
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,8 +98,10 @@ select f[1], f[2], f[3], nullif(f[4], ''), nullif(f[5], ''), cast(f[6] as timest
 from _kept_lines
 """
 ID_COLUMN = {"stripe_events": "event_id", "tracking_events": "message_id"}
-SOURCE_SQL = {STRIPE_DIR: (STRIPE_FIELDS, STRIPE_TYPES, STRIPE_CHECKS, STRIPE_INSERT),
-              TRACKING_DIR: (TRACKING_FIELDS, TRACKING_TYPES, TRACKING_CHECKS, TRACKING_INSERT)}
+SOURCE_SQL = {
+    STRIPE_DIR: (STRIPE_FIELDS, STRIPE_TYPES, STRIPE_CHECKS, STRIPE_INSERT),
+    TRACKING_DIR: (TRACKING_FIELDS, TRACKING_TYPES, TRACKING_CHECKS, TRACKING_INSERT),
+}
 
 
 def _paths(paths: list[str], root: bool = False) -> str:
@@ -126,8 +127,9 @@ def pending_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str
     """Landing files of one source not loaded yet (by their path relative to the landing dir)."""
     ensure_schema(con)
     landing_dir = Path(landing_dir)
-    loaded = {r[0] for r in con.execute(
-        f"select file from {RAW_SCHEMA}.loaded_files where source = ?", [source]).fetchall()}
+    loaded = {
+        r[0] for r in con.execute(f"select file from {RAW_SCHEMA}.loaded_files where source = ?", [source]).fetchall()
+    }
     return [p for p in list_landing_files(landing_dir, source) if p.relative_to(landing_dir).as_posix() not in loaded]
 
 
@@ -145,8 +147,15 @@ def _batches(items: list, path_of=lambda item: item, limit: int = BATCH_BYTES) -
     return [b for b in batches if b]
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, files: list[Path],
-                scratch: Path, result: SourceLoad, utf8_by_line: bool = False) -> None:
+def _load_batch(
+    con: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    source: str,
+    files: list[Path],
+    scratch: Path,
+    result: SourceLoad,
+    utf8_by_line: bool = False,
+) -> None:
     """Load a batch of files in one transaction. ``utf8_by_line``: the files hold bytes that are not UTF-8, which
     DuckDB's reader refuses for the whole file; each is copied to the scratch folder with such lines blanked, and
     those lines are quarantined one by one, so one bad byte costs one line.
@@ -166,7 +175,8 @@ def _load_batch(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, 
         try:
             with gzip.open(f, "rb") if f.name.endswith(".gz") else open(f, "rb") as src:
                 for n, (read_path, first_line) in enumerate(
-                        _copy_in_pieces(src, scratch / f"{len(mapping)}", piece, bad_lines, rel, utf8_by_line)):
+                    _copy_in_pieces(src, scratch / f"{len(mapping)}", piece, bad_lines, rel, utf8_by_line)
+                ):
                     mapping.append((str(read_path), rel, size if n == 0 else 0, first_line - 1))
         except (OSError, EOFError) as e:
             raise UnreadableFile(f"not a readable gzip file ({e})") from e
@@ -179,8 +189,17 @@ def piece_bytes(con: duckdb.DuckDBPyConnection) -> int:
     fields are in memory together, on each thread), at most 64 MiB."""
     setting = con.execute("select current_setting('memory_limit')").fetchall()[0][0]
     number, _, unit = str(setting).partition(" ")
-    units = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-             "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    units = {
+        "bytes": 1,
+        "KiB": 1 << 10,
+        "MiB": 1 << 20,
+        "GiB": 1 << 30,
+        "TiB": 1 << 40,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+    }
     try:
         limit = float(number) * units[unit]
     except (ValueError, KeyError):
@@ -188,8 +207,9 @@ def piece_bytes(con: duckdb.DuckDBPyConnection) -> int:
     return max(1 << 20, min(64 << 20, int(limit / 8)))
 
 
-def _copy_in_pieces(src, prefix: Path, piece: int, bad_lines: list, rel: str,
-                    blank_non_utf8: bool) -> Iterator[tuple[Path, int]]:
+def _copy_in_pieces(
+    src, prefix: Path, piece: int, bad_lines: list, rel: str, blank_non_utf8: bool
+) -> Iterator[tuple[Path, int]]:
     """Copy lines, streaming, into files of about ``piece`` bytes each (whole lines); yields each file with the
     number of its first line. With ``blank_non_utf8`` every line that is not UTF-8 is replaced by an empty line (not
     a line to the loader, and line numbers stay those of the file) and added to ``bad_lines`` for the quarantine."""
@@ -210,8 +230,14 @@ def _copy_in_pieces(src, prefix: Path, piece: int, bad_lines: list, rel: str,
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    bad_lines.append((rel, number, "line is not valid UTF-8",
-                                      raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:QUARANTINED_LINE_CHARS]))
+                    bad_lines.append(
+                        (
+                            rel,
+                            number,
+                            "line is not valid UTF-8",
+                            raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:QUARANTINED_LINE_CHARS],
+                        )
+                    )
                     raw = b"\n" if raw.endswith(b"\n") else b""
             out.write(raw)
             written += len(raw)
@@ -224,8 +250,11 @@ def _copy_in_pieces(src, prefix: Path, piece: int, bad_lines: list, rel: str,
 def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> Iterator[None]:
     """DuckDB settings for the duration of a block, restored afterwards (they are global to the database)."""
     names = list(values)
-    previous = dict(con.execute("select name, value from duckdb_settings() where list_contains($names, name)",
-                                {"names": names}).fetchall())
+    previous = dict(
+        con.execute(
+            "select name, value from duckdb_settings() where list_contains($names, name)", {"names": names}
+        ).fetchall()
+    )
     for name, value in values.items():
         con.execute(f"set {name} = '{value}'")
     try:
@@ -235,34 +264,46 @@ def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, str]) -> Iterato
             con.execute(f"set {name} = '{previous[name]}'" if previous.get(name) else f"reset {name}")
 
 
-def _write_batch(con: duckdb.DuckDBPyConnection, source: str, mapping: list[tuple[str, str, int, int]],
-                 result: SourceLoad, bad_lines: list[tuple[str, int, str, str]] = ()) -> None:
+def _write_batch(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    mapping: list[tuple[str, str, int, int]],
+    result: SourceLoad,
+    bad_lines: list[tuple[str, int, str, str]] = (),
+) -> None:
     """Load the files of ``mapping`` (read path, file, its size on the first piece, the piece's line offset) in one
     transaction, in groups of pieces that each fit the memory limit (group_bytes)."""
     con.execute("begin transaction")
     try:
         now = con.execute("select cast(now() at time zone 'UTC' as timestamp)").fetchall()[0][0]
         # lines refused before DuckDB reads the files (bytes that are not UTF-8), quarantined with the rest
-        con.execute("create or replace temp table _refused (file varchar, line_number bigint, reason varchar, "
-                    "line varchar)")
+        con.execute(
+            "create or replace temp table _refused (file varchar, line_number bigint, reason varchar, line varchar)"
+        )
         if bad_lines:
             con.executemany("insert into _refused values (?, ?, ?, ?)", list(bad_lines))
         con.execute("create or replace temp table _counts (file varchar, lines bigint, valid bigint, skipped bigint)")
         for group in _batches(mapping, lambda m: m[0], group_bytes(con)):
             _write_group(con, source, group, now)
         firsts = [m for m in mapping if m[3] == 0]
-        con.execute(f"""
+        con.execute(
+            f"""
             insert into {RAW_SCHEMA}.loaded_files
             select $source, f.file, f.size_bytes, coalesce(c.lines, 0), coalesce(c.valid, 0) - coalesce(c.skipped, 0),
                    coalesce(c.skipped, 0), coalesce(c.lines, 0) - coalesce(c.valid, 0), $now
             from (select unnest($files) as file, unnest($sizes) as size_bytes) f
             left join (select file, sum(lines) as lines, sum(valid) as valid, sum(skipped) as skipped
                        from _counts group by file) c using (file)
-        """, {"source": source, "now": now, "files": [m[1] for m in firsts], "sizes": [m[2] for m in firsts]})
-        stats = con.execute(f"""
+        """,
+            {"source": source, "now": now, "files": [m[1] for m in firsts], "sizes": [m[2] for m in firsts]},
+        )
+        stats = con.execute(
+            f"""
             select coalesce(sum(lines), 0), coalesce(sum(quarantined_rows), 0), coalesce(sum(loaded_rows), 0)
             from {RAW_SCHEMA}.loaded_files where source = ? and loaded_at = ? and list_contains(?, file)
-        """, [source, now, [m[1] for m in firsts]]).fetchall()[0]
+        """,
+            [source, now, [m[1] for m in firsts]],
+        ).fetchall()[0]
         con.execute("drop table _refused; drop table _counts")
         con.execute("commit")
     except BaseException:
@@ -287,8 +328,9 @@ def _write_group(con: duckdb.DuckDBPyConnection, source: str, group: list[tuple[
     """Both passes over one group of files or pieces, inside the batch's transaction. A line inserted by an earlier
     group is in the raw table by then, so the duplicate check spans the whole batch."""
     fields, types, checks, insert = SOURCE_SQL[source]
-    con.execute("create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint, "
-                "line_offset bigint)")
+    con.execute(
+        "create or replace temp table _files (read_path varchar, file varchar, size_bytes bigint, line_offset bigint)"
+    )
     con.executemany("insert into _files values (?, ?, ?, ?)", group)
     read_paths = [m[0] for m in group]
     table = _table(source)
@@ -299,18 +341,23 @@ def _write_group(con: duckdb.DuckDBPyConnection, source: str, group: list[tuple[
     # guesses one small row per file and would hold every text in its hash table, past the memory limit).
     con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
     try:
-        con.execute(f"""
+        con.execute(
+            f"""
             create or replace temp table _classified as
             select file, line_number, f[1] as id, reason,
                    case when reason is null then f end as f,
                    case when reason is not null then left(line, {QUARANTINED_LINE_CHARS}) end as line
             from {_classified(fields, types, checks)}
-        """, {"read_paths": read_paths})
+        """,
+            {"read_paths": read_paths},
+        )
     finally:
         _reset_optimizers(con)
     # (a file's lines refused before reading go with the group holding its first piece)
-    con.execute("insert into _classified select file, line_number, null, reason, null, line from _refused "
-                "where file in (select file from _files where line_offset = 0)")
+    con.execute(
+        "insert into _classified select file, line_number, null, reason, null, line from _refused "
+        "where file in (select file from _files where line_offset = 0)"
+    )
     # What is not kept of the valid lines: an id the table has already, or one seen earlier in the batch (by
     # file and line): a retried delivery, a file copied in twice. Usually few.
     con.execute(f"""
@@ -332,7 +379,10 @@ def _write_group(con: duckdb.DuckDBPyConnection, source: str, group: list[tuple[
     # the narrow kept fields: the join is kept as written.
     con.execute("set disabled_optimizers = 'join_order,build_side_probe_side'")
     try:
-        con.execute(insert.replace("_kept_lines", f"""(
+        con.execute(
+            insert.replace(
+                "_kept_lines",
+                f"""(
             select lines.file, lines.line_number, kept.f,
                    case when ends_with(lines.line, chr(13)) then rtrim(lines.line, chr(13)) else lines.line end
                        as payload
@@ -343,14 +393,20 @@ def _write_group(con: duckdb.DuckDBPyConnection, source: str, group: list[tuple[
                  ) kept on kept.file = lines.file and kept.line_number = lines.line_number
             -- (a piece's trailing newline leaves an empty remainder numbered as the next piece's first line)
             where lines.line <> ''
-        )"""), params)
+        )""",
+            ),
+            params,
+        )
     finally:
         _reset_optimizers(con)
-    con.execute(f"""
+    con.execute(
+        f"""
         insert into {RAW_SCHEMA}.quarantine
         select $source, file, line_number, reason, line, $now
         from _classified where reason is not null
-    """, {"source": source, "now": now})
+    """,
+        {"source": source, "now": now},
+    )
     con.execute("""
         insert into _counts
         select c.file, c.lines, c.valid, coalesce(s.skipped, 0)
@@ -382,8 +438,9 @@ def _classified(fields: list[str], types: list[str], checks: str) -> str:
     for path in types:
         inside = [i + 1 for i, p in enumerate(fields) if p.startswith(path + ".")]
         found = " or ".join(f"f[{i}] is not null" for i in inside) or "false"
-        type_checks.append(f"case when f is null then null when {found} then 'OBJECT' "
-                           f"else json_type(line, '$.{path}') end")
+        type_checks.append(
+            f"case when f is null then null when {found} then 'OBJECT' else json_type(line, '$.{path}') end"
+        )
     return f"""(
         select file, line_number, line, f, reason
         from (
@@ -419,16 +476,21 @@ class UnreadableFile(Exception):
     """A landing file that cannot be read as UTF-8 JSON lines at all (corrupt gzip, binary content)."""
 
 
-def _quarantine_file(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, path: Path, reason: str,
-                     result: SourceLoad) -> None:
+def _quarantine_file(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, path: Path, reason: str, result: SourceLoad
+) -> None:
     """Record a whole unreadable file in the quarantine (line 0) and as loaded: files are immutable, so
     retrying it would fail forever and hold back every file after it."""
     rel = path.relative_to(landing_dir).as_posix()
     con.execute("begin transaction")
-    con.execute(f"insert into {RAW_SCHEMA}.quarantine values (?, ?, 0, ?, null, now() at time zone 'UTC')",
-                [source, rel, f"unreadable file: {reason}"[:1000]])
-    con.execute(f"insert into {RAW_SCHEMA}.loaded_files values (?, ?, ?, 0, 0, 0, 1, now() at time zone 'UTC')",
-                [source, rel, path.stat().st_size])
+    con.execute(
+        f"insert into {RAW_SCHEMA}.quarantine values (?, ?, 0, ?, null, now() at time zone 'UTC')",
+        [source, rel, f"unreadable file: {reason}"[:1000]],
+    )
+    con.execute(
+        f"insert into {RAW_SCHEMA}.loaded_files values (?, ?, ?, 0, 0, 0, 1, now() at time zone 'UTC')",
+        [source, rel, path.stat().st_size],
+    )
     con.execute("commit")
     result.files += 1
     result.quarantined_rows += 1

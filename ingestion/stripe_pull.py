@@ -32,7 +32,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -60,12 +60,12 @@ class PullSettings:
     landing_dir: Path
     api_base: str | None = None
     overlap_seconds: int = 300
-    requests_per_second: float = 20.0   # Stripe allows 25/s in test mode, 100/s live
+    requests_per_second: float = 20.0  # Stripe allows 25/s in test mode, 100/s live
     max_retries: int = 8
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
     events_per_file: int = 50_000
-    types: tuple[str, ...] = ()          # empty: every event type
+    types: tuple[str, ...] = ()  # empty: every event type
 
     @classmethod
     def from_env(cls) -> PullSettings | None:
@@ -78,12 +78,19 @@ class PullSettings:
             raise StripePullError(f"STRIPE_PULL_TYPES: Stripe accepts at most 20 event types, got {len(types)}")
         if types and not any(fnmatchcase("invoice_payment.paid", t) for t in types):
             # since API 2025-03-31.basil only this event ties a PaymentIntent to its invoice
-            raise StripePullError("STRIPE_PULL_TYPES must include invoice_payment.paid (or invoice_payment.*): "
-                                  "since Stripe API 2025-03-31.basil it is the only event that says which "
-                                  "PaymentIntent paid an invoice")
-        return cls(api_key=key, landing_dir=config.landing_dir(), api_base=os.environ.get("STRIPE_API_BASE") or None,
-                   overlap_seconds=int(os.environ.get("STRIPE_PULL_OVERLAP_SECONDS", 300)),
-                   requests_per_second=float(os.environ.get("STRIPE_REQUESTS_PER_SECOND", 20)), types=types)
+            raise StripePullError(
+                "STRIPE_PULL_TYPES must include invoice_payment.paid (or invoice_payment.*): "
+                "since Stripe API 2025-03-31.basil it is the only event that says which "
+                "PaymentIntent paid an invoice"
+            )
+        return cls(
+            api_key=key,
+            landing_dir=config.landing_dir(),
+            api_base=os.environ.get("STRIPE_API_BASE") or None,
+            overlap_seconds=int(os.environ.get("STRIPE_PULL_OVERLAP_SECONDS", 300)),
+            requests_per_second=float(os.environ.get("STRIPE_REQUESTS_PER_SECOND", 20)),
+            types=types,
+        )
 
     def client(self) -> stripe.StripeClient:
         kwargs = {"base_addresses": {"api": self.api_base.rstrip("/")}} if self.api_base else {}
@@ -96,6 +103,7 @@ class PullSettings:
 
 
 # ---- requests ---------------------------------------------------------------------------------------------
+
 
 class Requester:
     """Calls stripe-python with a requests-per-second cap and backoff + jitter on 429, 5xx and network errors."""
@@ -117,23 +125,32 @@ class Requester:
             try:
                 result = call()
             except stripe.AuthenticationError as exc:
-                raise StripePullError("Stripe refused STRIPE_API_KEY (401): set a secret or restricted key with "
-                                      f"read access to events and the listed objects. ({exc.user_message})") from None
+                raise StripePullError(
+                    "Stripe refused STRIPE_API_KEY (401): set a secret or restricted key with "
+                    f"read access to events and the listed objects. ({exc.user_message})"
+                ) from None
             except stripe.InvalidRequestError as exc:
                 raise StripePullError(f"Stripe refused the request ({exc.http_status}): {exc.user_message}") from None
             except stripe.PermissionError as exc:
-                raise StripePullError(f"STRIPE_API_KEY lacks a permission this pull needs (403): "
-                                      f"{exc.user_message}") from None
+                raise StripePullError(
+                    f"STRIPE_API_KEY lacks a permission this pull needs (403): {exc.user_message}"
+                ) from None
             except (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError) as exc:
                 status = getattr(exc, "http_status", None)
-                if isinstance(exc, stripe.APIError) and not isinstance(exc, stripe.RateLimitError) \
-                        and status is not None and status < 500:
+                if (
+                    isinstance(exc, stripe.APIError)
+                    and not isinstance(exc, stripe.RateLimitError)
+                    and status is not None
+                    and status < 500
+                ):
                     raise
                 if attempt == self.settings.max_retries:
-                    raise StripePullError(f"Stripe kept failing after {attempt + 1} attempts "
-                                          f"(last: HTTP {status}, {type(exc).__name__}); run again later") from exc
+                    raise StripePullError(
+                        f"Stripe kept failing after {attempt + 1} attempts "
+                        f"(last: HTTP {status}, {type(exc).__name__}); run again later"
+                    ) from exc
                 self.retries += 1
-                delay = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** attempt)
+                delay = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2**attempt)
                 log.warning("Stripe answered %s (%s); retrying in %.2f s", status, type(exc).__name__, delay)
                 self.sleep(delay * (0.5 + random.random() / 2))
                 continue
@@ -144,7 +161,7 @@ class Requester:
         """Every page of a newest-first list, following ``starting_after``."""
         params = dict(params, limit=100)
         while True:
-            page = self(lambda: call(params))
+            page = self(lambda params=params: call(params))
             data = page.get("data") or []
             if data:
                 yield data
@@ -162,11 +179,12 @@ class Requester:
 
 # ---- state ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class PullState:
-    cursor: int | None = None                        # newest event `created` landed
+    cursor: int | None = None  # newest event `created` landed
     recent_ids: dict[str, int] = field(default_factory=dict)  # ids landed within the overlap -> created
-    gaps: list[dict] = field(default_factory=list)   # [{"from": epoch, "to": epoch, "detected_at": epoch}]
+    gaps: list[dict] = field(default_factory=list)  # [{"from": epoch, "to": epoch, "detected_at": epoch}]
     last_pull_at: int | None = None
 
     @classmethod
@@ -175,18 +193,33 @@ class PullState:
             return cls()
         try:
             raw = json.loads(path.read_text())
-            return cls(cursor=raw.get("cursor"), recent_ids=dict(raw.get("recent_ids") or {}),
-                       gaps=list(raw.get("gaps") or []), last_pull_at=raw.get("last_pull_at"))
+            return cls(
+                cursor=raw.get("cursor"),
+                recent_ids=dict(raw.get("recent_ids") or {}),
+                gaps=list(raw.get("gaps") or []),
+                last_pull_at=raw.get("last_pull_at"),
+            )
         except (ValueError, AttributeError) as exc:
-            raise StripePullError(f"the pull state {path} is not readable ({exc}); fix or remove it "
-                                  "(removing it re-pulls the last 30 days, deduplicated downstream)") from None
+            raise StripePullError(
+                f"the pull state {path} is not readable ({exc}); fix or remove it "
+                "(removing it re-pulls the last 30 days, deduplicated downstream)"
+            ) from None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "w") as f:
-            json.dump({"cursor": self.cursor, "recent_ids": self.recent_ids, "gaps": self.gaps,
-                       "last_pull_at": self.last_pull_at}, f, indent=1, sort_keys=True)
+            json.dump(
+                {
+                    "cursor": self.cursor,
+                    "recent_ids": self.recent_ids,
+                    "gaps": self.gaps,
+                    "last_pull_at": self.last_pull_at,
+                },
+                f,
+                indent=1,
+                sort_keys=True,
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -197,23 +230,26 @@ def open_gaps(landing_dir: Path) -> list[dict]:
 
 
 def _iso(epoch: int | float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def describe_gap(gap: dict) -> str:
-    return (f"Stripe events between {_iso(gap['from'])} and {_iso(gap['to'])} are older than Stripe's 30-day "
-            f"event retention and can no longer be pulled. Run the backfill from "
-            f"{_iso(gap['from'])[:10]}: `python -m ingestion.stripe_pull backfill --start "
-            f"{_iso(gap['from'])[:10]}` or the Dagster job `stripe_backfill`.")
+    return (
+        f"Stripe events between {_iso(gap['from'])} and {_iso(gap['to'])} are older than Stripe's 30-day "
+        f"event retention and can no longer be pulled. Run the backfill from "
+        f"{_iso(gap['from'])[:10]}: `python -m ingestion.stripe_pull backfill --start "
+        f"{_iso(gap['from'])[:10]}` or the Dagster job `stripe_backfill`."
+    )
 
 
 # ---- landing ----------------------------------------------------------------------------------------------
+
 
 class ChunkedLanding:
     """Lands records in files of at most ``per_file`` lines under ``stripe_events/<subdir>/<day>/``."""
 
     def __init__(self, landing_dir: Path, subdir: str, per_file: int, run_id: str):
-        self.folder = Path(landing_dir) / STRIPE_DIR / subdir / datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        self.folder = Path(landing_dir) / STRIPE_DIR / subdir / datetime.now(UTC).strftime("%Y-%m-%d")
         self.per_file, self.run_id = per_file, run_id
         self.buffer: list[str] = []
         self.files: list[Path] = []
@@ -233,7 +269,7 @@ class ChunkedLanding:
 
 
 def _run_id() -> str:
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.getrandbits(24):06x}"
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.getrandbits(24):06x}"
 
 
 def _complete_invoice_lines(req: Requester, client: stripe.StripeClient, invoice: dict) -> int:
@@ -261,6 +297,7 @@ def _complete_invoice_payments(req: Requester, client: stripe.StripeClient, invo
 
 # ---- pull -------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class PullResult:
     events_listed: int = 0
@@ -276,8 +313,9 @@ class PullResult:
     open_gaps: list[dict] = field(default_factory=list)
 
 
-def pull_events(settings: PullSettings, *, now: float | None = None,
-                sleep: Callable[[float], None] = time.sleep) -> PullResult:
+def pull_events(
+    settings: PullSettings, *, now: float | None = None, sleep: Callable[[float], None] = time.sleep
+) -> PullResult:
     """Land every event created since the cursor (less the overlap) that was not landed before."""
     now = time.time() if now is None else now
     state = PullState.load(settings.state_path)
@@ -285,8 +323,10 @@ def pull_events(settings: PullSettings, *, now: float | None = None,
     oldest_available = int(now - RETENTION_SECONDS) + 60  # a minute's margin for clocks and list latency
     if state.cursor is None:
         since = oldest_available
-        log.warning("first pull: landing the last 30 days of events; backfill older history with "
-                    "`python -m ingestion.stripe_pull backfill --start YYYY-MM-DD`")
+        log.warning(
+            "first pull: landing the last 30 days of events; backfill older history with "
+            "`python -m ingestion.stripe_pull backfill --start YYYY-MM-DD`"
+        )
     else:
         since = state.cursor - settings.overlap_seconds
         if since < oldest_available:
@@ -333,6 +373,7 @@ def pull_events(settings: PullSettings, *, now: float | None = None,
 
 # ---- backfill ---------------------------------------------------------------------------------------------
 
+
 def _ts(*values) -> int | None:
     for v in values:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
@@ -354,7 +395,7 @@ def backfill_event_type(obj: dict) -> tuple[str, int]:
         return ("invoice.finalized" if status == "open" else "invoice.created"), _ts(st.get("finalized_at"), created)
     if kind == "checkout.session":
         if status == "complete":
-            return "checkout.session.completed", created   # the session has no completion time
+            return "checkout.session.completed", created  # the session has no completion time
         if status == "expired":
             return "checkout.session.expired", _ts(obj.get("expires_at"), created)
         return "checkout.session.updated", created
@@ -410,12 +451,17 @@ class BackfillResult:
 
 
 def _epoch(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
-def backfill(settings: PullSettings, start: date, end: date | None = None, *,
-             resources: tuple[str, ...] = BACKFILL_RESOURCES,
-             sleep: Callable[[float], None] = time.sleep) -> BackfillResult:
+def backfill(
+    settings: PullSettings,
+    start: date,
+    end: date | None = None,
+    *,
+    resources: tuple[str, ...] = BACKFILL_RESOURCES,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BackfillResult:
     """Land every object created from ``start`` (inclusive) to ``end`` (exclusive; default: now)."""
     unknown = set(resources) - set(BACKFILL_RESOURCES)
     if unknown:
@@ -443,15 +489,17 @@ def backfill(settings: PullSettings, start: date, end: date | None = None, *,
     for name in resources:
         endpoint, extra = lists[name]
         count = 0
-        for data in req.pages(lambda p, url=endpoint: client.raw_request("get", url, **p),
-                              {"created": created, **extra}):
+        for data in req.pages(
+            lambda p, url=endpoint: client.raw_request("get", url, **p), {"created": created, **extra}
+        ):
             for obj in data:
                 if obj.get("object") == "invoice":
                     result.invoice_lines_completed += _complete_invoice_lines(req, client, obj)
                     _complete_invoice_payments(req, client, obj)
                 if obj.get("object") == "checkout.session" and (obj.get("line_items") or {}).get("has_more"):
-                    items = req.sub_list(lambda p, cs=obj["id"]: client.raw_request(
-                        "get", f"/v1/checkout/sessions/{cs}/line_items", **p))
+                    items = req.sub_list(
+                        lambda p, cs=obj["id"]: client.raw_request("get", f"/v1/checkout/sessions/{cs}/line_items", **p)
+                    )
                     obj["line_items"] = dict(obj["line_items"], data=items, has_more=False)
                 landing.add(backfill_event(obj, api_version, fetched_at, endpoint))
                 count += 1
@@ -479,11 +527,15 @@ def backfill(settings: PullSettings, start: date, end: date | None = None, *,
 
 # ---- command line -----------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     config.owner_only_files()
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m ingestion.stripe_pull",
-                                 description="Pull Stripe events, or backfill history, into the landing zone.")
+
+    ap = argparse.ArgumentParser(
+        prog="python -m ingestion.stripe_pull",
+        description="Pull Stripe events, or backfill history, into the landing zone.",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("pull", help="land new events from GET /v1/events since the cursor")
     bf = sub.add_parser("backfill", help="land objects created since --start from the list endpoints")
@@ -499,15 +551,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pull":
             r = pull_events(settings)
-            print(f"listed {r.events_listed} events, landed {r.events_written}, skipped {r.duplicates_skipped} "
-                  f"already landed, {r.requests} requests ({r.retries} retried); cursor {r.cursor_after}")
+            print(
+                f"listed {r.events_listed} events, landed {r.events_written}, skipped {r.duplicates_skipped} "
+                f"already landed, {r.requests} requests ({r.retries} retried); cursor {r.cursor_after}"
+            )
             for gap in r.open_gaps:
                 print("GAP: " + describe_gap(gap))
             return 3 if r.open_gaps else 0
-        b = backfill(settings, args.start, args.end,
-                     resources=tuple(x.strip() for x in args.resources.split(",") if x.strip()))
-        print(f"backfilled {b.objects}, landed {b.events_written} events in {len(b.files)} files, "
-              f"{b.requests} requests ({b.retries} retried); gaps closed: {len(b.gaps_closed)}")
+        b = backfill(
+            settings, args.start, args.end, resources=tuple(x.strip() for x in args.resources.split(",") if x.strip())
+        )
+        print(
+            f"backfilled {b.objects}, landed {b.events_written} events in {len(b.files)} files, "
+            f"{b.requests} requests ({b.retries} retried); gaps closed: {len(b.gaps_closed)}"
+        )
         return 0
     except StripePullError as exc:
         print(f"error: {exc}")

@@ -30,8 +30,18 @@ from starlette.routing import Route
 
 from ingestion import config
 from ingestion.durable import GroupCommitWriter
-from ingestion.http_service import (BodyTimeout, BodyTooLarge, ClientDisconnect, configure_logging, env_float,
-                                    env_int, error, json_response, read_body, service_main)
+from ingestion.http_service import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientDisconnect,
+    configure_logging,
+    env_float,
+    env_int,
+    error,
+    json_response,
+    read_body,
+    service_main,
+)
 from ingestion.landing import STRIPE_DIR
 
 log = logging.getLogger(__name__)
@@ -48,25 +58,31 @@ class ReceiverSettings:
     tolerance: int = DEFAULT_TOLERANCE
     max_bytes: int = DEFAULT_MAX_BYTES
     rotate_seconds: float = 60.0
-    body_timeout_seconds: float = 10.0   # a body that has not arrived by then: 408 (Stripe retries)
+    body_timeout_seconds: float = 10.0  # a body that has not arrived by then: 408 (Stripe retries)
 
     @classmethod
     def from_env(cls) -> ReceiverSettings:
         raw = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
         secrets = tuple(s.strip() for s in raw.split(",") if s.strip())
         if not secrets:
-            raise SystemExit("STRIPE_WEBHOOK_SECRET is not set: the receiver refuses to start without the webhook "
-                             "signing secret (whsec_..., from the Stripe Dashboard's webhook endpoint page). "
-                             "During a rotation give both, comma-separated.")
+            raise SystemExit(
+                "STRIPE_WEBHOOK_SECRET is not set: the receiver refuses to start without the webhook "
+                "signing secret (whsec_..., from the Stripe Dashboard's webhook endpoint page). "
+                "During a rotation give both, comma-separated."
+            )
         bad = [s for s in secrets if not s.startswith("whsec_")]
         if bad:
-            raise SystemExit("STRIPE_WEBHOOK_SECRET: every secret starts with 'whsec_'; "
-                             f"{len(bad)} of {len(secrets)} do not")
-        return cls(secrets=secrets, landing_dir=config.landing_dir(),
-                   tolerance=env_int("STRIPE_WEBHOOK_TOLERANCE", DEFAULT_TOLERANCE),
-                   max_bytes=env_int("STRIPE_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES),
-                   rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
-                   body_timeout_seconds=env_float("STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS", 10.0))
+            raise SystemExit(
+                f"STRIPE_WEBHOOK_SECRET: every secret starts with 'whsec_'; {len(bad)} of {len(secrets)} do not"
+            )
+        return cls(
+            secrets=secrets,
+            landing_dir=config.landing_dir(),
+            tolerance=env_int("STRIPE_WEBHOOK_TOLERANCE", DEFAULT_TOLERANCE),
+            max_bytes=env_int("STRIPE_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES),
+            rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
+            body_timeout_seconds=env_float("STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS", 10.0),
+        )
 
     @property
     def directory(self) -> Path:
@@ -148,8 +164,15 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
         return json_response(200, {"received": True, "id": event["id"]})
 
     async def healthz(request: Request):
-        return json_response(200, {"status": "ok", "pending": writer.pending, "stored": writer.stats.lines,
-                                   "published_files": writer.stats.published_files})
+        return json_response(
+            200,
+            {
+                "status": "ok",
+                "pending": writer.pending,
+                "stored": writer.stats.lines,
+                "published_files": writer.stats.published_files,
+            },
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -160,8 +183,10 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
         yield
         await writer.close()
 
-    app = Starlette(routes=[Route("/webhooks/stripe", webhook, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    app = Starlette(
+        routes=[Route("/webhooks/stripe", webhook, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
+        lifespan=lifespan,
+    )
     app.state.writer = writer
     return app
 
@@ -172,8 +197,14 @@ def app_from_env() -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return service_main(argv, prog="ttattr-stripe-receiver", description=__doc__, default_port=8787,
-                        app_factory="ingestion.stripe_receiver:app_from_env", check_settings=ReceiverSettings.from_env)
+    return service_main(
+        argv,
+        prog="ttattr-stripe-receiver",
+        description=__doc__,
+        default_port=8787,
+        app_factory="ingestion.stripe_receiver:app_from_env",
+        check_settings=ReceiverSettings.from_env,
+    )
 
 
 if __name__ == "__main__":

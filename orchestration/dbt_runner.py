@@ -20,13 +20,13 @@ settings.
 """
 
 import contextlib
-import importlib.metadata
-import sys
 import ctypes
+import importlib.metadata
 import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -103,8 +103,9 @@ class InProcessDbt:
         self.stdout.put(orjson.dumps(msg_to_dict(msg)))
 
     def _error(self, text: str) -> None:
-        self.stdout.put(orjson.dumps({"info": {"level": "error", "msg": text, "name": "InProcessDbtError"},
-                                      "data": {}}))
+        self.stdout.put(
+            orjson.dumps({"info": {"level": "error", "msg": text, "name": "InProcessDbtError"}, "data": {}})
+        )
 
     def _run(self) -> None:
         try:
@@ -147,8 +148,9 @@ class InProcessDbt:
         gets a KeyboardInterrupt, on which dbt skips the nodes not started and reports the run as interrupted."""
         if not self._thread.is_alive() or self._thread.ident is None:
             return
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread.ident),
-                                                   ctypes.py_object(KeyboardInterrupt))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self._thread.ident), ctypes.py_object(KeyboardInterrupt)
+        )
         # dbt's thread sees the KeyboardInterrupt when it next runs Python code: when the running nodes end
         from dbt.adapters.factory import FACTORY
 
@@ -171,17 +173,29 @@ def _close_duckdb() -> None:
             environment.close()
 
 
-def invoke(resource: DbtCliResource, args: Sequence[str], *, raise_on_error: bool = True, manifest=None,
-           dagster_dbt_translator: DagsterDbtTranslator | None = None, context=None,
-           target_path: Path | None = None, cli_version) -> DbtCliInvocation:
+def invoke(
+    resource: DbtCliResource,
+    args: Sequence[str],
+    *,
+    raise_on_error: bool = True,
+    manifest=None,
+    dagster_dbt_translator: DagsterDbtTranslator | None = None,
+    context=None,
+    target_path: Path | None = None,
+    cli_version,
+) -> DbtCliInvocation:
     """What `DbtCliResource.cli` does (the context's selection, the target folder, partial parsing), with dbt run by
     InProcessDbt. The settings dagster-dbt passes to its subprocess as environment variables are flags here, so this
     process's environment is left as it is."""
     translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
     cleaned_args, runtime_selects, runtime_excludes = extract_runtime_selection_from_args(args)
     params = get_updated_cli_invocation_params_for_context(
-        context=context, manifest=validate_manifest(manifest) if manifest else {}, dagster_dbt_translator=translator,
-        runtime_selects=runtime_selects, runtime_excludes=runtime_excludes)
+        context=context,
+        manifest=validate_manifest(manifest) if manifest else {},
+        dagster_dbt_translator=translator,
+        runtime_selects=runtime_selects,
+        runtime_excludes=runtime_excludes,
+    )
     project_dir = Path(params.dbt_project.project_dir if params.dbt_project else resource.project_dir).resolve()
     target_path = target_path or resource._get_unique_target_path(context=context)
     if not target_path.is_absolute():
@@ -192,8 +206,18 @@ def invoke(resource: DbtCliResource, args: Sequence[str], *, raise_on_error: boo
     if parsed.exists() and not (target_path / "partial_parse.msgpack").exists():
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copy(parsed, target_path / "partial_parse.msgpack")
-    flags = ["--project-dir", str(project_dir), "--target-path", str(target_path), "--log-path", str(target_path),
-             "--log-level", "none", "--no-send-anonymous-usage-stats", "--no-use-colors"]
+    flags = [
+        "--project-dir",
+        str(project_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(target_path),
+        "--log-level",
+        "none",
+        "--no-send-anonymous-usage-stats",
+        "--no-use-colors",
+    ]
     if resource.profiles_dir:
         flags += ["--profiles-dir", str(Path(resource.profiles_dir).resolve())]
     if resource.profile:
@@ -205,9 +229,17 @@ def invoke(resource: DbtCliResource, args: Sequence[str], *, raise_on_error: boo
         flags += ["--indirect-selection", indirect]
     command = [resource.dbt_executable, *resource.global_config_flags, *cleaned_args, *flags, *params.selection_args]
     return DbtCliInvocation(
-        process=InProcessDbt(command), manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
-        project_dir=project_dir, target_path=target_path, raise_on_error=raise_on_error, context=context,
-        adapter=None, cli_version=cli_version, project=params.dbt_project)
+        process=InProcessDbt(command),
+        manifest=params.manifest,
+        dagster_dbt_translator=params.dagster_dbt_translator,
+        project_dir=project_dir,
+        target_path=target_path,
+        raise_on_error=raise_on_error,
+        context=context,
+        adapter=None,
+        cli_version=cli_version,
+        project=params.dbt_project,
+    )
 
 
 # What this module needs of other packages' private parts; tests/test_dbt_runner.py checks that each exists, so an

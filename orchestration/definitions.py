@@ -24,7 +24,13 @@ with collection_paused():
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     """All definitions, with the given resources (default: from the environment)."""
     return dg.Definitions.merge(
-        ingestion.defs, stripe.defs, dbt.defs, activation.defs, checks.defs, automation.defs, privacy.defs,
+        ingestion.defs,
+        stripe.defs,
+        dbt.defs,
+        activation.defs,
+        checks.defs,
+        automation.defs,
+        privacy.defs,
         dg.Definitions(resources=resources if resources is not None else default_resources()),
     )
 

@@ -54,44 +54,62 @@ create table if not exists monitoring.erasures (
 """
 
 
-def request_erasure(con: duckdb.DuckDBPyConnection, *, emails=(), phones=(), stripe_customers=(),
-                    phone_region: str = "US") -> str:
+def request_erasure(
+    con: duckdb.DuckDBPyConnection, *, emails=(), phones=(), stripe_customers=(), phone_region: str = "US"
+) -> str:
     """Queue an erasure of the person holding any of these identifiers. Returns the request id."""
     norm_emails = sorted({e for e in (normalise_email(v) for v in emails) if e})
     norm_phones = sorted({p for p in (normalise_phone(v, phone_region) for v in phones) if p})
     customers = sorted({c.strip() for c in stripe_customers if c and c.strip()})
-    refused = [v for v in emails if not normalise_email(v)] + [v for v in phones if not normalise_phone(v, phone_region)]
+    refused = [v for v in emails if not normalise_email(v)] + [
+        v for v in phones if not normalise_phone(v, phone_region)
+    ]
     if refused:
         raise ValueError(f"not an email or phone number: {len(refused)} value(s)")
     if not (norm_emails or norm_phones or customers):
         raise ValueError("name the person by at least one email, phone or Stripe customer id")
     con.execute(DDL)
     request_id = uuid.uuid4().hex
-    con.execute("insert into monitoring.erasure_requests values (?, now(), ?, ?, ?)",
-                [request_id, norm_emails, norm_phones, customers])
+    con.execute(
+        "insert into monitoring.erasure_requests values (?, now(), ?, ?, ?)",
+        [request_id, norm_emails, norm_phones, customers],
+    )
     return request_id
 
 
 def _exists(con, schema: str, name: str) -> bool:
-    return bool(con.execute("select 1 from information_schema.tables where table_schema = ? and table_name = ?",
-                            [schema, name]).fetchall())
+    return bool(
+        con.execute(
+            "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchall()
+    )
 
 
-def resolve(con: duckdb.DuckDBPyConnection, emails: list[str], phones: list[str],
-            stripe_customers: list[str]) -> tuple[Identifiers, int]:
+def resolve(
+    con: duckdb.DuckDBPyConnection, emails: list[str], phones: list[str], stripe_customers: list[str]
+) -> tuple[Identifiers, int]:
     """The person's identifiers, through the identity graph when it is built; and how many stitched customers."""
-    seeds = [f"email:{e}" for e in emails] + [f"phone:{p}" for p in phones] + \
-            [f"stripe_customer:{c}" for c in stripe_customers]
+    seeds = (
+        [f"email:{e}" for e in emails]
+        + [f"phone:{p}" for p in phones]
+        + [f"stripe_customer:{c}" for c in stripe_customers]
+    )
     nodes = {tuple(n.split(":", 1)) for n in seeds}
     customers = 0
     if _exists(con, "intermediate", "int_identity_components"):
-        found = con.execute("""
+        found = con.execute(
+            """
             select node_type, node_value from intermediate.int_identity_components
             where customer_id in (select customer_id from intermediate.int_identity_components
-                                  where list_contains(?::varchar[], node))""", [seeds]).fetchall()
+                                  where list_contains(?::varchar[], node))""",
+            [seeds],
+        ).fetchall()
         nodes |= set(found)
-        customers = con.execute("select count(distinct customer_id) from intermediate.int_identity_components "
-                                "where list_contains(?::varchar[], node)", [seeds]).fetchall()[0][0]
+        customers = con.execute(
+            "select count(distinct customer_id) from intermediate.int_identity_components "
+            "where list_contains(?::varchar[], node)",
+            [seeds],
+        ).fetchall()[0][0]
 
     def of(kind: str) -> frozenset[str]:
         return frozenset(v for t, v in nodes if t == kind)
@@ -99,19 +117,34 @@ def resolve(con: duckdb.DuckDBPyConnection, emails: list[str], phones: list[str]
     emails_all, phones_all = of("email"), of("phone")
     message_ids: frozenset[str] = frozenset()
     if _exists(con, "staging", "stg_tracking__events") and (emails_all or phones_all):
-        message_ids = frozenset(r[0] for r in con.execute(
-            "select message_id from staging.stg_tracking__events "
-            "where list_contains(?::varchar[], email_normalised) or list_contains(?::varchar[], phone_normalised)",
-            [sorted(emails_all), sorted(phones_all)]).fetchall())
-    return Identifiers(browsers=of("browser"), users=of("user"), emails=emails_all, phones=phones_all,
-                       stripe_ids=of("stripe_customer") | of("purchase"), message_ids=message_ids), customers
+        message_ids = frozenset(
+            r[0]
+            for r in con.execute(
+                "select message_id from staging.stg_tracking__events "
+                "where list_contains(?::varchar[], email_normalised) or list_contains(?::varchar[], phone_normalised)",
+                [sorted(emails_all), sorted(phones_all)],
+            ).fetchall()
+        )
+    return Identifiers(
+        browsers=of("browser"),
+        users=of("user"),
+        emails=emails_all,
+        phones=phones_all,
+        stripe_ids=of("stripe_customer") | of("purchase"),
+        message_ids=message_ids,
+    ), customers
 
 
 def _drop_derived_tables(con) -> int:
-    tables = [(s, n) for s, n in con.execute(
-        "select table_schema, table_name from information_schema.tables "
-        "where table_type = 'BASE TABLE' and list_contains(?::varchar[], table_schema)",
-        [list(DERIVED_SCHEMAS)]).fetchall() if (s, n) not in SNAPSHOTS]
+    tables = [
+        (s, n)
+        for s, n in con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE' and list_contains(?::varchar[], table_schema)",
+            [list(DERIVED_SCHEMAS)],
+        ).fetchall()
+        if (s, n) not in SNAPSHOTS
+    ]
     for schema, name in tables:
         con.execute(f'drop table if exists "{schema}"."{name}"')
     if _exists(con, "monitoring", "dbt_build_state"):
@@ -124,8 +157,9 @@ def process_requests(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[
     con.execute(DDL)
     records = []
     for request_id, requested_at, emails, phones, customers in con.execute(
-            "select request_id, requested_at, emails, phones, stripe_customers from monitoring.erasure_requests "
-            "order by requested_at").fetchall():
+        "select request_id, requested_at, emails, phones, stripe_customers from monitoring.erasure_requests "
+        "order by requested_at"
+    ).fetchall():
         ids, stitched = resolve(con, emails, phones, customers)
         ingested = erase(con, landing_dir, ids)
         events = sorted(ingested.stripe_ids | ids.message_ids)
@@ -133,26 +167,37 @@ def process_requests(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[
         snapshot_rows = 0
         for (schema, name), key in SNAPSHOTS.items():
             if _exists(con, schema, name) and events:
-                snapshot_rows += con.execute(f'delete from "{schema}"."{name}" where list_contains(?::varchar[], {key})',
-                                             [events]).fetchall()[0][0]
+                snapshot_rows += con.execute(
+                    f'delete from "{schema}"."{name}" where list_contains(?::varchar[], {key})', [events]
+                ).fetchall()[0][0]
         dropped = _drop_derived_tables(con)
         record = {
-            "request_id": request_id, "requested_at": requested_at,
-            "identifiers_sha256": sorted(hashlib.sha256(v.encode()).hexdigest() for v in [*emails, *phones, *customers]),
-            "customers": stitched, "stripe_objects": len(ingested.stripe_ids),
-            "landing_files": ingested.landing_files, "landing_lines": ingested.landing_lines,
+            "request_id": request_id,
+            "requested_at": requested_at,
+            "identifiers_sha256": sorted(
+                hashlib.sha256(v.encode()).hexdigest() for v in [*emails, *phones, *customers]
+            ),
+            "customers": stitched,
+            "stripe_objects": len(ingested.stripe_ids),
+            "landing_files": ingested.landing_files,
+            "landing_lines": ingested.landing_lines,
             "raw_stripe_events": ingested.raw_rows.get("stripe_events", 0),
             "raw_tracking_events": ingested.raw_rows.get("tracking_events", 0),
-            "quarantined_lines": ingested.quarantined_lines, "ledger_events": ledger,
-            "snapshot_rows": snapshot_rows, "tables_dropped": dropped,
+            "quarantined_lines": ingested.quarantined_lines,
+            "ledger_events": ledger,
+            "snapshot_rows": snapshot_rows,
+            "tables_dropped": dropped,
         }
         con.execute("begin transaction")
-        con.execute("insert into monitoring.erasures by name select *, now() as erased_at from "
-                    "(select unnest([?::struct(request_id varchar, requested_at timestamp, "
-                    "identifiers_sha256 varchar[], customers integer, stripe_objects integer, landing_files bigint, "
-                    "landing_lines bigint, raw_stripe_events bigint, raw_tracking_events bigint, "
-                    "quarantined_lines bigint, ledger_events bigint, snapshot_rows bigint, tables_dropped integer)], "
-                    "recursive := true))", [record])
+        con.execute(
+            "insert into monitoring.erasures by name select *, now() as erased_at from "
+            "(select unnest([?::struct(request_id varchar, requested_at timestamp, "
+            "identifiers_sha256 varchar[], customers integer, stripe_objects integer, landing_files bigint, "
+            "landing_lines bigint, raw_stripe_events bigint, raw_tracking_events bigint, "
+            "quarantined_lines bigint, ledger_events bigint, snapshot_rows bigint, tables_dropped integer)], "
+            "recursive := true))",
+            [record],
+        )
         con.execute("delete from monitoring.erasure_requests where request_id = ?", [request_id])
         con.execute("commit")
         con.execute("checkpoint")
@@ -164,13 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     from ingestion.config import owner_only_files
 
     owner_only_files()
-    ap = argparse.ArgumentParser(prog="python -m orchestration.forget", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m orchestration.forget",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--email", action="append", default=[])
     ap.add_argument("--phone", action="append", default=[])
     ap.add_argument("--stripe-customer", action="append", default=[])
-    ap.add_argument("--no-rebuild", action="store_true",
-                    help="erase and drop the models, but leave the rebuild to the next run")
+    ap.add_argument(
+        "--no-rebuild", action="store_true", help="erase and drop the models, but leave the rebuild to the next run"
+    )
     args = ap.parse_args(argv)
 
     from orchestration.definitions import defs
@@ -182,21 +231,23 @@ def main(argv: list[str] | None = None) -> int:
     resources = default_resources()
     with resources["warehouse"].connect() as con:
         try:
-            request_id = request_erasure(con, emails=args.email, phones=args.phone,
-                                         stripe_customers=args.stripe_customer, phone_region=region)
+            request_id = request_erasure(
+                con, emails=args.email, phones=args.phone, stripe_customers=args.stripe_customer, phone_region=region
+            )
         except ValueError as e:
             print(f"forget: {e}", file=sys.stderr)
             return 2
     instance = get_instance()
-    result = defs.resolve_job_def("forget").execute_in_process(instance=instance, raise_on_error=False,
-                                                               tags={"trigger": "forget"})
+    result = defs.resolve_job_def("forget").execute_in_process(
+        instance=instance, raise_on_error=False, tags={"trigger": "forget"}
+    )
     if not result.success:
         print(f"forget: the erasure run {result.run_id} failed; the request stays queued", file=sys.stderr)
         return 1
     with resources["warehouse"].connect(read_only=True) as con:
         record = con.execute("select * from monitoring.erasures where request_id = ?", [request_id]).fetchall()
         columns = [d[0] for d in con.description]
-    for name, value in zip(columns, record[0]):
+    for name, value in zip(columns, record[0], strict=False):
         print(f"  {name:22s} {value}")
     if args.no_rebuild:
         print("models dropped; the next run rebuilds them in full")

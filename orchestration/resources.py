@@ -1,6 +1,5 @@
 """Typed resources, configured from the environment (see .env.example)."""
 
-
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +27,11 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         self.resolved_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        con = duckdb.connect(str(self.resolved_path), read_only=read_only,
-                             config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"})
+        con = duckdb.connect(
+            str(self.resolved_path),
+            read_only=read_only,
+            config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"},
+        )
         if not read_only and self.resolved_path.stat().st_mode & 0o077:
             self.resolved_path.chmod(0o600)  # a warehouse created before files were owner-only
         try:
@@ -74,16 +76,27 @@ class TikTokResource(dg.ConfigurableResource):
 
     def settings(self) -> DeliverySettings:
         return DeliverySettings(
-            access_token=self.access_token, pixel_code=self.pixel_code, api_base_url=self.api_base_url,
+            access_token=self.access_token,
+            pixel_code=self.pixel_code,
+            api_base_url=self.api_base_url,
             test_event_code=self.test_event_code,
-            policy=SendPolicy(scope=self.send_scope, include_renewals=self.include_renewals,
-                              max_event_age_days=self.max_event_age_days),
-            payload=PayloadSettings(default_phone_region=self.default_phone_region,
-                                    limited_data_use=self.limited_data_use),
-            batch_size=self.batch_size, concurrency=self.concurrency,
-            requests_per_second=self.requests_per_second, timeout_seconds=self.timeout_seconds,
-            max_attempts_per_run=self.max_attempts_per_run, max_total_attempts=self.max_total_attempts,
-            context_retention_days=self.context_retention_days, validation_processes=self.validation_processes)
+            policy=SendPolicy(
+                scope=self.send_scope,
+                include_renewals=self.include_renewals,
+                max_event_age_days=self.max_event_age_days,
+            ),
+            payload=PayloadSettings(
+                default_phone_region=self.default_phone_region, limited_data_use=self.limited_data_use
+            ),
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            requests_per_second=self.requests_per_second,
+            timeout_seconds=self.timeout_seconds,
+            max_attempts_per_run=self.max_attempts_per_run,
+            max_total_attempts=self.max_total_attempts,
+            context_retention_days=self.context_retention_days,
+            validation_processes=self.validation_processes,
+        )
 
     @classmethod
     def from_env(cls) -> "TikTokResource":
@@ -91,13 +104,23 @@ class TikTokResource(dg.ConfigurableResource):
         return cls(
             # the token stays an EnvVar so the UI and logs never show its value
             access_token=dg.EnvVar("TIKTOK_ACCESS_TOKEN") if s.access_token else None,
-            pixel_code=s.pixel_code, api_base_url=s.api_base_url, test_event_code=s.test_event_code,
-            send_scope=s.policy.scope, include_renewals=s.policy.include_renewals,
-            max_event_age_days=s.policy.max_event_age_days, default_phone_region=s.payload.default_phone_region,
-            limited_data_use=s.payload.limited_data_use, batch_size=s.batch_size, concurrency=s.concurrency,
-            requests_per_second=s.requests_per_second, timeout_seconds=s.timeout_seconds,
-            max_attempts_per_run=s.max_attempts_per_run, max_total_attempts=s.max_total_attempts,
-            context_retention_days=s.context_retention_days, validation_processes=s.validation_processes)
+            pixel_code=s.pixel_code,
+            api_base_url=s.api_base_url,
+            test_event_code=s.test_event_code,
+            send_scope=s.policy.scope,
+            include_renewals=s.policy.include_renewals,
+            max_event_age_days=s.policy.max_event_age_days,
+            default_phone_region=s.payload.default_phone_region,
+            limited_data_use=s.payload.limited_data_use,
+            batch_size=s.batch_size,
+            concurrency=s.concurrency,
+            requests_per_second=s.requests_per_second,
+            timeout_seconds=s.timeout_seconds,
+            max_attempts_per_run=s.max_attempts_per_run,
+            max_total_attempts=s.max_total_attempts,
+            context_retention_days=s.context_retention_days,
+            validation_processes=s.validation_processes,
+        )
 
 
 class StripeResource(dg.ConfigurableResource):
@@ -112,9 +135,14 @@ class StripeResource(dg.ConfigurableResource):
     def settings(self, landing_dir: Path) -> PullSettings | None:
         if not self.api_key:
             return None
-        return PullSettings(api_key=self.api_key, landing_dir=landing_dir, api_base=self.api_base,
-                            overlap_seconds=self.overlap_seconds, requests_per_second=self.requests_per_second,
-                            types=tuple(self.types))
+        return PullSettings(
+            api_key=self.api_key,
+            landing_dir=landing_dir,
+            api_base=self.api_base,
+            overlap_seconds=self.overlap_seconds,
+            requests_per_second=self.requests_per_second,
+            types=tuple(self.types),
+        )
 
     @classmethod
     def from_env(cls) -> "StripeResource":
@@ -122,8 +150,13 @@ class StripeResource(dg.ConfigurableResource):
         if s is None:
             return cls()
         # the key stays an EnvVar so the UI and logs never show its value
-        return cls(api_key=dg.EnvVar("STRIPE_API_KEY"), api_base=s.api_base, overlap_seconds=s.overlap_seconds,
-                   requests_per_second=s.requests_per_second, types=list(s.types))
+        return cls(
+            api_key=dg.EnvVar("STRIPE_API_KEY"),
+            api_base=s.api_base,
+            overlap_seconds=s.overlap_seconds,
+            requests_per_second=s.requests_per_second,
+            types=list(s.types),
+        )
 
 
 def default_resources() -> dict:

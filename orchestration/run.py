@@ -14,14 +14,18 @@ with collection_paused():  # see orchestration/gctuning.py
     from orchestration.instance import get_instance
 
 
-def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "INFO",
-                 defs: dg.Definitions | None = None) -> dg.ExecuteInProcessResult:
+def run_pipeline(
+    instance: dg.DagsterInstance | None = None, log_level: str = "INFO", defs: dg.Definitions | None = None
+) -> dg.ExecuteInProcessResult:
     if defs is None:
         from orchestration.definitions import defs
     job = defs.resolve_job_def("pipeline")
-    return job.execute_in_process(instance=instance or get_instance(), raise_on_error=False,
-                                  tags={"trigger": "make run"},
-                                  run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+    return job.execute_in_process(
+        instance=instance or get_instance(),
+        raise_on_error=False,
+        tags={"trigger": "make run"},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
 
 
 def main() -> int:
@@ -29,8 +33,9 @@ def main() -> int:
     for event in result.get_asset_materialization_events():
         mat = event.materialization
         rows = mat.metadata.get("dagster/row_count")
-        print(f"  materialised {mat.asset_key.to_user_string():45s}"
-              + (f" rows={rows.value}" if rows is not None else ""))
+        print(
+            f"  materialised {mat.asset_key.to_user_string():45s}" + (f" rows={rows.value}" if rows is not None else "")
+        )
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         print(f"run {result.run_id} FAILED in: {', '.join(failed) or 'run setup'}", file=sys.stderr)

@@ -71,8 +71,13 @@ class SqliteEventLogStorageKeepingEngines(SqliteEventLogStorage):
         engine = self._engines.get(shard)
         if engine is None:
             # one connection in use at a time (the storage's lock), kept open between uses
-            engine = create_engine(self.conn_string_for_shard(shard), poolclass=QueuePool, pool_size=1,
-                                   max_overflow=2, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=2,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
             event.listen(engine, "connect", _sqlite_settings)
             self._engines[shard] = engine
             while len(self._engines) > MAX_ENGINES:

@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     config.owner_only_files()
     ap = argparse.ArgumentParser(prog="python -m reverse_etl", description=__doc__)
     ap.add_argument("--warehouse", default=str(config.warehouse_path()))
-    ap.add_argument("--review-failures", metavar="WHO",
-                    help="list the permanent failures nobody has reviewed, record them as reviewed by WHO, and exit")
+    ap.add_argument(
+        "--review-failures",
+        metavar="WHO",
+        help="list the permanent failures nobody has reviewed, record them as reviewed by WHO, and exit",
+    )
     ap.add_argument("--note", help="a note stored with --review-failures")
     args = ap.parse_args(argv)
     if args.review_failures:

@@ -89,15 +89,26 @@ class EventsApiClient:
     ``transport`` may be given for tests; by default a real connection pool is used.
     """
 
-    def __init__(self, base_url: str, access_token: str, pixel_code: str, *, test_event_code: str | None = None,
-                 timeout_seconds: float = 15.0, concurrency: int = 4, requests_per_second: float = 50.0,
-                 transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        pixel_code: str,
+        *,
+        test_event_code: str | None = None,
+        timeout_seconds: float = 15.0,
+        concurrency: int = 4,
+        requests_per_second: float = 50.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.pixel_code = pixel_code
         self.test_event_code = test_event_code
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
         self._limiter = RateLimiter(requests_per_second)
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout_seconds), transport=transport,
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
             headers={"Access-Token": access_token, "Content-Type": "application/json"},
             limits=httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)),
         )
@@ -137,7 +148,9 @@ class EventsApiClient:
                 f"TikTok refused the access token for pixel {self.pixel_code} (code {response.code}, "
                 f"HTTP {reply.status_code}: {response.message}). Check that TIKTOK_ACCESS_TOKEN was generated for "
                 "this pixel in TikTok Events Manager (Settings > Events API) and that TIKTOK_PIXEL_CODE is right; "
-                "nothing more will be sent until it is fixed.", response)
+                "nothing more will be sent until it is fixed.",
+                response,
+            )
         if reply.status_code == 404:
             raise EndpointNotFound(f"{reply.request.url} answered 404: check TIKTOK_API_BASE_URL", response)
         return response
@@ -151,5 +164,9 @@ def _parse(reply: httpx.Response) -> TrackResponse:
     if not isinstance(body, dict):
         return TrackResponse(reply.status_code, None, f"HTTP {reply.status_code}: {reply.text[:200]}", None)
     code = body.get("code")
-    return TrackResponse(reply.status_code, code if isinstance(code, int) else None,
-                         str(body.get("message", ""))[:1000], body.get("request_id"))
+    return TrackResponse(
+        reply.status_code,
+        code if isinstance(code, int) else None,
+        str(body.get("message", ""))[:1000],
+        body.get("request_id"),
+    )

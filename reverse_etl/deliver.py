@@ -35,8 +35,15 @@ import duckdb
 import httpx
 import orjson
 
-from reverse_etl.client import (INVALID_PARAMETER, TOO_MANY_REQUESTS, EndpointNotFound, EventsApiClient,
-                                PermissionDenied, TikTokError, TransportFailure)
+from reverse_etl.client import (
+    INVALID_PARAMETER,
+    TOO_MANY_REQUESTS,
+    EndpointNotFound,
+    EventsApiClient,
+    PermissionDenied,
+    TikTokError,
+    TransportFailure,
+)
 from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, redact_client_context, write_columns, write_rows
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
@@ -117,15 +124,21 @@ class DeliverySettings:
                 raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from e
 
         return cls(
-            access_token=get("TIKTOK_ACCESS_TOKEN"), pixel_code=get("TIKTOK_PIXEL_CODE"),
+            access_token=get("TIKTOK_ACCESS_TOKEN"),
+            pixel_code=get("TIKTOK_PIXEL_CODE"),
             api_base_url=get("TIKTOK_API_BASE_URL", "https://business-api.tiktok.com"),
             test_event_code=get("TIKTOK_TEST_EVENT_CODE"),
-            policy=SendPolicy(scope=get("TIKTOK_SEND_SCOPE", "all"),
-                              include_renewals=get("TIKTOK_INCLUDE_RENEWALS", True, _bool),
-                              max_event_age_days=get("TIKTOK_MAX_EVENT_AGE_DAYS", 7.0, float)),
-            payload=PayloadSettings(default_phone_region=get("TIKTOK_DEFAULT_PHONE_REGION", "US"),
-                                    limited_data_use=get("TIKTOK_LIMITED_DATA_USE", False, _bool)),
-            batch_size=get("TIKTOK_BATCH_SIZE", 1000, int), concurrency=get("TIKTOK_CONCURRENCY", 4, int),
+            policy=SendPolicy(
+                scope=get("TIKTOK_SEND_SCOPE", "all"),
+                include_renewals=get("TIKTOK_INCLUDE_RENEWALS", True, _bool),
+                max_event_age_days=get("TIKTOK_MAX_EVENT_AGE_DAYS", 7.0, float),
+            ),
+            payload=PayloadSettings(
+                default_phone_region=get("TIKTOK_DEFAULT_PHONE_REGION", "US"),
+                limited_data_use=get("TIKTOK_LIMITED_DATA_USE", False, _bool),
+            ),
+            batch_size=get("TIKTOK_BATCH_SIZE", 1000, int),
+            concurrency=get("TIKTOK_CONCURRENCY", 4, int),
             requests_per_second=get("TIKTOK_REQUESTS_PER_SECOND", 50.0, float),
             timeout_seconds=get("TIKTOK_TIMEOUT_SECONDS", 15.0, float),
             max_attempts_per_run=get("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5, int),
@@ -150,7 +163,7 @@ class DeliveryResult:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requests: int = 0
     seconds: float = 0.0
-    redacted: int = 0   # ledger rows whose IP and user agent outlived TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS
+    redacted: int = 0  # ledger rows whose IP and user agent outlived TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS
 
     def __getitem__(self, key: str) -> int:
         return self.counts.get(key, 0)
@@ -162,8 +175,15 @@ class _Batch:
 
     __slots__ = ("event_ids", "event_names", "payloads", "in_ledger", "prior_attempts", "first_attempt_at")
 
-    def __init__(self, event_ids=None, event_names=None, payloads=None, in_ledger=None, prior_attempts=None,
-                 first_attempt_at=None):
+    def __init__(
+        self,
+        event_ids=None,
+        event_names=None,
+        payloads=None,
+        in_ledger=None,
+        prior_attempts=None,
+        first_attempt_at=None,
+    ):
         self.event_ids: list[str] = event_ids or []
         self.event_names: list[str] = event_names or []
         self.payloads: list[str] = payloads or []  # each event's JSON text, sent as is and kept in the ledger
@@ -219,27 +239,42 @@ BUILD_COLUMNS = """c.event_id, c.event_name, cast(epoch(c.event_time) as bigint)
     c.ip, c.user_agent, c.locale"""
 
 # the candidates' columns, in this order (tuples, not dicts: 100,000 dicts cost more than sending them)
-CANDIDATE_COLUMNS = ("event_id", "event_name", "action", "ledger_status", "ledger_attempts",
-                     "ledger_first_attempt_at", "sql_payload")
+CANDIDATE_COLUMNS = (
+    "event_id",
+    "event_name",
+    "action",
+    "ledger_status",
+    "ledger_attempts",
+    "ledger_first_attempt_at",
+    "sql_payload",
+)
 SEND = "send"
 
 
 def _has_contents(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                            "and table_name = 'tiktok_conversion_contents'").fetchall()[0][0])
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts' "
+            "and table_name = 'tiktok_conversion_contents'"
+        ).fetchall()[0][0]
+    )
 
 
 def _candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int) -> str:
     """Candidates (no ledger row, or ``dry_run`` / ``failed_retryable``), each with its ``action``: ``send``, or
     the reason it is not sent (``no_consent``, ``expired`` are recorded; the others are left for later runs).
     The payload is built only for the rows to send."""
-    contents = (f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)" if with_contents
-                else "left join (select null as event_id, null as contents_json) ct using (event_id)")
+    contents = (
+        f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)"
+        if with_contents
+        else "left join (select null as event_id, null as contents_json) ct using (event_id)"
+    )
     policy = settings.policy
-    excluded = " or ".join(["false"]
-                           + (["not coalesce(c.attributed_to_tiktok, false)"] if policy.scope == "tiktok_attributed"
-                              else [])
-                           + ([] if policy.include_renewals else ["coalesce(c.is_renewal, false)"]))
+    excluded = " or ".join(
+        ["false"]
+        + (["not coalesce(c.attributed_to_tiktok, false)"] if policy.scope == "tiktok_attributed" else [])
+        + ([] if policy.include_renewals else ["coalesce(c.is_renewal, false)"])
+    )
     return f"""
         with candidates as (
             select c.*, l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
@@ -248,7 +283,7 @@ def _candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int
                         when not coalesce(c.eligible, false)
                             then 'not_eligible_' || coalesce(c.ineligible_reason, 'None')
                         when {excluded} then 'excluded_by_policy'
-                        when {"l.status = 'dry_run'" if settings.dry_run else 'false'} then 'already_dry_run'
+                        when {"l.status = 'dry_run'" if settings.dry_run else "false"} then 'already_dry_run'
                         when cast(epoch(c.event_time) as bigint) < {int(oldest)} then 'expired'
                         else '{SEND}' end as action
             from {CONVERSIONS} c
@@ -270,7 +305,7 @@ def _candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int
 def _python_row(con: duckdb.DuckDBPyConnection, event_id: str) -> dict:
     cur = con.execute(f"select {BUILD_COLUMNS} from {CONVERSIONS} c where c.event_id = ?", [event_id])
     cols = [d[0] for d in cur.description]
-    return dict(zip(cols, cur.fetchall()[0]))
+    return dict(zip(cols, cur.fetchall()[0], strict=False))
 
 
 def _candidate_chunks(con: duckdb.DuckDBPyConnection, settings: DeliverySettings, oldest: int, size: int = 5000):
@@ -291,17 +326,28 @@ def _python_contents(con: duckdb.DuckDBPyConnection, event_ids: set[str]) -> dic
     """Contents for the few rows the SQL builder leaves to Python."""
     contents: dict[str, list[dict]] = defaultdict(list)
     if event_ids and _has_contents(con):
-        cur = con.execute(f"select event_id, content_id, content_name, content_type, quantity, "
-                          f"cast(price as double) as price from {CONTENTS} "
-                          f"where event_id in (select unnest(?)) order by event_id, line_key", [sorted(event_ids)])
+        cur = con.execute(
+            f"select event_id, content_id, content_name, content_type, quantity, "
+            f"cast(price as double) as price from {CONTENTS} "
+            f"where event_id in (select unnest(?)) order by event_id, line_key",
+            [sorted(event_ids)],
+        )
         for event_id, *values in cur.fetchall():
-            contents[event_id].append(dict(zip(("content_id", "content_name", "content_type", "quantity",
-                                                "price"), values)))
+            contents[event_id].append(
+                dict(zip(("content_id", "content_name", "content_type", "quantity", "price"), values, strict=False))
+            )
     return contents
 
 
-def _prepare(chunk: list[tuple], build, settings: DeliverySettings, now: datetime, result: DeliveryResult,
-             pending: _Batch, records: list[LedgerRow]) -> None:
+def _prepare(
+    chunk: list[tuple],
+    build,
+    settings: DeliverySettings,
+    now: datetime,
+    result: DeliveryResult,
+    pending: _Batch,
+    records: list[LedgerRow],
+) -> None:
     """Sort one chunk of candidates into events to send (appended to ``pending``) and ledger rows to record (the
     rest is only counted)."""
     ids, names, payloads = pending.event_ids, pending.event_names, pending.payloads
@@ -316,29 +362,55 @@ def _prepare(chunk: list[tuple], build, settings: DeliverySettings, now: datetim
             prior.append(attempts)
             first.append(first_attempt_at)
         elif action == "no_consent":
-            records.append(LedgerRow(event_id, event_name, "no_consent", attempts, recorded_at=now,
-                                     last_message="advertising consent denied"))
+            records.append(
+                LedgerRow(
+                    event_id,
+                    event_name,
+                    "no_consent",
+                    attempts,
+                    recorded_at=now,
+                    last_message="advertising consent denied",
+                )
+            )
         elif action == "expired":
-            records.append(LedgerRow(event_id, event_name, "expired", attempts, recorded_at=now,
-                                     last_message=f"older than {settings.policy.max_event_age_days:g} days "
-                                                  "when first due"))
+            records.append(
+                LedgerRow(
+                    event_id,
+                    event_name,
+                    "expired",
+                    attempts,
+                    recorded_at=now,
+                    last_message=f"older than {settings.policy.max_event_age_days:g} days when first due",
+                )
+            )
         else:  # not_eligible_<reason>, excluded_by_policy, already_dry_run: left for a later run
             result.counts[action] += 1
 
 
-def _invalid_rows(batch: _Batch, problems: list[tuple[int, str]], now: datetime
-                  ) -> tuple[_Batch, list[LedgerRow]]:
+def _invalid_rows(batch: _Batch, problems: list[tuple[int, str]], now: datetime) -> tuple[_Batch, list[LedgerRow]]:
     """Split a batch by the validator's answer: the events to send, and ledger rows for those never sent."""
     if not problems:
         return batch, []
     return batch.without(dict(problems)), [
-        LedgerRow(batch.event_ids[i], batch.event_names[i], "failed_permanent", batch.prior_attempts[i],
-                  recorded_at=now, last_message=f"payload fails the schema: {problem}", payload=batch.payloads[i])
-        for i, problem in problems]
+        LedgerRow(
+            batch.event_ids[i],
+            batch.event_names[i],
+            "failed_permanent",
+            batch.prior_attempts[i],
+            recorded_at=now,
+            last_message=f"payload fails the schema: {problem}",
+            payload=batch.payloads[i],
+        )
+        for i, problem in problems
+    ]
 
 
-def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
-            transport: httpx.AsyncBaseTransport | None = None, log=None) -> DeliveryResult:
+def deliver(
+    con: duckdb.DuckDBPyConnection,
+    settings: DeliverySettings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    log=None,
+) -> DeliveryResult:
     """One delivery run over the warehouse connection ``con`` (which must be able to write)."""
     log = log or (lambda msg: None)
     started = time.monotonic()
@@ -349,8 +421,9 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
     lookup = con.cursor()  # the rare rows DuckDB leaves to Python, read beside the streaming result
 
     def build(event_id: str) -> dict:
-        return build_event(_python_row(lookup, event_id), settings.payload,
-                           _python_contents(lookup, {event_id}).get(event_id))
+        return build_event(
+            _python_row(lookup, event_id), settings.payload, _python_contents(lookup, {event_id}).get(event_id)
+        )
 
     chunks = _candidate_chunks(con, settings, oldest)
     try:
@@ -364,9 +437,12 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
                     good, bad = _invalid_rows(batch, batch_problems(batch.payloads), now)
                     records += bad
                     # attempts stay as they were: a failed_retryable event recorded as a dry run keeps its count
-                    records += [LedgerRow(event_id, name, "dry_run", attempts, recorded_at=now, payload=payload)
-                                for event_id, name, payload, attempts in zip(
-                                    good.event_ids, good.event_names, good.payloads, good.prior_attempts)]
+                    records += [
+                        LedgerRow(event_id, name, "dry_run", attempts, recorded_at=now, payload=payload)
+                        for event_id, name, payload, attempts in zip(
+                            good.event_ids, good.event_names, good.payloads, good.prior_attempts, strict=False
+                        )
+                    ]
             write_rows(con, records)
             for r in records:
                 result.counts[r.status] += 1
@@ -377,7 +453,8 @@ def deliver(con: duckdb.DuckDBPyConnection, settings: DeliverySettings,
         lookup.close()
     # by the wall clock, as the ledger records attempts (``now`` may be set back for the age limit)
     result.redacted = redact_client_context(
-        con, datetime.now(UTC).replace(tzinfo=None) - timedelta(days=settings.context_retention_days))
+        con, datetime.now(UTC).replace(tzinfo=None) - timedelta(days=settings.context_retention_days)
+    )
     result.seconds = time.monotonic() - started
     return result
 
@@ -392,8 +469,9 @@ def _validation_processes(settings: DeliverySettings) -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1)) if (os.cpu_count() or 1) > 1 else 0
 
 
-async def _send_all(con, settings: DeliverySettings, chunks, build, result: DeliveryResult, transport, log,
-                    now: datetime) -> None:
+async def _send_all(
+    con, settings: DeliverySettings, chunks, build, result: DeliveryResult, transport, log, now: datetime
+) -> None:
     """Builds batches and sends them as they are built: DuckDB builds payloads in one thread, worker processes
     validate batches, and the event loop keeps requests in flight meanwhile."""
     stop: list[TikTokError] = []
@@ -436,10 +514,16 @@ async def _send_all(con, settings: DeliverySettings, chunks, build, result: Deli
         finished.put_nowait(("rows", invalid))
         return batch, None
 
-    async with EventsApiClient(settings.api_base_url, settings.access_token, settings.pixel_code,
-                               test_event_code=settings.test_event_code, timeout_seconds=settings.timeout_seconds,
-                               concurrency=settings.concurrency, requests_per_second=settings.requests_per_second,
-                               transport=transport) as client:
+    async with EventsApiClient(
+        settings.api_base_url,
+        settings.access_token,
+        settings.pixel_code,
+        test_event_code=settings.test_event_code,
+        timeout_seconds=settings.timeout_seconds,
+        concurrency=settings.concurrency,
+        requests_per_second=settings.requests_per_second,
+        transport=transport,
+    ) as client:
         sender = _BatchSender(client, settings, result)
 
         async def run(batch: _Batch) -> None:
@@ -465,8 +549,13 @@ async def _send_all(con, settings: DeliverySettings, chunks, build, result: Deli
                 if chunk is None:
                     break
                 _prepare(chunk, build, settings, now, result, pending, records)
-                if pool is None and processes and (settings.validation_processes is not None
-                                                   or queued + len(pending) >= VALIDATION_POOL_MIN_EVENTS):
+                if (
+                    pool is None
+                    and processes
+                    and (
+                        settings.validation_processes is not None or queued + len(pending) >= VALIDATION_POOL_MIN_EVENTS
+                    )
+                ):
                     pool = ValidatorPool(processes)
                     pool_threads = ThreadPoolExecutor(processes, thread_name_prefix="validate")
                 while len(pending) >= settings.batch_size and not stop:
@@ -512,8 +601,20 @@ async def _send_all(con, settings: DeliverySettings, chunks, build, result: Deli
 def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: DeliveryResult) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     for fresh in (True, False):  # first attempts need no lookup of an earlier row (see write_columns)
-        columns: dict[str, list] = {c: [] for c in ("event_id", "event_name", "status", "attempts", "last_code",
-                                                    "last_message", "request_id", "first_attempt_at", "payload")}
+        columns: dict[str, list] = {
+            c: []
+            for c in (
+                "event_id",
+                "event_name",
+                "status",
+                "attempts",
+                "last_code",
+                "last_message",
+                "request_id",
+                "first_attempt_at",
+                "payload",
+            )
+        }
         for o in outcomes:
             b = o.items.in_ledger_or_not(known=not fresh)
             n = len(b)
@@ -550,8 +651,9 @@ class _BatchSender:
 
     async def send(self, items: _Batch, array: bytes | None = None) -> list[_Outcome]:
         # never past the total limit: an event with 6 of 7 attempts used gets one more, not a full run's worth
-        limit = max(1, min(self.settings.max_attempts_per_run,
-                           self.settings.max_total_attempts - max(items.prior_attempts)))
+        limit = max(
+            1, min(self.settings.max_attempts_per_run, self.settings.max_total_attempts - max(items.prior_attempts))
+        )
         attempts = 0
         while True:
             attempts += 1
@@ -566,8 +668,11 @@ class _BatchSender:
             else:
                 if response.ok:
                     return [_Outcome(items, "sent", attempts, 0, response.message or "OK", response.request_id)]
-                last = (response.code if response.code is not None else response.http_status,
-                        response.message, response.request_id)
+                last = (
+                    response.code if response.code is not None else response.http_status,
+                    response.message,
+                    response.request_id,
+                )
                 if response.code == INVALID_PARAMETER or response.http_status in (400, 413):
                     if len(items) == 1:
                         return [_Outcome(items, "failed_permanent", attempts, *last)]

@@ -20,8 +20,19 @@ TABLE = f"{SCHEMA}.tiktok_deliveries"
 DAILY_VIEW = f"{SCHEMA}.tiktok_delivery_daily"
 STATUSES = ("sent", "dry_run", "failed_retryable", "failed_permanent", "expired", "no_consent")
 FINAL_STATUSES = ("sent", "failed_permanent", "expired", "no_consent")
-COLUMNS = ["event_id", "event_name", "status", "attempts", "last_code", "last_message", "request_id",
-           "first_attempt_at", "last_attempt_at", "recorded_at", "payload"]
+COLUMNS = [
+    "event_id",
+    "event_name",
+    "status",
+    "attempts",
+    "last_code",
+    "last_message",
+    "request_id",
+    "first_attempt_at",
+    "last_attempt_at",
+    "recorded_at",
+    "payload",
+]
 
 DDL = f"""
 create schema if not exists {SCHEMA};
@@ -73,13 +84,16 @@ def redact_client_context(con: duckdb.DuckDBPyConnection, before: datetime) -> i
     payloads of events settled for good before ``before``; the rest of the record stays for audit. Returns how
     many rows were redacted."""
     ensure_ledger(con)
-    return con.execute(f"""
+    return con.execute(
+        f"""
         update {TABLE}
         set payload = json_merge_patch(payload, '{{"user": {{"ip": null, "user_agent": null}}}}')
         where status in {FINAL_STATUSES!r} and coalesce(last_attempt_at, recorded_at) < ?
           and payload is not null
           and (json_exists(payload, '$.user.ip') or json_exists(payload, '$.user.user_agent'))
-    """, [before]).fetchall()[0][0]
+    """,
+        [before],
+    ).fetchall()[0][0]
 
 
 def erase_events(con: duckdb.DuckDBPyConnection, event_ids: list[str]) -> int:
@@ -89,10 +103,13 @@ def erase_events(con: duckdb.DuckDBPyConnection, event_ids: list[str]) -> int:
     ensure_ledger(con)
     if not event_ids:
         return 0
-    return con.execute(f"""
+    return con.execute(
+        f"""
         update {TABLE} set payload = null, last_message = null
         where list_contains(?::varchar[], event_id) and (payload is not null or last_message is not null)
-    """, [sorted(set(event_ids))]).fetchall()[0][0]
+    """,
+        [sorted(set(event_ids))],
+    ).fetchall()[0][0]
 
 
 def unreviewed_failures(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -110,12 +127,14 @@ def review_failures(con: duckdb.DuckDBPyConnection, reviewed_by: str, note: str 
     """Record every unreviewed failed_permanent event as reviewed. Returns how many."""
     ensure_ledger(con)
     before = con.execute(f"select count(*) from {SCHEMA}.tiktok_failure_reviews").fetchall()[0][0]
-    con.execute(f"""
+    con.execute(
+        f"""
         insert into {SCHEMA}.tiktok_failure_reviews
         select event_id, now(), ?, ? from {TABLE} d
         where status = 'failed_permanent'
           and not exists (select 1 from {SCHEMA}.tiktok_failure_reviews r where r.event_id = d.event_id)""",
-                [reviewed_by, note])
+        [reviewed_by, note],
+    )
     return con.execute(f"select count(*) from {SCHEMA}.tiktok_failure_reviews").fetchall()[0][0] - before
 
 
@@ -135,11 +154,10 @@ def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list], fres
     frame["last_code"] = frame["last_code"].astype("Int64")
     con.register("_ledger_rows", frame)
     try:
-        for verb in (["insert", "insert or replace"] if fresh else ["insert or replace"]):
+        for verb in ["insert", "insert or replace"] if fresh else ["insert or replace"]:
             con.execute("begin transaction")
             try:
-                con.execute(f"{verb} into {TABLE} ({', '.join(COLUMNS)}) "
-                            f"select {', '.join(COLUMNS)} from _ledger_rows")
+                con.execute(f"{verb} into {TABLE} ({', '.join(COLUMNS)}) select {', '.join(COLUMNS)} from _ledger_rows")
             except duckdb.ConstraintException:
                 con.execute("rollback")
                 if verb == "insert":
@@ -182,10 +200,13 @@ def ensure_daily_view(con: duckdb.DuckDBPyConnection) -> None:
         left join {TABLE} l using (event_id)
         group by all
     """
-    comment = ("TikTok delivery results per day of the conversion and status, with the match keys sent "
-               f"(definition {hashlib.sha256(sql.encode()).hexdigest()[:16]})")
-    current = con.execute("select comment from duckdb_views() where schema_name = ? and view_name = ?",
-                          DAILY_VIEW.split(".")).fetchall()
+    comment = (
+        "TikTok delivery results per day of the conversion and status, with the match keys sent "
+        f"(definition {hashlib.sha256(sql.encode()).hexdigest()[:16]})"
+    )
+    current = con.execute(
+        "select comment from duckdb_views() where schema_name = ? and view_name = ?", DAILY_VIEW.split(".")
+    ).fetchall()
     if current and current[0][0] == comment:
         return
     con.execute("begin transaction")

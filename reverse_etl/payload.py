@@ -37,8 +37,9 @@ def _number(v):
     return float(v) if isinstance(v, Decimal) else v
 
 
-def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings(),
-                contents: list[dict] | None = None) -> dict[str, Any]:
+def build_event(
+    row: dict[str, Any], settings: PayloadSettings = PayloadSettings(), contents: list[dict] | None = None
+) -> dict[str, Any]:
     """One event of the request's ``data`` list. Personal data is hashed here, before it leaves.
 
     ``row`` is a row of marts.tiktok_conversions (``event_time`` a datetime in UTC or Unix seconds);
@@ -58,11 +59,14 @@ def build_event(row: dict[str, Any], settings: PayloadSettings = PayloadSettings
     if external:
         user["external_id"] = [external]
     first, last = split_name(row.get("customer_name"))
-    for key, value in (("first_name", hash_compact(first)), ("last_name", hash_compact(last)),
-                       ("zip_code", hash_compact(row.get("address_postal_code"))),
-                       ("city", normalise_place(row.get("address_city"))),
-                       ("state", normalise_place(row.get("address_state"))),
-                       ("country", normalise_place(row.get("address_country")))):
+    for key, value in (
+        ("first_name", hash_compact(first)),
+        ("last_name", hash_compact(last)),
+        ("zip_code", hash_compact(row.get("address_postal_code"))),
+        ("city", normalise_place(row.get("address_city"))),
+        ("state", normalise_place(row.get("address_state"))),
+        ("country", normalise_place(row.get("address_country"))),
+    ):
         if value:
             user[key] = value
     for key in ("ip", "user_agent", "locale"):

@@ -4,8 +4,9 @@ Building, hashing and encoding 100,000 events one by one in Python costs more th
 builds the same JSON that ``reverse_etl.payload.build_event`` builds, vectorised: emails trimmed and lowercased,
 E.164 phones, the external id, names and zip code SHA-256 hashed, city, state and country normalised, values
 already hashed passed through, keys omitted when empty. Rows it cannot build exactly as Python would (a phone that
-needs ``phonenumbers`` to reach E.164, non-ASCII text whose lowercasing or whitespace could differ) get a null payload and are built by ``build_event``; a test holds the two
-builders to identical output. Every payload is still validated against the JSON schema before it is sent.
+needs ``phonenumbers`` to reach E.164, non-ASCII text whose lowercasing or whitespace could differ) get a null
+payload and are built by ``build_event``; a test holds the two builders to identical output. Every payload is
+still validated against the JSON schema before it is sent.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ def _trimmed(expr: str) -> str:
 
 
 def _parts(column: str) -> str:
-    return f"list_filter(list_transform(string_split(coalesce({column}, ''), ','), lambda v: {_trimmed('v')}), " \
-           "lambda v: v <> '')"
+    return (
+        f"list_filter(list_transform(string_split(coalesce({column}, ''), ','), lambda v: {_trimmed('v')}), "
+        "lambda v: v <> '')"
+    )
 
 
 def _json_list(expr: str) -> str:
@@ -76,7 +79,9 @@ def _compact_hash(expr: str) -> str:
     """hashing.hash_compact for printable-ASCII text (other text is built in Python): spaces removed, lowercased,
     SHA-256, a 64-hex value passed through; null when nothing is left."""
     v = f"replace({expr}, ' ', '')"
-    return f"case when {v} = '' then null when regexp_full_match({v}, {SHA}) then lower({v}) else sha256(lower({v})) end"
+    return (
+        f"case when {v} = '' then null when regexp_full_match({v}, {SHA}) then lower({v}) else sha256(lower({v})) end"
+    )
 
 
 def _place(expr: str) -> str:
@@ -91,50 +96,88 @@ def payload_columns(limited_data_use: bool, conversions: str = "c", contents: st
     phones = f"list_sort(list_distinct({c}._phone_h))"
     # a phone that is neither hashed nor E.164 leaves a null hash: phonenumbers must place it, in Python; so do
     # rows missing a value the payload cannot be without (Python's builder decides what becomes of them)
-    python_needed = (f"list_contains(list_transform({c}._phone_h, lambda h: h is null), true) or {c}._non_ascii "
-                     f"or {c}.event_name is null or {c}.event_time is null or {c}.event_id is null "
-                     f"or ({c}.purchase_id is not null and ({c}.currency is null or {c}.value is null))")
-    user = _concat("'{'", "ltrim(" + _concat(
-        _optional("ttclid", f"to_json({c}.ttclid)", f"coalesce({c}.ttclid, '') <> ''"),
-        _optional("ttp", f"to_json({c}.ttp)", f"coalesce({c}.ttp, '') <> ''"),
-        _optional("email", _json_list(f"{c}._email_h"), f"len({c}._email_h) > 0"),
-        _optional("phone", _json_list(phones), f"len({c}._phone_h) > 0"),
-        _optional("external_id", f"concat('[', to_json({c}._external_h), ']')", f"{c}._external_h is not null"),
-        *(_optional(key, f"to_json({c}.{col})", f"{c}.{col} is not null")
-          for key, col in (("first_name", "_first_h"), ("last_name", "_last_h"), ("zip_code", "_zip_h"),
-                           ("city", "_city_n"), ("state", "_state_n"), ("country", "_country_n"))),
-        _optional("ip", f"to_json({c}.ip)", f"coalesce({c}.ip, '') <> ''"),
-        _optional("user_agent", f"to_json({c}.user_agent)", f"coalesce({c}.user_agent, '') <> ''"),
-        _optional("locale", f"to_json({c}.locale)", f"coalesce({c}.locale, '') <> ''"),
-    ) + ", ',')", "'}'")
-    properties = _concat("',\"properties\":{\"currency\":'", f"to_json({c}.currency)", "',\"value\":'",
-                         f"to_json(cast({c}.value as double))", "',\"order_id\":'", f"to_json({c}.purchase_id)",
-                         "',\"content_type\":\"product\"'", f"coalesce({ct}.contents_json, '')", "'}'")
-    page = _optional("page", _concat("'{\"url\":'", f"to_json({c}.page_url)", "'}'"),
-                     f"coalesce({c}.page_url, '') <> ''")
+    python_needed = (
+        f"list_contains(list_transform({c}._phone_h, lambda h: h is null), true) or {c}._non_ascii "
+        f"or {c}.event_name is null or {c}.event_time is null or {c}.event_id is null "
+        f"or ({c}.purchase_id is not null and ({c}.currency is null or {c}.value is null))"
+    )
+    user = _concat(
+        "'{'",
+        "ltrim("
+        + _concat(
+            _optional("ttclid", f"to_json({c}.ttclid)", f"coalesce({c}.ttclid, '') <> ''"),
+            _optional("ttp", f"to_json({c}.ttp)", f"coalesce({c}.ttp, '') <> ''"),
+            _optional("email", _json_list(f"{c}._email_h"), f"len({c}._email_h) > 0"),
+            _optional("phone", _json_list(phones), f"len({c}._phone_h) > 0"),
+            _optional("external_id", f"concat('[', to_json({c}._external_h), ']')", f"{c}._external_h is not null"),
+            *(
+                _optional(key, f"to_json({c}.{col})", f"{c}.{col} is not null")
+                for key, col in (
+                    ("first_name", "_first_h"),
+                    ("last_name", "_last_h"),
+                    ("zip_code", "_zip_h"),
+                    ("city", "_city_n"),
+                    ("state", "_state_n"),
+                    ("country", "_country_n"),
+                )
+            ),
+            _optional("ip", f"to_json({c}.ip)", f"coalesce({c}.ip, '') <> ''"),
+            _optional("user_agent", f"to_json({c}.user_agent)", f"coalesce({c}.user_agent, '') <> ''"),
+            _optional("locale", f"to_json({c}.locale)", f"coalesce({c}.locale, '') <> ''"),
+        )
+        + ", ',')",
+        "'}'",
+    )
+    properties = _concat(
+        '\',"properties":{"currency":\'',
+        f"to_json({c}.currency)",
+        "',\"value\":'",
+        f"to_json(cast({c}.value as double))",
+        "',\"order_id\":'",
+        f"to_json({c}.purchase_id)",
+        '\',"content_type":"product"\'',
+        f"coalesce({ct}.contents_json, '')",
+        "'}'",
+    )
+    page = _optional(
+        "page", _concat("'{\"url\":'", f"to_json({c}.page_url)", "'}'"), f"coalesce({c}.page_url, '') <> ''"
+    )
     ldu = "true" if limited_data_use else "false"
-    payload = _concat("'{\"event\":'", f"to_json({c}.event_name)",
-                      "',\"event_time\":'", f"cast(epoch({c}.event_time) as bigint)",
-                      "',\"event_id\":'", f"to_json({c}.event_id)",
-                      "',\"user\":'", user,
-                      f"',\"limited_data_use\":{ldu}'",
-                      f"case when {c}.purchase_id is not null then {properties} else '' end",
-                      page, "'}'")
+    payload = _concat(
+        "'{\"event\":'",
+        f"to_json({c}.event_name)",
+        "',\"event_time\":'",
+        f"cast(epoch({c}.event_time) as bigint)",
+        "',\"event_id\":'",
+        f"to_json({c}.event_id)",
+        "',\"user\":'",
+        user,
+        f"',\"limited_data_use\":{ldu}'",
+        f"case when {c}.purchase_id is not null then {properties} else '' end",
+        page,
+        "'}'",
+    )
     return f"case when {python_needed} then null else {payload} end as sql_payload"
 
 
 def contents_json_query(contents_table: str) -> str:
     """One row per event: ``contents_json``, the ``,"contents":[...],"num_items":n`` part of the properties."""
-    item = _concat("'{\"content_id\":'", "to_json(cast(content_id as varchar))",
-                   "',\"content_type\":'", "to_json(coalesce(content_type, 'product'))",
-                   _optional("content_name", "to_json(content_name)", "coalesce(content_name, '') <> ''"),
-                   _optional("quantity", "cast(cast(quantity as bigint) as varchar)", "quantity is not null"),
-                   _optional("price", "to_json(cast(price as double))", "price is not null"), "'}'")
+    item = _concat(
+        "'{\"content_id\":'",
+        "to_json(cast(content_id as varchar))",
+        "',\"content_type\":'",
+        "to_json(coalesce(content_type, 'product'))",
+        _optional("content_name", "to_json(content_name)", "coalesce(content_name, '') <> ''"),
+        _optional("quantity", "cast(cast(quantity as bigint) as varchar)", "quantity is not null"),
+        _optional("price", "to_json(cast(price as double))", "price is not null"),
+        "'}'",
+    )
     return f"""
         select event_id,
                ',"contents":[' || string_agg({item}, ',' order by line_key) || ']'
-               || ',"num_items":' || cast(sum(case when coalesce(quantity, 0) = 0 then 1 else cast(quantity as bigint) end)
-                                     as varchar) as contents_json
+               || ',"num_items":'
+               || cast(sum(case when coalesce(quantity, 0) = 0 then 1 else cast(quantity as bigint) end) as varchar)
+                   as contents_json
         from {contents_table}
         where content_id is not null
         group by event_id

@@ -116,9 +116,15 @@ class ValidatorPool:
     def __init__(self, processes: int):
         if processes < 1:
             raise ValueError("a validator pool needs at least one process")
-        self._procs = [subprocess.Popen([sys.executable, "-m", "reverse_etl.validate", "--worker"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_worker_env())
-                       for _ in range(processes)]
+        self._procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "reverse_etl.validate", "--worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_worker_env(),
+            )
+            for _ in range(processes)
+        ]
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for p in self._procs:
             self._free.put(p)
@@ -141,8 +147,9 @@ class ValidatorPool:
         finally:
             self._free.put(proc)
         if answer is None:
-            raise RuntimeError(f"the payload validation worker (pid {proc.pid}) exited with code {proc.poll()}; "
-                               "the batch was not sent")
+            raise RuntimeError(
+                f"the payload validation worker (pid {proc.pid}) exited with code {proc.poll()}; the batch was not sent"
+            )
         problems = orjson.loads(answer)
         if problems is None:  # not JSON somewhere: the slow search for which event, here
             return batch_problems(events)

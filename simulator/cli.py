@@ -29,8 +29,7 @@ def _by_day(records: list) -> dict[str, list[str]]:
     return days
 
 
-def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = None, *,
-                replace: bool = False) -> dict:
+def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = None, *, replace: bool = False) -> dict:
     """Generate the world and write it: one file per source per day under ``sim-s<seed>`` folders."""
     landing_dir = Path(landing_dir)
     truth_path = Path(truth_path) if truth_path else default_truth_path(landing_dir)
@@ -40,7 +39,8 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
     if existing and not replace:
         raise FileExistsError(
             f"{existing[0]} already holds a simulated world with seed {cfg.seed}; landing files are immutable. "
-            "Use another --seed to add a world, or --replace to delete this one first.")
+            "Use another --seed to add a world, or --replace to delete this one first."
+        )
     for t in existing:
         shutil.rmtree(t)
     world = World(cfg).generate()
@@ -58,8 +58,14 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
         for row in world.truth:
             f.write(json.dumps({"seed": cfg.seed, **row}, separators=(",", ":")) + "\n")
     os.replace(tmp, truth_path)
-    return {"visitors": cfg.visitors, "seed": cfg.seed, "stripe_events": n_stripe, "tracking_events": n_tracking,
-            "purchases": len(world.truth), "truth_path": str(truth_path)}
+    return {
+        "visitors": cfg.visitors,
+        "seed": cfg.seed,
+        "stripe_events": n_stripe,
+        "tracking_events": n_tracking,
+        "purchases": len(world.truth),
+        "truth_path": str(truth_path),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,37 +74,61 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--visitors", type=int, default=3000, help="number of people visiting the site")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--landing-dir", default=os.environ.get("LANDING_DIR", "./data/landing"))
-    ap.add_argument("--truth-path", default=None,
-                    help="ground-truth file (default: ground_truth/purchases.jsonl beside the landing dir)")
+    ap.add_argument(
+        "--truth-path",
+        default=None,
+        help="ground-truth file (default: ground_truth/purchases.jsonl beside the landing dir)",
+    )
     ap.add_argument("--replace", action="store_true", help="delete this seed's simulated files first")
-    ap.add_argument("--end-date", default=None,
-                    help="the world's last day, YYYY-MM-DD or 'today' (default: a fixed date, 2026-11-17)")
-    ap.add_argument("--api-version", default=WorldConfig.api_version, choices=BASIL_AND_LATER,
-                    help="the Stripe API version of the events not rendered pre-basil (default: %(default)s)")
-    ap.add_argument("--old-shape-share", type=float, default=WorldConfig.old_shape_share,
-                    help="share of Stripe events rendered at 2024-06-20, before basil (default: %(default)s)")
-    ap.add_argument("--no-invoice-payment-events", action="store_true",
-                    help="a webhook endpoint not subscribed to invoice_payment.paid (basil payments lose their link)")
+    ap.add_argument(
+        "--end-date",
+        default=None,
+        help="the world's last day, YYYY-MM-DD or 'today' (default: a fixed date, 2026-11-17)",
+    )
+    ap.add_argument(
+        "--api-version",
+        default=WorldConfig.api_version,
+        choices=BASIL_AND_LATER,
+        help="the Stripe API version of the events not rendered pre-basil (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--old-shape-share",
+        type=float,
+        default=WorldConfig.old_shape_share,
+        help="share of Stripe events rendered at 2024-06-20, before basil (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--no-invoice-payment-events",
+        action="store_true",
+        help="a webhook endpoint not subscribed to invoice_payment.paid (basil payments lose their link)",
+    )
     args = ap.parse_args(argv)
     if args.visitors < 1:
         ap.error("--visitors must be at least 1")
     if not 0 <= args.old_shape_share <= 1:
         ap.error("--old-shape-share must be between 0 and 1")
-    cfg = WorldConfig(visitors=args.visitors, seed=args.seed, api_version=args.api_version,
-                      old_shape_share=args.old_shape_share,
-                      invoice_payment_events=not args.no_invoice_payment_events)
+    cfg = WorldConfig(
+        visitors=args.visitors,
+        seed=args.seed,
+        api_version=args.api_version,
+        old_shape_share=args.old_shape_share,
+        invoice_payment_events=not args.no_invoice_payment_events,
+    )
     if args.end_date:
         try:
             cfg.end_date = date.today() if args.end_date == "today" else date.fromisoformat(args.end_date)
         except ValueError:
             ap.error(f"--end-date must be YYYY-MM-DD or 'today', not {args.end_date!r}")
     try:
-        summary = write_world(cfg, Path(args.landing_dir),
-                              Path(args.truth_path) if args.truth_path else None, replace=args.replace)
+        summary = write_world(
+            cfg, Path(args.landing_dir), Path(args.truth_path) if args.truth_path else None, replace=args.replace
+        )
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"simulated {summary['visitors']} visitors (seed {summary['seed']}): "
-          f"{summary['tracking_events']} tracking events, {summary['stripe_events']} Stripe events, "
-          f"{summary['purchases']} purchases; ground truth in {summary['truth_path']}")
+    print(
+        f"simulated {summary['visitors']} visitors (seed {summary['seed']}): "
+        f"{summary['tracking_events']} tracking events, {summary['stripe_events']} Stripe events, "
+        f"{summary['purchases']} purchases; ground truth in {summary['truth_path']}"
+    )
     return 0

@@ -8,9 +8,18 @@ from datetime import datetime
 import duckdb
 
 
-def make_conversions(con: duckdb.DuckDBPyConnection, n: int, now: datetime, *, start: int = 0,
-                     consent_denied_every: int = 0, renewal_every: int = 0, not_tiktok_every: int = 0,
-                     age_hours_span: float = 48.0, replace: bool = True) -> None:
+def make_conversions(
+    con: duckdb.DuckDBPyConnection,
+    n: int,
+    now: datetime,
+    *,
+    start: int = 0,
+    consent_denied_every: int = 0,
+    renewal_every: int = 0,
+    not_tiktok_every: int = 0,
+    age_hours_span: float = 48.0,
+    replace: bool = True,
+) -> None:
     """Rows ``conv_<start>`` ... ``conv_<start+n-1>``, all eligible unless a ``*_every`` knob says otherwise,
     with event times spread over the ``age_hours_span`` hours before ``now``."""
     verb = "create or replace table" if replace else "insert into"
@@ -47,18 +56,25 @@ def make_conversions(con: duckdb.DuckDBPyConnection, n: int, now: datetime, *, s
         from range(?, ?) t(i)
     """
     if replace:
-        con.execute(f"""{verb} marts.tiktok_conversions as
+        con.execute(
+            f"""{verb} marts.tiktok_conversions as
             select *, case when not advertising_consent then 'no_consent' end as ineligible_reason,
                    advertising_consent as eligible
-            from ({select})""", [now, age_hours_span, start, start + n])
+            from ({select})""",
+            [now, age_hours_span, start, start + n],
+        )
         con.execute("""create or replace table marts.tiktok_conversion_contents as
             select event_id, purchase_id || ':il_1' as line_key, 'prod_pro' as content_id,
                    'Pro plan' as content_name, 'product' as content_type, 1 as quantity, value as price
             from marts.tiktok_conversions""")
     else:
-        con.execute(f"""insert into marts.tiktok_conversions
+        con.execute(
+            f"""insert into marts.tiktok_conversions
             select *, case when not advertising_consent then 'no_consent' end, advertising_consent
-            from ({select})""", [now, age_hours_span, start, start + n])
+            from ({select})""",
+            [now, age_hours_span, start, start + n],
+        )
         con.execute("""insert into marts.tiktok_conversion_contents
             select event_id, purchase_id || ':il_1', 'prod_pro', 'Pro plan', 'product', 1, value
-            from marts.tiktok_conversions where event_id not in (select event_id from marts.tiktok_conversion_contents)""")
+            from marts.tiktok_conversions
+            where event_id not in (select event_id from marts.tiktok_conversion_contents)""")

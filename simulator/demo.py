@@ -37,10 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     from orchestration.run import run_pipeline
     from simulator.report import build_report
 
-    summary = write_world(WorldConfig(visitors=args.visitors, seed=args.seed, end_date=date.today()), landing,
-                          replace=True)
-    print(f"simulated {summary['visitors']} visitors ending today: {summary['tracking_events']:,} tracking events, "
-          f"{summary['stripe_events']:,} Stripe events, {summary['purchases']:,} purchases")
+    summary = write_world(
+        WorldConfig(visitors=args.visitors, seed=args.seed, end_date=date.today()), landing, replace=True
+    )
+    print(
+        f"simulated {summary['visitors']} visitors ending today: {summary['tracking_events']:,} tracking events, "
+        f"{summary['stripe_events']:,} Stripe events, {summary['purchases']:,} purchases"
+    )
     fake = FakeTikTok(access_tokens=[FAKE_TOKEN], pixel_codes=[FAKE_PIXEL]).start() if args.tiktok == "fake" else None
     try:
         if fake:
@@ -49,9 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"TikTok deliveries go to the fake Events API at {fake.url}")
         else:
             tiktok = TikTokResource()
-        defs = build_defs({"warehouse": WarehouseResource(path=str(warehouse)),
-                           "landing_zone": LandingZoneResource(path=str(landing)), "tiktok": tiktok,
-                           "stripe": StripeResource()})
+        defs = build_defs(
+            {
+                "warehouse": WarehouseResource(path=str(warehouse)),
+                "landing_zone": LandingZoneResource(path=str(landing)),
+                "tiktok": tiktok,
+                "stripe": StripeResource(),
+            }
+        )
         print("running the pipeline through Dagster ...", flush=True)
         result = run_pipeline(defs=defs, log_level="WARNING")
         if not result.success:
@@ -61,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         print(build_report(warehouse, summary["truth_path"]))
         if fake:
             s = fake.stats()
-            print(f"\nWhat the (fake) TikTok Events API accepted: {s['accepted_unique']:,} events in "
-                  f"{s['requests']:,} request(s) ({s['duplicates']} duplicate deliveries, deduplicated by event_id)")
+            print(
+                f"\nWhat the (fake) TikTok Events API accepted: {s['accepted_unique']:,} events in "
+                f"{s['requests']:,} request(s) ({s['duplicates']} duplicate deliveries, deduplicated by event_id)"
+            )
     finally:
         if fake:
             fake.stop()

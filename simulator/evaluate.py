@@ -8,7 +8,6 @@ from pathlib import Path
 
 import duckdb
 
-
 # Scoring weights only (the warehouse never converts currencies): the world's prices, in US dollars.
 FX_TO_USD = {"USD": 1.0, "EUR": 1.08, "JPY": 0.0066, "KWD": 3.25}
 # minor units per major unit of the world's currencies (the truth keeps Stripe's integers)
@@ -27,24 +26,39 @@ class Score:
     tiktok_linkable_revenue: float
     tiktok_right_campaign_revenue: float
     tiktok_unlinkable_revenue: float
-    false_merges: int                   # stitched customers holding purchases of more than one person
+    false_merges: int  # stitched customers holding purchases of more than one person
     false_merge_purchases: int
 
     @property
     def tiktok_right_campaign_share(self) -> float:
-        return self.tiktok_right_campaign_revenue / self.tiktok_linkable_revenue if self.tiktok_linkable_revenue else 1.0
+        return (
+            self.tiktok_right_campaign_revenue / self.tiktok_linkable_revenue if self.tiktok_linkable_revenue else 1.0
+        )
 
 
 def score(con: duckdb.DuckDBPyConnection, truth_path: Path) -> Score:
     """Compare ``marts.attributed_purchases`` with the ground-truth file."""
     rows = [json.loads(line) for line in Path(truth_path).read_text().splitlines() if line.strip()]
-    con.execute("create or replace temp table _truth (purchase_id varchar, person_id varchar, channel varchar, "
-                "campaign varchar, linkable boolean, usd_rate double, amount double, refunded double)")
-    con.executemany("insert into _truth values (?, ?, ?, ?, ?, ?, ?, ?)", [
-        (r["purchase_id"], f'{r["seed"]}:{r["person_id"]}', r["first_touch"]["channel"],
-         r["first_touch"]["campaign"], r["link"] is not None, FX_TO_USD[r["currency"]],
-         r["amount_minor"] / 10 ** EXPONENT[r["currency"]],
-         r.get("refunded_minor", 0) / 10 ** EXPONENT[r["currency"]]) for r in rows])
+    con.execute(
+        "create or replace temp table _truth (purchase_id varchar, person_id varchar, channel varchar, "
+        "campaign varchar, linkable boolean, usd_rate double, amount double, refunded double)"
+    )
+    con.executemany(
+        "insert into _truth values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r["purchase_id"],
+                f"{r['seed']}:{r['person_id']}",
+                r["first_touch"]["channel"],
+                r["first_touch"]["campaign"],
+                r["link"] is not None,
+                FX_TO_USD[r["currency"]],
+                r["amount_minor"] / 10 ** EXPONENT[r["currency"]],
+                r.get("refunded_minor", 0) / 10 ** EXPONENT[r["currency"]],
+            )
+            for r in rows
+        ],
+    )
     found, tt_linkable, tt_right, tt_unlinkable = con.execute("""
         select count(p.purchase_id),
                coalesce(sum(p.amount * t.usd_rate) filter (where t.channel = 'tiktok' and t.linkable), 0),
@@ -65,10 +79,17 @@ def score(con: duckdb.DuckDBPyConnection, truth_path: Path) -> Score:
             select p.customer_id, count(*) as n from marts.attributed_purchases p join _truth t using (purchase_id)
             group by p.customer_id having count(distinct t.person_id) > 1)
     """).fetchall()[0]
-    return Score(truth_purchases=len(rows), found_purchases=found, extra_purchases=extra, wrong_amounts=wrong,
-                 tiktok_linkable_revenue=float(tt_linkable),
-                 tiktok_right_campaign_revenue=float(tt_right), tiktok_unlinkable_revenue=float(tt_unlinkable),
-                 false_merges=merges[0], false_merge_purchases=merges[1])
+    return Score(
+        truth_purchases=len(rows),
+        found_purchases=found,
+        extra_purchases=extra,
+        wrong_amounts=wrong,
+        tiktok_linkable_revenue=float(tt_linkable),
+        tiktok_right_campaign_revenue=float(tt_right),
+        tiktok_unlinkable_revenue=float(tt_unlinkable),
+        false_merges=merges[0],
+        false_merge_purchases=merges[1],
+    )
 
 
 def naive_baselines(con: duckdb.DuckDBPyConnection, truth_path: Path) -> dict[str, float]:

@@ -15,12 +15,20 @@ from simulator.evaluate import naive_baselines, score
 def _table(con: duckdb.DuckDBPyConnection, title: str, sql: str) -> str:
     rel = con.sql(sql)
     cols, rows = rel.columns, rel.fetchall()
-    cells = [[("" if v is None else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int)
-               else str(v)) for v in r] for r in rows]
+    cells = [
+        [
+            ("" if v is None else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+            for v in r
+        ]
+        for r in rows
+    ]
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False))
     out = [f"\n{title}", line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in cells]
+    out += [
+        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=False)))
+        for r in cells
+    ]
     return "\n".join(out)
 
 
@@ -37,23 +45,43 @@ def _by_currency(dimension: str, where: str = "true") -> str:
 
 def build_report(warehouse: Path, truth_path: Path | None) -> str:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        parts = [_table(con, "Purchases and revenue (net of refunds), per currency", """
+        parts = [
+            _table(
+                con,
+                "Purchases and revenue (net of refunds), per currency",
+                """
             select currency, count(*) as purchases, count(*) filter (where is_renewal) as renewals,
                    cast(sum(amount) as double) as revenue, cast(sum(refunded_amount) as double) as refunded,
                    cast(sum(net_amount) as double) as net_revenue
-            from marts.attributed_purchases group by currency order by currency""")]
-        parts.append(_table(con, "Net revenue by first-touch channel (renewals included)",
-                            _by_currency("first_touch_channel")))
-        parts.append(_table(con, "Net revenue by TikTok campaign (first touch)",
-                            _by_currency("first_touch_campaign", "attributed_to_tiktok")))
-        parts.append(_table(con, "TikTok conversions", """
+            from marts.attributed_purchases group by currency order by currency""",
+            )
+        ]
+        parts.append(
+            _table(con, "Net revenue by first-touch channel (renewals included)", _by_currency("first_touch_channel"))
+        )
+        parts.append(
+            _table(
+                con,
+                "Net revenue by TikTok campaign (first touch)",
+                _by_currency("first_touch_campaign", "attributed_to_tiktok"),
+            )
+        )
+        parts.append(
+            _table(
+                con,
+                "TikTok conversions",
+                """
             select coalesce(l.status, case when c.eligible then 'not recorded yet' else 'not sent: '
                    || c.ineligible_reason end) as status, count(*) as events
             from marts.tiktok_conversions c left join reverse_etl.tiktok_deliveries l using (event_id)
-            group by 1 order by 2 desc"""))
-        parts.append("  (expired: older than TIKTOK_MAX_EVENT_AGE_DAYS when first due. A first run over months of history "
-                     "sends only the last days;\n   later runs send each purchase as it arrives. no_consent: the "
-                     "customer denied advertising consent.)")
+            group by 1 order by 2 desc""",
+            )
+        )
+        parts.append(
+            "  (expired: older than TIKTOK_MAX_EVENT_AGE_DAYS when first due. A first run over months of history "
+            "sends only the last days;\n   later runs send each purchase as it arrives. no_consent: the "
+            "customer denied advertising consent.)"
+        )
         if truth_path and Path(truth_path).exists():
             baselines = naive_baselines(con, truth_path)
             s = score(con, truth_path)
@@ -67,8 +95,11 @@ def build_report(warehouse: Path, truth_path: Path | None) -> str:
                 f"  (TikTok-brought revenue with no observable link, which no tool can attribute: "
                 f"USD {s.tiktok_unlinkable_revenue:,.2f} at the simulator's exchange rates)\n"
                 f"  stitched customers holding purchases of more than one person: {s.false_merges}\n"
-                + "".join(f"  naive baseline, {name}: {100 * share:.1f}% on the right campaign\n"
-                          for name, share in baselines.items()))
+                + "".join(
+                    f"  naive baseline, {name}: {100 * share:.1f}% on the right campaign\n"
+                    for name, share in baselines.items()
+                )
+            )
     return "\n".join(parts)
 
 

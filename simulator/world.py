@@ -25,14 +25,21 @@ from urllib.parse import urlencode
 
 from simulator import stripe_objects as so
 
-WORLD_DAYS = 200               # the world's calendar: visitors arrive in the first ACQUISITION_DAYS,
-ACQUISITION_DAYS = 120         # subscriptions renew until the world's end (its "now")
+WORLD_DAYS = 200  # the world's calendar: visitors arrive in the first ACQUISITION_DAYS,
+ACQUISITION_DAYS = 120  # subscriptions renew until the world's end (its "now")
 DEFAULT_WORLD_END = date(2026, 11, 17)
 SITE = "https://shop.example"
 
 # channel name -> weight of being a person's first touch
-FIRST_TOUCH_MIX = [("tiktok", 36), ("google_ads", 14), ("meta", 14), ("organic_search", 14),
-                   ("referral", 8), ("organic_social", 6), ("direct", 8)]
+FIRST_TOUCH_MIX = [
+    ("tiktok", 36),
+    ("google_ads", 14),
+    ("meta", 14),
+    ("organic_search", 14),
+    ("referral", 8),
+    ("organic_social", 6),
+    ("direct", 8),
+]
 TIKTOK_CAMPAIGNS = {
     "tt_summer_ugc": ["tt_ad_ugc_01", "tt_ad_ugc_02", "tt_ad_ugc_03"],
     "tt_bf_sale": ["tt_ad_bf_01", "tt_ad_bf_02"],
@@ -42,61 +49,105 @@ GOOGLE_CAMPAIGNS = {"g_brand_search": ["g_ad_brand"], "g_generic_search": ["g_ad
 META_CAMPAIGNS = {"fb_lookalike": ["fb_ad_lal_1"], "fb_reels_prospecting": ["fb_ad_reels_1", "fb_ad_reels_2"]}
 SEARCH_REFERRERS = ["https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/"]
 SOCIAL_REFERRERS = ["https://www.reddit.com/r/smallbusiness/", "https://www.youtube.com/", "https://t.co/"]
-REFERRAL_REFERRERS = ["https://blog.example.org/best-tools-2026", "https://news.ycombinator.com/",
-                      "https://partner.example.net/reviews"]
+REFERRAL_REFERRERS = [
+    "https://blog.example.org/best-tools-2026",
+    "https://news.ycombinator.com/",
+    "https://partner.example.net/reviews",
+]
 JUNK_EMAILS = ["test@test.com", "TEST@TEST.COM ", "noreply@example.com", "a@a.com", "asdf@asdf.com"]
-PAGES = [("/", "Shop"), ("/pricing", "Pricing"), ("/features", "Features"), ("/blog/why-us", "Why us"),
-         ("/reviews", "Reviews"), ("/about", "About")]
-FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Emma", "Felix", "Grace", "Hiro", "Ines", "Jon", "Kira",
-               "Liam", "Maya", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera"]
+PAGES = [
+    ("/", "Shop"),
+    ("/pricing", "Pricing"),
+    ("/features", "Features"),
+    ("/blog/why-us", "Why us"),
+    ("/reviews", "Reviews"),
+    ("/about", "About"),
+]
+FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pedro",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Umar",
+    "Vera",
+]
 LAST_NAMES = ["Smith", "Garcia", "Kim", "Nguyen", "Muller", "Rossi", "Tanaka", "Silva", "Brown", "Novak"]
 EMAIL_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "example.co"]
 # country -> [(city, state or None, postal code prefix)]: where buyers live (Stripe's billing addresses)
-CITIES = {"US": [("San Francisco", "CA", "941"), ("Austin", "TX", "787"), ("New York", "NY", "100"),
-                 ("Chicago", "IL", "606")],
-          "DE": [("Berlin", None, "10"), ("Hamburg", None, "20"), ("Köln", None, "50")],
-          "JP": [("Tokyo", "Tokyo", "100"), ("Osaka", "Osaka", "530")],
-          "KW": [("Kuwait City", None, "1")]}
+CITIES = {
+    "US": [
+        ("San Francisco", "CA", "941"),
+        ("Austin", "TX", "787"),
+        ("New York", "NY", "100"),
+        ("Chicago", "IL", "606"),
+    ],
+    "DE": [("Berlin", None, "10"), ("Hamburg", None, "20"), ("Köln", None, "50")],
+    "JP": [("Tokyo", "Tokyo", "100"), ("Osaka", "Osaka", "530")],
+    "KW": [("Kuwait City", None, "1")],
+}
 # country -> (currency, monthly plan price in minor units, locale, phone country code)
 MARKETS = {
     "US": ("usd", 2900, "en-US", "1"),
     "DE": ("eur", 2700, "de-DE", "49"),
-    "JP": ("jpy", 4200, "ja-JP", "81"),      # zero-decimal: 4200 yen
-    "KW": ("kwd", 9500, "ar-KW", "965"),     # three-decimal: 9.500 dinar
+    "JP": ("jpy", 4200, "ja-JP", "81"),  # zero-decimal: 4200 yen
+    "KW": ("kwd", 9500, "ar-KW", "965"),  # three-decimal: 9.500 dinar
 }
 MARKET_MIX = [("US", 72), ("DE", 14), ("JP", 9), ("KW", 5)]
 ONE_OFF_PRICES = [4900, 9900, 14900, 19900]
-PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) " \
-           "Version/18.1 Mobile/15E148 Safari/604.1"
-ANDROID_UA = "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) " \
-             "Chrome/131.0.0.0 Mobile Safari/537.36"
-LAPTOP_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/537.36 (KHTML, like Gecko) " \
-            "Chrome/131.0.0.0 Safari/537.36"
-WINDOWS_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) " \
-             "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+ANDROID_UA = (
+    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36"
+)
+LAPTOP_UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+WINDOWS_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
+)
 
 
 @dataclass
 class WorldConfig:
     visitors: int = 3000
     seed: int = 7
-    old_shape_share: float = 0.25          # Stripe events rendered in the pre-basil shape
-    api_version: str = so.NEW_API_VERSION   # the version every other Stripe event is rendered in
+    old_shape_share: float = 0.25  # Stripe events rendered in the pre-basil shape
+    api_version: str = so.NEW_API_VERSION  # the version every other Stripe event is rendered in
     # whether the webhook endpoint is subscribed to invoice_payment.paid: without it, nothing ties a basil
     # invoice to the PaymentIntent that paid it (the pipeline must hold such payments back, not count them twice)
     invoice_payment_events: bool = True
     subscription_refund_share: float = 0.04  # subscription payments refunded (by PaymentIntent, as Stripe does)
     duplicate_delivery_share: float = 0.04  # Stripe events delivered twice
     consent_denied_share: float = 0.06
-    shared_computer_share: float = 0.03     # persons living in a two-person household with one laptop
-    junk_email_share: float = 0.06          # lead forms filled with a junk email
-    end_date: date = DEFAULT_WORLD_END      # the world's "now": the last day anything happens
+    shared_computer_share: float = 0.03  # persons living in a two-person household with one laptop
+    junk_email_share: float = 0.06  # lead forms filled with a junk email
+    end_date: date = DEFAULT_WORLD_END  # the world's "now": the last day anything happens
 
 
 @dataclass
 class Device:
     anonymous_id: str
-    kind: str                # phone | laptop
+    kind: str  # phone | laptop
     user_agent: str
     ip: str
     ttp: str | None
@@ -160,19 +211,22 @@ class World:
         return f"{prefix}_{self._token(10)}{self._n:06d}"
 
     def _uuid(self) -> str:
-        h = "%032x" % self.rng.getrandbits(128)
+        h = f"{self.rng.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
 
     def _weighted(self, pairs):
-        names, weights = zip(*pairs)
+        names, weights = zip(*pairs, strict=False)
         return self.rng.choices(names, weights=weights, k=1)[0]
 
     # ---- people ------------------------------------------------------------------------------------
     def _device(self, kind: str) -> Device:
         ua = self.rng.choice([PHONE_UA, ANDROID_UA]) if kind == "phone" else self.rng.choice([LAPTOP_UA, WINDOWS_UA])
-        ip = f"203.0.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}" if kind == "phone" \
+        ip = (
+            f"203.0.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"
+            if kind == "phone"
             else f"198.51.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"
-        ttp = self._token(27) if self.rng.random() < 0.85 else None   # pixel blocked on the rest
+        )
+        ttp = self._token(27) if self.rng.random() < 0.85 else None  # pixel blocked on the rest
         ga = f"GA1.1.{self.rng.randint(10**8, 10**9)}.{self.rng.randint(1_700_000_000, 1_760_000_000)}"
         return Device(anonymous_id="b-" + self._uuid(), kind=kind, user_agent=ua, ip=ip, ttp=ttp, ga=ga)
 
@@ -197,16 +251,37 @@ class World:
         email = f"{first.lower()}.{last.lower()}{index}@{self.rng.choice(EMAIL_DOMAINS)}"
         e164, national = self._phone(market)
         two_devices = self.rng.random() < 0.55
-        devices = [self._device("phone"), self._device("laptop")] if two_devices \
+        devices = (
+            [self._device("phone"), self._device("laptop")]
+            if two_devices
             else [self._device(self.rng.choice(["phone", "laptop"]))]
+        )
         consent = self.rng.random() >= self.cfg.consent_denied_share
         city, state, zip_prefix = self.rng.choice(CITIES[market])
-        postal = zip_prefix + "".join(self.rng.choices(string.digits, k=5 - len(zip_prefix))) \
-            if market in ("US", "DE", "KW") else f"{zip_prefix}-{self.rng.randint(1000, 9999)}"
-        addr = so.address(market, postal_code=postal, city=city, state=state,
-                          line1=f"{self.rng.randint(1, 300)} {self.rng.choice(LAST_NAMES)} Street")
-        p = Person(person_id=f"p_{index:07d}", market=market, first_name=first, last_name=last, email=email,
-                   phone_e164=e164, phone_national=national, devices=devices, consent=consent, address=addr)
+        postal = (
+            zip_prefix + "".join(self.rng.choices(string.digits, k=5 - len(zip_prefix)))
+            if market in ("US", "DE", "KW")
+            else f"{zip_prefix}-{self.rng.randint(1000, 9999)}"
+        )
+        addr = so.address(
+            market,
+            postal_code=postal,
+            city=city,
+            state=state,
+            line1=f"{self.rng.randint(1, 300)} {self.rng.choice(LAST_NAMES)} Street",
+        )
+        p = Person(
+            person_id=f"p_{index:07d}",
+            market=market,
+            first_name=first,
+            last_name=last,
+            email=email,
+            phone_e164=e164,
+            phone_national=national,
+            devices=devices,
+            consent=consent,
+            address=addr,
+        )
         if not consent:
             p.hard_cases.append("consent_denied")
         return p
@@ -236,7 +311,7 @@ class World:
                 return f"+1 {p.phone_e164[2:5]} {p.phone_e164[5:8]} {p.phone_e164[8:]}"
             return p.phone_e164
         # outside the US the default region cannot be assumed: international formats only
-        rest = p.phone_e164[1 + len(cc):]
+        rest = p.phone_e164[1 + len(cc) :]
         if r < 0.5:
             return f"+{cc} {rest[:3]} {rest[3:]}"
         if r < 0.7:
@@ -244,11 +319,14 @@ class World:
         return p.phone_e164
 
     # ---- tracking ----------------------------------------------------------------------------------
-    def _context(self, p: Person, d: Device, url: str, referrer: str | None, path: str, title: str,
-                 campaign: dict | None) -> dict:
+    def _context(
+        self, p: Person, d: Device, url: str, referrer: str | None, path: str, title: str, campaign: dict | None
+    ) -> dict:
         ctx = {
             "page": {"url": url, "referrer": referrer, "path": path, "title": title},
-            "userAgent": d.user_agent, "ip": d.ip, "locale": MARKETS[p.market][2],
+            "userAgent": d.user_agent,
+            "ip": d.ip,
+            "locale": MARKETS[p.market][2],
             "cookies": {k: v for k, v in (("_ttp", d.ttp), ("_ga", d.ga)) if v},
             "consent": {"categoryPreferences": {"advertising": p.consent}},
         }
@@ -256,14 +334,31 @@ class World:
             ctx["campaign"] = campaign
         return ctx
 
-    def _emit(self, at: datetime, p: Person, d: Device, kind: str, *, url: str, referrer: str | None,
-              path: str, title: str, campaign: dict | None = None, event: str | None = None,
-              traits: dict | None = None, properties: dict | None = None) -> None:
+    def _emit(
+        self,
+        at: datetime,
+        p: Person,
+        d: Device,
+        kind: str,
+        *,
+        url: str,
+        referrer: str | None,
+        path: str,
+        title: str,
+        campaign: dict | None = None,
+        event: str | None = None,
+        traits: dict | None = None,
+        properties: dict | None = None,
+    ) -> None:
         msg = {
-            "messageId": self._uuid(), "type": kind,
+            "messageId": self._uuid(),
+            "type": kind,
             "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
-            "anonymousId": d.anonymous_id, "userId": None, "event": event,
-            "properties": properties or {}, "traits": traits or {},
+            "anonymousId": d.anonymous_id,
+            "userId": None,
+            "event": event,
+            "properties": properties or {},
+            "traits": traits or {},
             "context": self._context(p, d, url, referrer, path, title, campaign),
         }
         self.tracking.append((at, msg))
@@ -280,36 +375,101 @@ class World:
                 params.update({"utm_source": "tiktok", "utm_medium": "paid_social"})
             # a tenth of the ads carry only the campaign and ad macros: the click id alone must say "TikTok"
             params.update({"utm_campaign": campaign, "utm_content": ad})
-            return ({"channel": "tiktok", "source": "tiktok", "medium": "paid_social", "campaign": campaign,
-                     "ad": ad, "click_id_type": "ttclid", "click_id": ttclid, "params": params},
-                    "https://www.tiktok.com/")
+            return (
+                {
+                    "channel": "tiktok",
+                    "source": "tiktok",
+                    "medium": "paid_social",
+                    "campaign": campaign,
+                    "ad": ad,
+                    "click_id_type": "ttclid",
+                    "click_id": ttclid,
+                    "params": params,
+                },
+                "https://www.tiktok.com/",
+            )
         if channel == "google_ads":
             campaign = rng.choice(sorted(GOOGLE_CAMPAIGNS))
             ad = rng.choice(GOOGLE_CAMPAIGNS[campaign])
             gclid = "Cj0KCQ" + self._token(40)
-            params = {"gclid": gclid, "utm_source": "google", "utm_medium": "cpc", "utm_campaign": campaign,
-                      "utm_content": ad}
-            return ({"channel": "google_ads", "source": "google", "medium": "cpc", "campaign": campaign,
-                     "ad": ad, "click_id_type": "gclid", "click_id": gclid, "params": params},
-                    "https://www.google.com/")
+            params = {
+                "gclid": gclid,
+                "utm_source": "google",
+                "utm_medium": "cpc",
+                "utm_campaign": campaign,
+                "utm_content": ad,
+            }
+            return (
+                {
+                    "channel": "google_ads",
+                    "source": "google",
+                    "medium": "cpc",
+                    "campaign": campaign,
+                    "ad": ad,
+                    "click_id_type": "gclid",
+                    "click_id": gclid,
+                    "params": params,
+                },
+                "https://www.google.com/",
+            )
         if channel == "meta":
             campaign = rng.choice(sorted(META_CAMPAIGNS))
             ad = rng.choice(META_CAMPAIGNS[campaign])
             fbclid = "IwAR" + self._token(40)
-            params = {"fbclid": fbclid, "utm_source": "facebook", "utm_medium": "paid_social",
-                      "utm_campaign": campaign, "utm_content": ad}
-            return ({"channel": "meta", "source": "facebook", "medium": "paid_social", "campaign": campaign,
-                     "ad": ad, "click_id_type": "fbclid", "click_id": fbclid, "params": params},
-                    "https://m.facebook.com/")
+            params = {
+                "fbclid": fbclid,
+                "utm_source": "facebook",
+                "utm_medium": "paid_social",
+                "utm_campaign": campaign,
+                "utm_content": ad,
+            }
+            return (
+                {
+                    "channel": "meta",
+                    "source": "facebook",
+                    "medium": "paid_social",
+                    "campaign": campaign,
+                    "ad": ad,
+                    "click_id_type": "fbclid",
+                    "click_id": fbclid,
+                    "params": params,
+                },
+                "https://m.facebook.com/",
+            )
         if channel == "email":
             params = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "weekly_digest"}
-            return ({"channel": "email", "source": "newsletter", "medium": "email", "campaign": "weekly_digest",
-                     "ad": None, "click_id_type": None, "click_id": None, "params": params}, None)
-        referrer = {"organic_search": SEARCH_REFERRERS, "organic_social": SOCIAL_REFERRERS,
-                    "referral": REFERRAL_REFERRERS}.get(channel)
+            return (
+                {
+                    "channel": "email",
+                    "source": "newsletter",
+                    "medium": "email",
+                    "campaign": "weekly_digest",
+                    "ad": None,
+                    "click_id_type": None,
+                    "click_id": None,
+                    "params": params,
+                },
+                None,
+            )
+        referrer = {
+            "organic_search": SEARCH_REFERRERS,
+            "organic_social": SOCIAL_REFERRERS,
+            "referral": REFERRAL_REFERRERS,
+        }.get(channel)
         ref = rng.choice(referrer) if referrer else None
-        return ({"channel": channel, "source": None, "medium": None, "campaign": None, "ad": None,
-                 "click_id_type": None, "click_id": None, "params": {}}, ref)
+        return (
+            {
+                "channel": channel,
+                "source": None,
+                "medium": None,
+                "campaign": None,
+                "ad": None,
+                "click_id_type": None,
+                "click_id": None,
+                "params": {},
+            },
+            ref,
+        )
 
     def _session(self, p: Person, d: Device, start: datetime, channel: str, pages: int) -> tuple[Touch, datetime]:
         info, referrer = self._landing(channel)
@@ -319,23 +479,55 @@ class World:
         campaign = None
         params = info["params"]
         if "utm_source" in params:
-            campaign = {"source": params["utm_source"], "medium": params.get("utm_medium"),
-                        "name": params.get("utm_campaign")}
+            campaign = {
+                "source": params["utm_source"],
+                "medium": params.get("utm_medium"),
+                "name": params.get("utm_campaign"),
+            }
             if "utm_content" in params:
                 campaign["content"] = params["utm_content"]
-        self._emit(start, p, d, "page", url=url, referrer=referrer, path=path, title=title, campaign=campaign,
-                   properties={"url": url, "path": path, "title": title, "referrer": referrer})
-        touch = Touch(at=start, device=d, channel=info["channel"], source=info["source"], medium=info["medium"],
-                      campaign=info["campaign"], ad=info["ad"], click_id_type=info["click_id_type"],
-                      click_id=info["click_id"], landing_url=url, referrer=referrer)
+        self._emit(
+            start,
+            p,
+            d,
+            "page",
+            url=url,
+            referrer=referrer,
+            path=path,
+            title=title,
+            campaign=campaign,
+            properties={"url": url, "path": path, "title": title, "referrer": referrer},
+        )
+        touch = Touch(
+            at=start,
+            device=d,
+            channel=info["channel"],
+            source=info["source"],
+            medium=info["medium"],
+            campaign=info["campaign"],
+            ad=info["ad"],
+            click_id_type=info["click_id_type"],
+            click_id=info["click_id"],
+            landing_url=url,
+            referrer=referrer,
+        )
         at = start
         prev = url
         for _ in range(pages - 1):
             at = at + timedelta(seconds=self.rng.randint(8, 240), milliseconds=self.rng.randint(0, 999))
             path, title = self.rng.choice(PAGES)
             nxt = f"{SITE}{path}"
-            self._emit(at, p, d, "page", url=nxt, referrer=prev, path=path, title=title,
-                       properties={"url": nxt, "path": path, "title": title, "referrer": prev})
+            self._emit(
+                at,
+                p,
+                d,
+                "page",
+                url=nxt,
+                referrer=prev,
+                path=path,
+                title=title,
+                properties={"url": nxt, "path": path, "title": title, "referrer": prev},
+            )
             prev = nxt
         return touch, at
 
@@ -348,8 +540,19 @@ class World:
             traits["phone"] = phone
         url = f"{SITE}/pricing"
         self._emit(at, p, d, "identify", url=url, referrer=None, path="/pricing", title="Pricing", traits=traits)
-        self._emit(at + timedelta(milliseconds=40), p, d, "track", url=url, referrer=None, path="/pricing",
-                   title="Pricing", event="Lead", traits=traits, properties={"form_id": "pricing_newsletter"})
+        self._emit(
+            at + timedelta(milliseconds=40),
+            p,
+            d,
+            "track",
+            url=url,
+            referrer=None,
+            path="/pricing",
+            title="Pricing",
+            event="Lead",
+            traits=traits,
+            properties={"form_id": "pricing_newsletter"},
+        )
         if not junk:
             p.revealed.append((d.anonymous_id, "email", p.email))
         else:
@@ -363,8 +566,7 @@ class World:
         the endpoint is not subscribed to (``delivered`` false) draws the same numbers, so the rest of the world
         is the same either way."""
         version = so.OLD_API_VERSION if self.rng.random() < self.cfg.old_shape_share else self.cfg.api_version
-        ev = so.event(self._sid("evt"), event_type, int(at.timestamp()), render(**fields, api_version=version),
-                      version)
+        ev = so.event(self._sid("evt"), event_type, int(at.timestamp()), render(**fields, api_version=version), version)
         copies = [(at, ev)]
         if self.rng.random() < self.cfg.duplicate_delivery_share:
             # Stripe retried the webhook: the same event lands again, minutes to hours later
@@ -372,13 +574,14 @@ class World:
         if delivered:
             self.stripe += copies
 
-    def _purchase(self, p: Person, d: Device, at: datetime, first_touch: Touch, use_crid: bool,
-                  checkout_phone: bool) -> None:
+    def _purchase(
+        self, p: Person, d: Device, at: datetime, first_touch: Touch, use_crid: bool, checkout_phone: bool
+    ) -> None:
         currency, plan_price, _, _ = MARKETS[p.market]
         name = f"{p.first_name} {p.last_name}"
         phone = p.phone_e164 if checkout_phone else None
         typed = self._typed_email(p.email)
-        stripe_email = typed.strip()   # Stripe trims, but keeps the case the customer typed
+        stripe_email = typed.strip()  # Stripe trims, but keeps the case the customer typed
         kind = self._weighted([("subscription", 55), ("one_off", 30), ("payment_intent", 15)])
         # only Checkout carries client_reference_id; a bare PaymentIntent has no place for the browser id
         crid = d.anonymous_id if use_crid and kind != "payment_intent" else None
@@ -388,10 +591,25 @@ class World:
         cus_id = None
         if kind in ("subscription", "payment_intent") or self.rng.random() < 0.5:
             cus_id = self._sid("cus")
-            self._stripe_event(at, "customer.created", so.customer, cus_id=cus_id, created=ts(at),
-                               email=stripe_email, name=name, phone=phone, country=p.market, addr=p.address)
-        truth_base = {"person_id": p.person_id, "stripe_customer_id": cus_id, "currency": currency.upper(),
-                      "hard_cases": sorted(set(p.hard_cases)), "consent": p.consent}
+            self._stripe_event(
+                at,
+                "customer.created",
+                so.customer,
+                cus_id=cus_id,
+                created=ts(at),
+                email=stripe_email,
+                name=name,
+                phone=phone,
+                country=p.market,
+                addr=p.address,
+            )
+        truth_base = {
+            "person_id": p.person_id,
+            "stripe_customer_id": cus_id,
+            "currency": currency.upper(),
+            "hard_cases": sorted(set(p.hard_cases)),
+            "consent": p.consent,
+        }
         purchases = []
         if kind == "subscription":
             sub_id, si_id = self._sid("sub"), self._sid("si")
@@ -405,60 +623,163 @@ class World:
                 reason = "subscription_create" if month == 0 else "subscription_cycle"
                 period_end = t + timedelta(days=30)
                 t_in = t + timedelta(seconds=3)
-                inv_args = dict(in_id=in_id, created=ts(t_in), cus_id=cus_id, email=stripe_email, name=name,
-                                phone=phone, country=p.market, amount_minor=plan_price, currency=currency,
-                                billing_reason=reason, subscription_id=sub_id, sub_item_id=si_id,
-                                line_id=self._sid("il"), price_id=price_id, product_id=product_id,
-                                product_name="Pro plan", period_start=ts(t), period_end=ts(period_end),
-                                pi_id=pi_id, charge_id=ch_id, addr=p.address)
-                self._stripe_event(t_in, "payment_intent.succeeded", so.payment_intent,
-                    pi_id=pi_id, created=ts(t_in), amount_minor=plan_price, currency=currency, cus_id=cus_id,
-                    receipt_email=None, charge_id=ch_id, invoice_id=in_id,
-                    description="Subscription creation" if month == 0 else "Subscription update")
-                self._stripe_event(t_in, "charge.succeeded", so.charge,
-                    ch_id=ch_id, created=ts(t_in), amount_minor=plan_price, currency=currency, cus_id=cus_id,
-                    pi_id=pi_id, email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=in_id,
-                    refunded_minor=0, addr=p.address)
-                self._stripe_event(t_in + timedelta(seconds=2), "invoice.paid",
-                                   so.invoice, **inv_args)
-                self._stripe_event(t_in + timedelta(seconds=2), "invoice_payment.paid", so.invoice_payment,
-                                   delivered=self.cfg.invoice_payment_events, inpay_id="inpay_" + in_id[3:],
-                                   created=ts(t_in), in_id=in_id, amount_minor=plan_price, currency=currency,
-                                   pi_id=pi_id, paid_at=ts(t_in + timedelta(seconds=2)))
+                inv_args = dict(
+                    in_id=in_id,
+                    created=ts(t_in),
+                    cus_id=cus_id,
+                    email=stripe_email,
+                    name=name,
+                    phone=phone,
+                    country=p.market,
+                    amount_minor=plan_price,
+                    currency=currency,
+                    billing_reason=reason,
+                    subscription_id=sub_id,
+                    sub_item_id=si_id,
+                    line_id=self._sid("il"),
+                    price_id=price_id,
+                    product_id=product_id,
+                    product_name="Pro plan",
+                    period_start=ts(t),
+                    period_end=ts(period_end),
+                    pi_id=pi_id,
+                    charge_id=ch_id,
+                    addr=p.address,
+                )
+                self._stripe_event(
+                    t_in,
+                    "payment_intent.succeeded",
+                    so.payment_intent,
+                    pi_id=pi_id,
+                    created=ts(t_in),
+                    amount_minor=plan_price,
+                    currency=currency,
+                    cus_id=cus_id,
+                    receipt_email=None,
+                    charge_id=ch_id,
+                    invoice_id=in_id,
+                    description="Subscription creation" if month == 0 else "Subscription update",
+                )
+                self._stripe_event(
+                    t_in,
+                    "charge.succeeded",
+                    so.charge,
+                    ch_id=ch_id,
+                    created=ts(t_in),
+                    amount_minor=plan_price,
+                    currency=currency,
+                    cus_id=cus_id,
+                    pi_id=pi_id,
+                    email=stripe_email,
+                    name=name,
+                    phone=phone,
+                    country=p.market,
+                    invoice_id=in_id,
+                    refunded_minor=0,
+                    addr=p.address,
+                )
+                self._stripe_event(t_in + timedelta(seconds=2), "invoice.paid", so.invoice, **inv_args)
+                self._stripe_event(
+                    t_in + timedelta(seconds=2),
+                    "invoice_payment.paid",
+                    so.invoice_payment,
+                    delivered=self.cfg.invoice_payment_events,
+                    inpay_id="inpay_" + in_id[3:],
+                    created=ts(t_in),
+                    in_id=in_id,
+                    amount_minor=plan_price,
+                    currency=currency,
+                    pi_id=pi_id,
+                    paid_at=ts(t_in + timedelta(seconds=2)),
+                )
                 sub_refunded = 0
                 t_ref = t_in + timedelta(days=self.rng.randint(1, 10))
                 if self.rng.random() < self.cfg.subscription_refund_share and t_ref < self.world_end:
                     # refunded as Stripe records it: the charge and the refund name the PaymentIntent, not the invoice
                     sub_refunded = plan_price
-                    self._refund(t_ref, ch_id=ch_id, t_pay=t_in,
-                                 amount=plan_price, refunded=sub_refunded, currency=currency, cus_id=cus_id,
-                                 pi_id=pi_id, email=stripe_email, name=name, phone=phone, p=p, invoice_id=in_id)
+                    self._refund(
+                        t_ref,
+                        ch_id=ch_id,
+                        t_pay=t_in,
+                        amount=plan_price,
+                        refunded=sub_refunded,
+                        currency=currency,
+                        cus_id=cus_id,
+                        pi_id=pi_id,
+                        email=stripe_email,
+                        name=name,
+                        phone=phone,
+                        p=p,
+                        invoice_id=in_id,
+                    )
                 if month == 0:
-                    self._stripe_event(t + timedelta(seconds=6), "checkout.session.completed",
-                                       so.checkout_session,
-                                           cs_id=cs_id, created=ts(t), mode="subscription", amount_minor=plan_price,
-                                           currency=currency, cus_id=cus_id, email=stripe_email, typed_email=typed,
-                                           name=name, phone=phone, country=p.market, client_reference_id=crid,
-                                           invoice_id=in_id, subscription_id=sub_id, payment_intent_id=None,
-                                           addr=p.address)
-                    self._stripe_event(t + timedelta(seconds=4), "customer.subscription.created",
-                                       so.subscription,
-                                           sub_id=sub_id, created=ts(t), cus_id=cus_id, sub_item_id=si_id,
-                                           price_id=price_id, product_id=product_id, amount_minor=plan_price,
-                                           currency=currency, status="active", canceled_at=None)
-                purchases.append({"purchase_id": in_id, "purchased_at": t_in + timedelta(seconds=2),
-                                  "amount_minor": plan_price, "is_renewal": month > 0, "kind": "invoice",
-                                  "refunded_minor": sub_refunded})
+                    self._stripe_event(
+                        t + timedelta(seconds=6),
+                        "checkout.session.completed",
+                        so.checkout_session,
+                        cs_id=cs_id,
+                        created=ts(t),
+                        mode="subscription",
+                        amount_minor=plan_price,
+                        currency=currency,
+                        cus_id=cus_id,
+                        email=stripe_email,
+                        typed_email=typed,
+                        name=name,
+                        phone=phone,
+                        country=p.market,
+                        client_reference_id=crid,
+                        invoice_id=in_id,
+                        subscription_id=sub_id,
+                        payment_intent_id=None,
+                        addr=p.address,
+                    )
+                    self._stripe_event(
+                        t + timedelta(seconds=4),
+                        "customer.subscription.created",
+                        so.subscription,
+                        sub_id=sub_id,
+                        created=ts(t),
+                        cus_id=cus_id,
+                        sub_item_id=si_id,
+                        price_id=price_id,
+                        product_id=product_id,
+                        amount_minor=plan_price,
+                        currency=currency,
+                        status="active",
+                        canceled_at=None,
+                    )
+                purchases.append(
+                    {
+                        "purchase_id": in_id,
+                        "purchased_at": t_in + timedelta(seconds=2),
+                        "amount_minor": plan_price,
+                        "is_renewal": month > 0,
+                        "kind": "invoice",
+                        "refunded_minor": sub_refunded,
+                    }
+                )
                 month += 1
                 if self.rng.random() < 0.18:
                     cancel_after = period_end - timedelta(days=self.rng.randint(1, 20))
                     break
                 t = period_end
             if cancel_after is not None and cancel_after < self.world_end:
-                self._stripe_event(cancel_after, "customer.subscription.deleted", so.subscription,
-                    sub_id=sub_id, created=ts(at), cus_id=cus_id, sub_item_id=si_id, price_id=price_id,
-                    product_id=product_id, amount_minor=plan_price, currency=currency, status="canceled",
-                    canceled_at=ts(cancel_after))
+                self._stripe_event(
+                    cancel_after,
+                    "customer.subscription.deleted",
+                    so.subscription,
+                    sub_id=sub_id,
+                    created=ts(at),
+                    cus_id=cus_id,
+                    sub_item_id=si_id,
+                    price_id=price_id,
+                    product_id=product_id,
+                    amount_minor=plan_price,
+                    currency=currency,
+                    status="canceled",
+                    canceled_at=ts(cancel_after),
+                )
         else:
             amount = self.rng.choice(ONE_OFF_PRICES)
             if currency == "jpy":
@@ -468,51 +789,155 @@ class World:
             pi_id, ch_id = self._sid("pi"), self._sid("ch")
             t_pay = at + timedelta(seconds=3)
             receipt = stripe_email if kind == "payment_intent" else None
-            self._stripe_event(t_pay, "payment_intent.succeeded", so.payment_intent,
-                pi_id=pi_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id,
-                receipt_email=receipt, charge_id=ch_id, invoice_id=None, description=None)
-            self._stripe_event(t_pay, "charge.succeeded", so.charge,
-                ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id, pi_id=pi_id,
-                email=stripe_email, name=name, phone=phone, country=p.market, invoice_id=None, refunded_minor=0,
-                addr=p.address)
+            self._stripe_event(
+                t_pay,
+                "payment_intent.succeeded",
+                so.payment_intent,
+                pi_id=pi_id,
+                created=ts(t_pay),
+                amount_minor=amount,
+                currency=currency,
+                cus_id=cus_id,
+                receipt_email=receipt,
+                charge_id=ch_id,
+                invoice_id=None,
+                description=None,
+            )
+            self._stripe_event(
+                t_pay,
+                "charge.succeeded",
+                so.charge,
+                ch_id=ch_id,
+                created=ts(t_pay),
+                amount_minor=amount,
+                currency=currency,
+                cus_id=cus_id,
+                pi_id=pi_id,
+                email=stripe_email,
+                name=name,
+                phone=phone,
+                country=p.market,
+                invoice_id=None,
+                refunded_minor=0,
+                addr=p.address,
+            )
             if kind == "one_off":
                 cs_id = "cs_test_" + self._token(50)
-                self._stripe_event(t_pay + timedelta(seconds=2), "checkout.session.completed",
-                                   so.checkout_session,
-                                       cs_id=cs_id, created=ts(at), mode="payment", amount_minor=amount,
-                                       currency=currency, cus_id=cus_id, email=stripe_email, typed_email=typed,
-                                       name=name, phone=phone, country=p.market, client_reference_id=crid,
-                                       invoice_id=None, subscription_id=None, payment_intent_id=pi_id,
-                                       addr=p.address)
+                self._stripe_event(
+                    t_pay + timedelta(seconds=2),
+                    "checkout.session.completed",
+                    so.checkout_session,
+                    cs_id=cs_id,
+                    created=ts(at),
+                    mode="payment",
+                    amount_minor=amount,
+                    currency=currency,
+                    cus_id=cus_id,
+                    email=stripe_email,
+                    typed_email=typed,
+                    name=name,
+                    phone=phone,
+                    country=p.market,
+                    client_reference_id=crid,
+                    invoice_id=None,
+                    subscription_id=None,
+                    payment_intent_id=pi_id,
+                    addr=p.address,
+                )
                 purchase_id = cs_id
             else:
                 purchase_id = pi_id
             refunded = 0
             if self.rng.random() < 0.08:
                 refunded = amount if self.rng.random() < 0.6 else amount // 2
-                self._refund(t_pay + timedelta(days=self.rng.randint(1, 14)), ch_id=ch_id, t_pay=t_pay,
-                             amount=amount, refunded=refunded, currency=currency, cus_id=cus_id, pi_id=pi_id,
-                             email=stripe_email, name=name, phone=phone, p=p, invoice_id=None)
-            purchases.append({"purchase_id": purchase_id, "purchased_at": t_pay, "amount_minor": amount,
-                              "is_renewal": False, "kind": kind, "refunded_minor": refunded})
+                self._refund(
+                    t_pay + timedelta(days=self.rng.randint(1, 14)),
+                    ch_id=ch_id,
+                    t_pay=t_pay,
+                    amount=amount,
+                    refunded=refunded,
+                    currency=currency,
+                    cus_id=cus_id,
+                    pi_id=pi_id,
+                    email=stripe_email,
+                    name=name,
+                    phone=phone,
+                    p=p,
+                    invoice_id=None,
+                )
+            purchases.append(
+                {
+                    "purchase_id": purchase_id,
+                    "purchased_at": t_pay,
+                    "amount_minor": amount,
+                    "is_renewal": False,
+                    "kind": kind,
+                    "refunded_minor": refunded,
+                }
+            )
         link = self._link(p, first_touch, crid, stripe_has_phone=phone is not None)
         for pur in purchases:
-            self.truth.append({**truth_base, **pur, "purchased_at": pur["purchased_at"].isoformat(),
-                               "checkout_device": d.kind, "client_reference_id": crid,
-                               "first_touch": _touch_dict(first_touch), "link": link})
+            self.truth.append(
+                {
+                    **truth_base,
+                    **pur,
+                    "purchased_at": pur["purchased_at"].isoformat(),
+                    "checkout_device": d.kind,
+                    "client_reference_id": crid,
+                    "first_touch": _touch_dict(first_touch),
+                    "link": link,
+                }
+            )
 
-    def _refund(self, t_ref: datetime, *, ch_id: str, t_pay: datetime, amount: int, refunded: int, currency: str,
-                cus_id: str | None, pi_id: str, email: str, name: str, phone: str | None, p: Person,
-                invoice_id: str | None) -> None:
+    def _refund(
+        self,
+        t_ref: datetime,
+        *,
+        ch_id: str,
+        t_pay: datetime,
+        amount: int,
+        refunded: int,
+        currency: str,
+        cus_id: str | None,
+        pi_id: str,
+        email: str,
+        name: str,
+        phone: str | None,
+        p: Person,
+        invoice_id: str | None,
+    ) -> None:
         """A refund as Stripe sends it: ``refund.created`` with the refund, and ``charge.refunded`` with the charge's
         new ``amount_refunded`` (its ``refunds`` list is includable, so not in the payload)."""
         ts = lambda t: int(t.timestamp())  # noqa: E731
-        self._stripe_event(t_ref, "refund.created", so.refund, re_id=self._sid("re"), created=ts(t_ref),
-                           amount_minor=refunded, currency=currency, ch_id=ch_id, pi_id=pi_id)
-        self._stripe_event(t_ref, "charge.refunded", so.charge,
-            ch_id=ch_id, created=ts(t_pay), amount_minor=amount, currency=currency, cus_id=cus_id,
-            pi_id=pi_id, email=email, name=name, phone=phone, country=p.market, invoice_id=invoice_id,
-            refunded_minor=refunded, addr=p.address)
+        self._stripe_event(
+            t_ref,
+            "refund.created",
+            so.refund,
+            re_id=self._sid("re"),
+            created=ts(t_ref),
+            amount_minor=refunded,
+            currency=currency,
+            ch_id=ch_id,
+            pi_id=pi_id,
+        )
+        self._stripe_event(
+            t_ref,
+            "charge.refunded",
+            so.charge,
+            ch_id=ch_id,
+            created=ts(t_pay),
+            amount_minor=amount,
+            currency=currency,
+            cus_id=cus_id,
+            pi_id=pi_id,
+            email=email,
+            name=name,
+            phone=phone,
+            country=p.market,
+            invoice_id=invoice_id,
+            refunded_minor=refunded,
+            addr=p.address,
+        )
 
     def _link(self, p: Person, first_touch: Touch, crid: str | None, stripe_has_phone: bool) -> str | None:
         """Which observed link connects the first-touch browser to the purchase, or None.
@@ -533,7 +958,7 @@ class World:
 
         shared = {d.anonymous_id for d in p.devices if d.shared}
         purchase = "stripe"
-        union(purchase, "email")                   # Stripe always has the customer's email
+        union(purchase, "email")  # Stripe always has the customer's email
         if stripe_has_phone:
             union(purchase, "phone")
         if crid and crid not in shared:
@@ -559,7 +984,7 @@ class World:
         n = len(self.persons)
         k = int(n * self.cfg.shared_computer_share) // 2
         idx = self.rng.sample(range(n), 2 * k) if k else []
-        for a, b in zip(idx[0::2], idx[1::2]):
+        for a, b in zip(idx[0::2], idx[1::2], strict=False):
             laptop = self._device("laptop")
             laptop.shared = True
             for i in (a, b):
@@ -593,16 +1018,30 @@ class World:
         for d in p.devices:
             if d.shared:
                 # everyone in the household signs in on the family laptop with their own email
-                self._emit(t + timedelta(days=rng.uniform(0.1, 3)), p, d, "identify", url=f"{SITE}/account",
-                           referrer=None, path="/account", title="Account",
-                           traits={"email": self._typed_email(p.email)})
+                self._emit(
+                    t + timedelta(days=rng.uniform(0.1, 3)),
+                    p,
+                    d,
+                    "identify",
+                    url=f"{SITE}/account",
+                    referrer=None,
+                    path="/account",
+                    title="Account",
+                    traits={"email": self._typed_email(p.email)},
+                )
                 p.revealed.append((d.anonymous_id, "email", p.email))
         for _ in range(rng.randint(0, 3)):
             t = t + timedelta(days=rng.uniform(0.2, 12))
             d = rng.choice(p.devices)
-            ret = self._weighted([("direct", 50), ("organic_search", 20), ("email", 12),
-                                  (channel if channel in ("tiktok", "google_ads", "meta") else "direct", 10),
-                                  ("google_ads", 8)])
+            ret = self._weighted(
+                [
+                    ("direct", 50),
+                    ("organic_search", 20),
+                    ("email", 12),
+                    (channel if channel in ("tiktok", "google_ads", "meta") else "direct", 10),
+                    ("google_ads", 8),
+                ]
+            )
             touch, t = self._session(p, d, t, ret, rng.randint(1, 3))
             p.touches.append(touch)
         if not converts:
@@ -616,12 +1055,27 @@ class World:
         p.touches.append(touch)
         if d is not first_device:
             p.hard_cases.append("cross_device")
-        self._purchase(p, d, t + timedelta(seconds=rng.randint(30, 600)), first_touch, rng.random() < 0.6,
-                       checkout_phone=rng.random() < 0.5)
+        self._purchase(
+            p,
+            d,
+            t + timedelta(seconds=rng.randint(30, 600)),
+            first_touch,
+            rng.random() < 0.6,
+            checkout_phone=rng.random() < 0.5,
+        )
         if d.anonymous_id != first_device.anonymous_id:
             # the thank-you page identifies the buyer on the browser they bought on
-            self._emit(t + timedelta(seconds=700), p, d, "identify", url=f"{SITE}/thanks", referrer=None,
-                       path="/thanks", title="Thank you", traits={"email": self._typed_email(p.email)})
+            self._emit(
+                t + timedelta(seconds=700),
+                p,
+                d,
+                "identify",
+                url=f"{SITE}/thanks",
+                referrer=None,
+                path="/thanks",
+                title="Thank you",
+                traits={"email": self._typed_email(p.email)},
+            )
 
     def generate(self) -> World:
         self.persons = [self._person(i) for i in range(1, self.cfg.visitors + 1)]

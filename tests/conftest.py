@@ -46,9 +46,12 @@ class Workspace:
     def resources(self) -> dict:
         from orchestration.resources import LandingZoneResource, StripeResource, TikTokResource, WarehouseResource
 
-        return {"warehouse": WarehouseResource(path=str(self.warehouse)),
-                "landing_zone": LandingZoneResource(path=str(self.landing)),
-                "tiktok": TikTokResource(), "stripe": StripeResource()}
+        return {
+            "warehouse": WarehouseResource(path=str(self.warehouse)),
+            "landing_zone": LandingZoneResource(path=str(self.landing)),
+            "tiktok": TikTokResource(),
+            "stripe": StripeResource(),
+        }
 
     def defs(self) -> dg.Definitions:
         from orchestration.definitions import build_defs
@@ -69,9 +72,24 @@ class Workspace:
         with duckdb.connect(str(self.warehouse)) as con:
             load_all(con, self.landing)
         env = {**os.environ, "WAREHOUSE_PATH": str(self.warehouse)}
-        out = subprocess.run([str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-                              "--target-path", str(self.root / "dbt_target"), "--log-path", str(self.root / "dbt_logs")],
-                             env=env, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [
+                str(DBT),
+                *args,
+                "--project-dir",
+                str(DBT_PROJECT),
+                "--profiles-dir",
+                str(DBT_PROJECT),
+                "--target-path",
+                str(self.root / "dbt_target"),
+                "--log-path",
+                str(self.root / "dbt_logs"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
         return out.stdout
 

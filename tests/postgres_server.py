@@ -42,13 +42,32 @@ def postgres_server():
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
     user = "postgres" if as_root else os.environ.get("USER", "postgres")
-    subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "-E", "UTF8"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*run_as, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
     log = open(root / "server.log", "wb")
-    proc = subprocess.Popen([*run_as, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k",
-                             str(sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            *run_as,
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(sockets),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -57,7 +76,9 @@ def postgres_server():
                 break
             except psycopg2.OperationalError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("PostgreSQL did not start: " + (root / "server.log").read_text()[-2000:])
+                    raise RuntimeError(
+                        "PostgreSQL did not start: " + (root / "server.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.1)
         yield "127.0.0.1", port, user
     finally:

@@ -38,8 +38,13 @@ def service(module: str, env: dict, *args: str, port: int | None = None):
     """Run ``python -m module --port P`` until it answers /healthz; stop it (SIGTERM) afterwards. ``port``: a given
     one (a restart on the same address), else a free one."""
     port = port or free_port()
-    proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args], cwd=ROOT,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     svc = Service(proc, port)
     try:
         deadline = time.time() + 30

@@ -22,9 +22,13 @@ def warehouse(tmp_path):
 
 def test_the_asset_sends_and_reports_ledger_counts_as_metadata(warehouse):
     with FakeTikTok(access_tokens=["tok"], pixel_codes=["PX"]) as fake:
-        result = dg.materialize([tiktok_deliveries], resources={
-            "warehouse": WarehouseResource(path=str(warehouse)),
-            "tiktok": TikTokResource(access_token="tok", pixel_code="PX", api_base_url=fake.url)})
+        result = dg.materialize(
+            [tiktok_deliveries],
+            resources={
+                "warehouse": WarehouseResource(path=str(warehouse)),
+                "tiktok": TikTokResource(access_token="tok", pixel_code="PX", api_base_url=fake.url),
+            },
+        )
         assert result.success
         assert fake.stats()["accepted_unique"] == 27
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
@@ -34,9 +38,14 @@ def test_the_asset_sends_and_reports_ledger_counts_as_metadata(warehouse):
 
 def test_a_token_without_permission_fails_the_asset_with_what_to_fix(warehouse):
     with FakeTikTok(access_tokens=["tok"], pixel_codes=["PX"]) as fake:
-        result = dg.materialize([tiktok_deliveries], raise_on_error=False, resources={
-            "warehouse": WarehouseResource(path=str(warehouse)),
-            "tiktok": TikTokResource(access_token="expired-token", pixel_code="PX", api_base_url=fake.url)})
+        result = dg.materialize(
+            [tiktok_deliveries],
+            raise_on_error=False,
+            resources={
+                "warehouse": WarehouseResource(path=str(warehouse)),
+                "tiktok": TikTokResource(access_token="expired-token", pixel_code="PX", api_base_url=fake.url),
+            },
+        )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "TIKTOK_ACCESS_TOKEN" in failure.step_failure_data.user_failure_data.description

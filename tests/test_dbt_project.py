@@ -37,16 +37,19 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
     with duckdb.connect(str(workspace.warehouse)) as con:
         con.execute("update staging.stg_tracking__events set page_title = 'marked' where message_id = ?", [marked])
         # a load that committed late, stamped an hour before the newest staged one (another loader's clock)
-        con.execute("insert into raw.tracking_events select * replace ('late-' || message_id as message_id, "
-                    "_loaded_at - interval '1 hour' as _loaded_at) from raw.tracking_events "
-                    "where _loaded_at = (select max(_loaded_at) from raw.tracking_events) limit 3")
+        con.execute(
+            "insert into raw.tracking_events select * replace ('late-' || message_id as message_id, "
+            "_loaded_at - interval '1 hour' as _loaded_at) from raw.tracking_events "
+            "where _loaded_at = (select max(_loaded_at) from raw.tracking_events) limit 3"
+        )
         # a page that arrives late for a browser already staged, ten minutes before its second visit started: a
         # plain page on the site, so that visit now continues the late page's visit (the touches change)
         second_visit = con.execute("""
             select touch_id from (select touch_id, row_number() over (partition by anonymous_id order by touched_at)
                                   as n from intermediate.int_touches) where n = 2 order by touch_id limit 1
         """).fetchall()[0][0]
-        con.execute("""
+        con.execute(
+            """
             insert into raw.tracking_events
             select * replace ('backdated-' || message_id as message_id,
                               event_timestamp - interval '10 minutes' as event_timestamp,
@@ -55,7 +58,9 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                                   "referrer": "https://shop.example/"}}, "properties": null}') as varchar) as payload,
                               now() at time zone 'UTC' as _loaded_at)
             from raw.tracking_events where message_id = ?
-        """, [second_visit])
+        """,
+            [second_visit],
+        )
         # identity changes for customers who bought: (1) a phone nobody had seen (a new browser) clicks an ad a day
         # before a buyer's first purchase and signs up with the buyer's email: merged into the buyer, whose first
         # touch moves; (2) a browser of another buyer reveals a second email: a shared device, its edges are
@@ -75,69 +80,138 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                    (select struct_pack(customer_id := customer_id, browser := browser) from buyers limit 1 offset 2)
         """).fetchall()[0]
         for message_id, event_type, browser, at, patch in (
-                ("merge-page", "page", "b-new-phone", merged["first_purchase"] - timedelta(days=1),
-                 '{"context": {"page": {"url": "https://shop.example/?ttclid=E.C.P.merge"}}}'),
-                ("merge-identify", "identify", "b-new-phone", merged["first_purchase"] - timedelta(days=1),
-                 json.dumps({"traits": {"email": merged["email"]}})),
-                ("split-identify", "identify", split, merged["first_purchase"],
-                 '{"traits": {"email": "a-second-person@example.org"}}'),
-                ("consent-withdrawn", "page", withdrawn["browser"], datetime(2030, 1, 1),
-                 '{"context": {"consent": {"categoryPreferences": {"advertising": false}}}}')):
-            con.execute("""
+            (
+                "merge-page",
+                "page",
+                "b-new-phone",
+                merged["first_purchase"] - timedelta(days=1),
+                '{"context": {"page": {"url": "https://shop.example/?ttclid=E.C.P.merge"}}}',
+            ),
+            (
+                "merge-identify",
+                "identify",
+                "b-new-phone",
+                merged["first_purchase"] - timedelta(days=1),
+                json.dumps({"traits": {"email": merged["email"]}}),
+            ),
+            (
+                "split-identify",
+                "identify",
+                split,
+                merged["first_purchase"],
+                '{"traits": {"email": "a-second-person@example.org"}}',
+            ),
+            (
+                "consent-withdrawn",
+                "page",
+                withdrawn["browser"],
+                datetime(2030, 1, 1),
+                '{"context": {"consent": {"categoryPreferences": {"advertising": false}}}}',
+            ),
+        ):
+            con.execute(
+                """
                 insert into raw.tracking_events
                 select * replace (? as message_id, ? as anonymous_id, ? as event_timestamp,
                                   cast(json_merge_patch(payload, ?) as varchar) as payload,
                                   now() at time zone 'UTC' as _loaded_at)
                 from raw.tracking_events where type = ? order by message_id limit 1
-            """, [message_id, browser, at, patch, event_type])
+            """,
+                [message_id, browser, at, patch, event_type],
+            )
         # Stripe events for objects already staged: a newer state of an invoice (voided, its lines gone), and a
         # stale event of a charge (failed, but a day older than its current state, so it must change nothing)
         invoice, charge = con.execute("""
             select (select min(object_id) from staging.stg_stripe__object_states where object_type = 'invoice'),
                    (select min(object_id) from staging.stg_stripe__object_states where object_type = 'charge')
         """).fetchall()[0]
-        assert con.execute("select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?",
-                           [invoice]).fetchall()[0][0] > 0
-        for object_id, shift, patch in ((invoice, "+ interval '1 day'", {"status": "void", "lines": {"data": []}}),
-                                        (charge, "- interval '1 day'", {"status": "failed"})):
-            con.execute(f"""
+        assert (
+            con.execute(
+                "select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?", [invoice]
+            ).fetchall()[0][0]
+            > 0
+        )
+        for object_id, shift, patch in (
+            (invoice, "+ interval '1 day'", {"status": "void", "lines": {"data": []}}),
+            (charge, "- interval '1 day'", {"status": "failed"}),
+        ):
+            con.execute(
+                f"""
                 insert into raw.stripe_events
                 select * replace ('evt_later_' || event_id as event_id, created_at {shift} as created_at,
                                   cast(json_merge_patch(payload, ?) as varchar) as payload,
                                   now() at time zone 'UTC' as _loaded_at)
                 from raw.stripe_events where event_id = (
                     select event_id from staging.stg_stripe__object_states where object_id = ?)
-            """, [json.dumps({"data": {"object": patch}}), object_id])
+            """,
+                [json.dumps({"data": {"object": patch}}), object_id],
+            )
 
     workspace.add_world(visitors=60, seed=42)
     assert workspace.run().success
     raw = workspace.scalar("select count(*) from raw.tracking_events")
     assert workspace.scalar("select count(*) from staging.stg_tracking__events") == raw > staged
     assert workspace.scalar("select count(*) from staging.stg_tracking__events where message_id like 'late-%'") == 3
-    assert workspace.scalar("select count(distinct customer_id) from intermediate.int_identity_components "
-                            "where node_value in ('b-new-phone', ?)", [merged["email"]]) == 1
+    assert (
+        workspace.scalar(
+            "select count(distinct customer_id) from intermediate.int_identity_components "
+            "where node_value in ('b-new-phone', ?)",
+            [merged["email"]],
+        )
+        == 1
+    )
     assert workspace.scalar("select count(*) from marts.customer_journeys where anonymous_id = 'b-new-phone'") == 1
-    assert workspace.query("select distinct advertising_consent from marts.tiktok_conversions where customer_id = ?",
-                           [withdrawn["customer_id"]]) == [(False,)]
+    assert workspace.query(
+        "select distinct advertising_consent from marts.tiktok_conversions where customer_id = ?",
+        [withdrawn["customer_id"]],
+    ) == [(False,)]
     assert workspace.scalar("select status from staging.stg_stripe__invoices where invoice_id = ?", [invoice]) == "void"
-    assert workspace.scalar("select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?", [invoice]) == 0
+    assert (
+        workspace.scalar("select count(*) from staging.stg_stripe__invoice_lines where invoice_id = ?", [invoice]) == 0
+    )
     assert workspace.scalar("select status from staging.stg_stripe__charges where charge_id = ?", [charge]) != "failed"
-    assert workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?",
-                            [marked]) == "marked", "an incremental run leaves staged rows alone"
+    assert (
+        workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?", [marked])
+        == "marked"
+    ), "an incremental run leaves staged rows alone"
     # appending gave what a rebuild gives
     copy = workspace.root / "rebuilt.duckdb"
     shutil.copy(workspace.warehouse, copy)
-    out = subprocess.run([str(DBT), "run", "--full-refresh", "-s", "config.materialized:incremental", "--project-dir",
-                          str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT), "--target-path",
-                          str(workspace.root / "dbt_target_copy"), "--log-path", str(workspace.root / "dbt_logs")],
-                         env={**os.environ, "WAREHOUSE_PATH": str(copy)}, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            str(DBT),
+            "run",
+            "--full-refresh",
+            "-s",
+            "config.materialized:incremental",
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--target-path",
+            str(workspace.root / "dbt_target_copy"),
+            "--log-path",
+            str(workspace.root / "dbt_logs"),
+        ],
+        env={**os.environ, "WAREHOUSE_PATH": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:]
     results = json.loads((workspace.root / "dbt_target_copy" / "run_results.json").read_text())["results"]
     incremental_models = sorted(".".join(r["relation_name"].replace('"', "").split(".")[1:]) for r in results)
-    assert {"staging.stg_tracking__events", "staging.stg_stripe__object_states", "staging.stg_stripe__invoices",
-            "staging.stg_stripe__invoice_lines", "intermediate.int_touches", "marts.customer_journeys",
-            "marts.attributed_purchases", "marts.attribution_credits", "marts.tiktok_conversions"
-            } <= set(incremental_models)
+    assert {
+        "staging.stg_tracking__events",
+        "staging.stg_stripe__object_states",
+        "staging.stg_stripe__invoices",
+        "staging.stg_stripe__invoice_lines",
+        "intermediate.int_touches",
+        "marts.customer_journeys",
+        "marts.attributed_purchases",
+        "marts.attribution_credits",
+        "marts.tiktok_conversions",
+    } <= set(incremental_models)
     with duckdb.connect(str(copy)) as con:
         con.execute(f"attach '{workspace.warehouse}' as incremental (read_only)")
         for model in incremental_models:
@@ -151,14 +225,19 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                         except all
                         select * from {b} {unmarked})
                 """).fetchall()[0][0]
-                assert extra == 0, f"{model}: {extra} of {rows} rows differ between the incremental and the rebuilt table"
+                assert extra == 0, (
+                    f"{model}: {extra} of {rows} rows differ between the incremental and the rebuilt table"
+                )
 
     # the project the models were built from changed (here: the record of it): everything is rebuilt
     with duckdb.connect(str(workspace.warehouse)) as con:
         con.execute("update monitoring.dbt_build_state set project = 'an older project'")
     workspace.add_world(visitors=20, seed=43)
     assert workspace.run().success
-    assert workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?",
-                            [marked]) != "marked"
-    assert workspace.scalar("select count(*) from staging.stg_tracking__events") == \
-        workspace.scalar("select count(*) from raw.tracking_events")
+    assert (
+        workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?", [marked])
+        != "marked"
+    )
+    assert workspace.scalar("select count(*) from staging.stg_tracking__events") == workspace.scalar(
+        "select count(*) from raw.tracking_events"
+    )

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from orchestration import dbt_runner, gctuning
 from orchestration.dbt_runner import InProcessDbt
 from orchestration.defs.dbt import DBT_EXECUTABLE, DbtCli
 
@@ -22,30 +23,43 @@ def project(tmp_path, monkeypatch) -> Path:
     (root / "dbt_project.yml").write_text('name: tiny\nversion: "1.0"\nprofile: tiny\n')
     (root / "profiles.yml").write_text(
         "tiny:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
-        "      path: \"{{ env_var('TINY_WAREHOUSE') }}\"\n      threads: 1\n")
+        "      path: \"{{ env_var('TINY_WAREHOUSE') }}\"\n      threads: 1\n"
+    )
     (root / "models" / "orders.sql").write_text("{{ config(materialized='table') }} select 1 as id, 9.5 as amount")
     (root / "models" / "schema.yml").write_text(
-        "models:\n  - name: orders\n    columns:\n      - name: id\n        data_tests: [unique, not_null]\n")
+        "models:\n  - name: orders\n    columns:\n      - name: id\n        data_tests: [unique, not_null]\n"
+    )
     (root / "models" / "broken.sql").write_text(
-        "{{ config(materialized='table') }} select error('the broken model failed on purpose') as x")
+        "{{ config(materialized='table') }} select error('the broken model failed on purpose') as x"
+    )
     # runs until cancelled: a cross product far too large to finish
     (root / "models" / "endless.sql").write_text(
-        "{{ config(materialized='table') }} select count(*) as n from range(100000000000) as t(i) where i % 7 = 3")
+        "{{ config(materialized='table') }} select count(*) as n from range(100000000000) as t(i) where i % 7 = 3"
+    )
     monkeypatch.setenv("TINY_WAREHOUSE", str(tmp_path / "tiny.duckdb"))
     return root
+
+
+# the tests of the in-process runner itself; with DBT_IN_PROCESS=false dbt runs as dagster-dbt runs it, and the rest
+# of the suite checks that path
+in_process_only = pytest.mark.skipif(not dbt_runner.in_process(), reason="DBT_IN_PROCESS=false")
 
 
 def _dbt(project: Path) -> DbtCli:
     return DbtCli(project_dir=str(project), profiles_dir=str(project), dbt_executable=DBT_EXECUTABLE)
 
 
+@in_process_only
 def test_a_dbt_build_runs_in_this_process_and_reports_like_the_cli(project, tmp_path):
     invocation = _dbt(project).cli(["build", "-s", "orders"], target_path=project / "target")
     assert isinstance(invocation.process, InProcessDbt)
     events = list(invocation.stream_raw_events())
     assert invocation.is_successful() and invocation.process.returncode == 0
-    finished = {e.raw_event["data"]["node_info"]["unique_id"]: e.raw_event["data"]["node_info"]["node_status"]
-                for e in events if e.is_result_event}
+    finished = {
+        e.raw_event["data"]["node_info"]["unique_id"]: e.raw_event["data"]["node_info"]["node_status"]
+        for e in events
+        if e.is_result_event
+    }
     assert finished["model.tiny.orders"] == "success"
     assert sum(1 for k, status in finished.items() if k.startswith("test.") and status == "pass") == 2
     # what dbt --log-format json prints: no debug events
@@ -56,6 +70,8 @@ def test_a_dbt_build_runs_in_this_process_and_reports_like_the_cli(project, tmp_
         assert con.execute("select id, amount from orders").fetchall() == [(1, 9.5)]
 
 
+@in_process_only
+@pytest.mark.skipif(not gctuning.enabled(), reason="PYTHON_GC_TUNING=false")
 def test_what_dbt_loaded_is_frozen_while_its_nodes_run_and_let_go_after(project, monkeypatch):
     frozen_when_a_node_started = []
     emit = InProcessDbt._emit
@@ -91,6 +107,7 @@ def test_a_bad_command_is_an_error_not_a_hang(project):
     assert "no-such-flag" in str(invocation.get_error())
 
 
+@in_process_only
 def test_a_terminated_build_cancels_its_running_query_and_frees_the_warehouse(project, tmp_path):
     invocation = _dbt(project).cli(["build", "-s", "endless"], target_path=project / "target", raise_on_error=False)
     for event in invocation.stream_raw_events():
@@ -103,8 +120,9 @@ def test_a_terminated_build_cancels_its_running_query_and_frees_the_warehouse(pr
     assert invocation.process.wait(timeout=60) != 0
     assert time.perf_counter() - started < 30
     with duckdb.connect(str(tmp_path / "tiny.duckdb")) as con:
-        assert con.execute("select count(*) from information_schema.tables where table_name = 'endless'"
-                           ).fetchall() == [(0,)]
+        assert con.execute(
+            "select count(*) from information_schema.tables where table_name = 'endless'"
+        ).fetchall() == [(0,)]
 
 
 def test_every_private_symbol_the_in_process_runner_needs_exists():

@@ -8,8 +8,13 @@ from dagster._core.instance.config import dagster_instance_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-PG_ENV = {"DAGSTER_PG_HOST": "db.internal", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "dagster",
-          "DAGSTER_PG_PASSWORD": "secret", "DAGSTER_PG_DB": "dagster"}
+PG_ENV = {
+    "DAGSTER_PG_HOST": "db.internal",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "secret",
+    "DAGSTER_PG_DB": "dagster",
+}
 
 
 def _valid_instance(tmp_path, source: Path) -> dict:
@@ -65,8 +70,11 @@ def test_the_image_and_services_point_at_what_exists():
                 assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is missing"
     assert '"--module-name", "orchestration.definitions"' in dockerfile
     docs = list(yaml.safe_load_all((DEPLOY / "k8s" / "services.yaml").read_text()))
-    commands = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["command"][0]
-                for d in docs if d["kind"] == "Deployment"}
+    commands = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["command"][0]
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
     scripts = (ROOT / "pyproject.toml").read_text()
     assert commands == {"stripe-receiver": "ttattr-stripe-receiver", "collector": "ttattr-collector"}
     assert all(f"{c} = " in scripts for c in commands.values())

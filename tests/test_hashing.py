@@ -4,8 +4,15 @@ from decimal import Decimal
 
 import pytest
 
-from reverse_etl.hashing import (hash_compact, hash_email, hash_phone, normalise_email, normalise_phone,
-                                 normalise_place, split_name)
+from reverse_etl.hashing import (
+    hash_compact,
+    hash_email,
+    hash_phone,
+    normalise_email,
+    normalise_phone,
+    normalise_place,
+    split_name,
+)
 from reverse_etl.payload import build_event
 
 
@@ -19,8 +26,9 @@ def test_emails_are_trimmed_and_lowercased_before_hashing():
     assert hash_email("not an email") is None
 
 
-@pytest.mark.parametrize("typed", ["(415) 555-0123", "415.555.0123", "+1 415 555 0123", "001 415 555 0123",
-                                   "+14155550123", "1-415-555-0123"])
+@pytest.mark.parametrize(
+    "typed", ["(415) 555-0123", "415.555.0123", "+1 415 555 0123", "001 415 555 0123", "+14155550123", "1-415-555-0123"]
+)
 def test_us_phones_in_any_format_become_e164(typed):
     assert normalise_phone(typed, "US") == "+14155550123"
 
@@ -40,10 +48,23 @@ def test_already_hashed_values_are_passed_through_not_hashed_twice():
 
 
 def test_payload_hashes_personal_data_and_keeps_click_ids_in_clear():
-    row = {"event_id": "in_1", "event_name": "Purchase", "event_time": datetime(2026, 6, 1, 12, 0, 0),
-           "purchase_id": "in_1", "customer_id": "cust_1", "value": Decimal("29.000"), "currency": "USD",
-           "ttclid": "E.C.P.abc", "ttp": "ttp-cookie", "emails": "a@b.co,c@d.co", "phones": "+14155550123",
-           "ip": "203.0.113.7", "user_agent": "UA", "locale": "en-US", "page_url": "https://shop.example/?x=1"}
+    row = {
+        "event_id": "in_1",
+        "event_name": "Purchase",
+        "event_time": datetime(2026, 6, 1, 12, 0, 0),
+        "purchase_id": "in_1",
+        "customer_id": "cust_1",
+        "value": Decimal("29.000"),
+        "currency": "USD",
+        "ttclid": "E.C.P.abc",
+        "ttp": "ttp-cookie",
+        "emails": "a@b.co,c@d.co",
+        "phones": "+14155550123",
+        "ip": "203.0.113.7",
+        "user_agent": "UA",
+        "locale": "en-US",
+        "page_url": "https://shop.example/?x=1",
+    }
     e = build_event(row)
     assert e["event_id"] == e["properties"]["order_id"] == "in_1"
     assert e["event_time"] == 1780315200
@@ -114,10 +135,21 @@ def test_zip_codes_are_hashed_compact_and_places_are_sent_alphanumeric_lowercase
 
 
 def test_a_purchase_with_a_stripe_name_and_address_carries_them_as_tiktok_documents_them():
-    row = {"event_id": "in_1", "event_name": "Purchase", "event_time": 1780315200, "purchase_id": "in_1",
-           "customer_id": "cust_1", "value": Decimal("29.000"), "currency": "USD", "emails": "a@b.co",
-           "customer_name": "Maria de la Cruz", "address_city": "San Francisco", "address_state": "CA",
-           "address_country": "US", "address_postal_code": "94107"}
+    row = {
+        "event_id": "in_1",
+        "event_name": "Purchase",
+        "event_time": 1780315200,
+        "purchase_id": "in_1",
+        "customer_id": "cust_1",
+        "value": Decimal("29.000"),
+        "currency": "USD",
+        "emails": "a@b.co",
+        "customer_name": "Maria de la Cruz",
+        "address_city": "San Francisco",
+        "address_state": "CA",
+        "address_country": "US",
+        "address_postal_code": "94107",
+    }
     user = build_event(row)["user"]
     assert user["first_name"] == sha("maria") and user["last_name"] == sha("delacruz")
     assert user["zip_code"] == sha("94107")

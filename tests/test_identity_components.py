@@ -28,13 +28,13 @@ def generated_graph(seed: int, n_nodes: int = 20000) -> tuple[list[str], list[tu
     rng.shuffle(order)
     edges = []
     chain, big, rest = order[:5000], order[5000:9000], order[9000:]
-    edges += list(zip(chain[:2500], chain[1:2500]))          # a 2,500-node path: worst case for label passes
-    edges += list(zip(chain[2500:4999], chain[2501:5000]))   # and another one
+    edges += list(zip(chain[:2500], chain[1:2500], strict=False))  # a 2,500-node path: worst case for label passes
+    edges += list(zip(chain[2500:4999], chain[2501:5000], strict=False))  # and another one
     edges += [(rng.choice(big), rng.choice(big)) for _ in range(12000)]  # one big random component
-    for i in range(0, 6000, 20):                              # stars around hubs
+    for i in range(0, 6000, 20):  # stars around hubs
         edges += [(rest[i], rest[j]) for j in range(i + 1, i + 20)]
-    edges += list(zip(rest[6000:8000:2], rest[6001:8000:2]))  # pairs; the remaining nodes are singletons
-    edges += [(b, a) for a, b in edges[:100]]                 # the same edge both ways
+    edges += list(zip(rest[6000:8000:2], rest[6001:8000:2], strict=False))  # pairs; the remaining nodes are singletons
+    edges += [(b, a) for a, b in edges[:100]]  # the same edge both ways
     return nodes, edges
 
 
@@ -65,9 +65,12 @@ def test_same_partition_as_networkx(seed):
 
 
 def test_customer_id_follows_the_most_stable_anchor():
-    frame = stitch(["browser:b1", "email:a@x.co", "stripe_customer:cus_9", "browser:b2"],
-                   [("browser:b1", "email:a@x.co"), ("email:a@x.co", "stripe_customer:cus_9")]).set_index("node")
+    frame = stitch(
+        ["browser:b1", "email:a@x.co", "stripe_customer:cus_9", "browser:b2"],
+        [("browser:b1", "email:a@x.co"), ("email:a@x.co", "stripe_customer:cus_9")],
+    ).set_index("node")
     import hashlib
+
     expected = "cust_" + hashlib.md5(b"stripe_customer:cus_9").hexdigest()[:20]
     assert frame.loc["browser:b1", "customer_id"] == expected == frame.loc["email:a@x.co", "customer_id"]
     assert frame.loc["browser:b2", "customer_id"] != expected and frame.loc["browser:b2", "component_size"] == 1

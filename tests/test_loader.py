@@ -10,13 +10,26 @@ from ingestion.loader import load_all, load_source
 
 
 def stripe_event(i: int, **extra) -> dict:
-    return {"id": f"evt_{i:04d}", "object": "event", "type": "invoice.paid", "created": 1780000000 + i,
-            "api_version": "2025-09-30.clover", "data": {"object": {"id": f"in_{i}", "object": "invoice"}}, **extra}
+    return {
+        "id": f"evt_{i:04d}",
+        "object": "event",
+        "type": "invoice.paid",
+        "created": 1780000000 + i,
+        "api_version": "2025-09-30.clover",
+        "data": {"object": {"id": f"in_{i}", "object": "invoice"}},
+        **extra,
+    }
 
 
 def page(i: int, **extra) -> dict:
-    return {"messageId": f"m-{i}", "type": "page", "timestamp": "2026-06-01T10:00:00.000Z",
-            "anonymousId": "b-1", "context": {"page": {"url": "https://shop.example/"}}, **extra}
+    return {
+        "messageId": f"m-{i}",
+        "type": "page",
+        "timestamp": "2026-06-01T10:00:00.000Z",
+        "anonymousId": "b-1",
+        "context": {"page": {"url": "https://shop.example/"}},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -42,13 +55,19 @@ def test_each_event_loads_once_across_duplicate_deliveries_and_copied_files(tmp_
     assert result.duplicate_rows == 6 + 3 + 6 - 6
     first = con.execute("select _file, _line from raw.stripe_events where event_id = 'evt_0000'").fetchall()[0]
     assert first == ("stripe_events/a-copy.jsonl", 1)  # the first by file name, then line
-    per_file = con.execute("select file, lines, loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files "
-                           "order by file").fetchall()
-    assert per_file == [("stripe_events/a-copy.jsonl", 6, 5, 1, 0), ("stripe_events/a.jsonl", 6, 0, 6, 0),
-                        ("stripe_events/b.jsonl", 3, 1, 2, 0)]
+    per_file = con.execute(
+        "select file, lines, loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files order by file"
+    ).fetchall()
+    assert per_file == [
+        ("stripe_events/a-copy.jsonl", 6, 5, 1, 0),
+        ("stripe_events/a.jsonl", 6, 0, 6, 0),
+        ("stripe_events/b.jsonl", 3, 1, 2, 0),
+    ]
     # the loader writes raw text uncompressed, in any order, and gives the connection its settings back
-    settings = "select value from duckdb_settings() where name in ('disabled_compression_methods', " \
-               "'preserve_insertion_order') order by name"
+    settings = (
+        "select value from duckdb_settings() where name in ('disabled_compression_methods', "
+        "'preserve_insertion_order') order by name"
+    )
     assert con.execute(settings).fetchall() == [("",), ("true",)]
 
 
@@ -66,8 +85,9 @@ def test_rerun_loads_nothing_and_new_files_add_exactly_their_rows(tmp_path, con)
     write_jsonl_atomic(landing / "tracking" / "d3.jsonl", [page(1), page(1), page(20), page(20)])
     added = load_all(con, landing)["tracking"]
     assert (added.files, added.lines, added.loaded_rows, added.duplicate_rows) == (1, 4, 1, 3)
-    assert con.execute("select lines, loaded_rows, duplicate_rows from raw.loaded_files "
-                       "where file = 'tracking/d3.jsonl'").fetchall() == [(4, 1, 3)]
+    assert con.execute(
+        "select lines, loaded_rows, duplicate_rows from raw.loaded_files where file = 'tracking/d3.jsonl'"
+    ).fetchall() == [(4, 1, 3)]
     assert count(con, "tracking_events") == 14
     assert con.execute("select count(*) from raw.loaded_files").fetchall()[0][0] == 3
 
@@ -107,13 +127,20 @@ def test_malformed_lines_are_quarantined_with_file_line_and_reason_and_the_rest_
 
 def test_stripe_lines_without_required_fields_are_quarantined(tmp_path, con):
     landing = tmp_path / "landing"
-    bad = [stripe_event(1), {"id": "evt_x", "type": "a", "created": "soon", "data": {"object": {}}},
-           {"id": "evt_y", "type": "a", "created": 1}, {"type": "a", "created": 1, "data": {"object": {}}}]
+    bad = [
+        stripe_event(1),
+        {"id": "evt_x", "type": "a", "created": "soon", "data": {"object": {}}},
+        {"id": "evt_y", "type": "a", "created": 1},
+        {"type": "a", "created": 1, "data": {"object": {}}},
+    ]
     write_jsonl_atomic(landing / "stripe_events" / "s.jsonl", bad)
     load_source(con, landing, "stripe_events")
     reasons = [r[0] for r in con.execute("select reason from raw.quarantine order by line_number").fetchall()]
-    assert reasons == ["missing or non-integer field: created", "missing required field: data.object",
-                       "missing required field: id"]
+    assert reasons == [
+        "missing or non-integer field: created",
+        "missing required field: data.object",
+        "missing required field: id",
+    ]
     assert count(con, "stripe_events") == 1
 
 
@@ -123,7 +150,8 @@ def test_gzipped_and_crlf_files_load_like_plain_ones(tmp_path, con):
     with gzip.open(landing / "tracking" / "z.jsonl.gz", "wt") as f:
         f.write("\n".join(json.dumps(page(i)) for i in range(4)) + "\n")
     (landing / "tracking" / "w.jsonl").write_bytes(
-        ("\r\n".join(json.dumps(page(i)) for i in range(10, 13)) + "\r\n").encode())
+        ("\r\n".join(json.dumps(page(i)) for i in range(10, 13)) + "\r\n").encode()
+    )
     result = load_source(con, landing, "tracking")
     assert result.loaded_rows == 7 and result.quarantined_rows == 0
 
@@ -175,8 +203,9 @@ def test_a_file_larger_than_the_memory_limit_loads_in_pieces_with_its_own_line_n
     with duckdb.connect(str(tmp_path / "wh.duckdb"), config={"memory_limit": "100MB"}) as con:
         result = load_source(con, landing, "tracking")
         assert (result.files, result.loaded_rows, result.quarantined_rows, result.duplicate_rows) == (1, 159_998, 1, 1)
-        assert con.execute("select count(*) from raw.tracking_events "
-                           "where message_id <> 'm-' || (_line - 1)").fetchall() == [(0,)]
+        assert con.execute(
+            "select count(*) from raw.tracking_events where message_id <> 'm-' || (_line - 1)"
+        ).fetchall() == [(0,)]
         assert con.execute("select line_number from raw.quarantine").fetchall() == [(100_001,)]
         assert con.execute("select lines, loaded_rows from raw.loaded_files").fetchall() == [(160_000, 159_998)]
         assert load_source(con, landing, "tracking").files == 0

@@ -36,23 +36,37 @@ def postgres():
 
 def test_a_materialisation_on_the_postgres_instance_is_stored_in_postgres(postgres, tmp_path, monkeypatch):
     host, port, user = postgres
-    for key, value in {"DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USER": user,
-                       "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": "dagster"}.items():
+    for key, value in {
+        "DAGSTER_PG_HOST": host,
+        "DAGSTER_PG_PORT": str(port),
+        "DAGSTER_PG_USER": user,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": "dagster",
+    }.items():
         monkeypatch.setenv(key, value)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     landing = tmp_path / "landing"
-    write_jsonl_atomic(landing / "tracking" / "a.jsonl", [
-        {"messageId": f"m{i}", "type": "page", "timestamp": "2026-11-20T10:00:00Z", "anonymousId": f"b{i}"}
-        for i in range(25)])
+    write_jsonl_atomic(
+        landing / "tracking" / "a.jsonl",
+        [
+            {"messageId": f"m{i}", "type": "page", "timestamp": "2026-11-20T10:00:00Z", "anonymousId": f"b{i}"}
+            for i in range(25)
+        ],
+    )
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        result = dg.materialize([raw_tracking_events], instance=instance, resources={
-            "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-            "landing_zone": LandingZoneResource(path=str(landing))})
+        result = dg.materialize(
+            [raw_tracking_events],
+            instance=instance,
+            resources={
+                "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+                "landing_zone": LandingZoneResource(path=str(landing)),
+            },
+        )
         assert result.success
         run_id = result.run_id
         assert instance.get_run_by_id(run_id).is_success

@@ -33,12 +33,17 @@ def _sdk_dir() -> Path:
 def _site(sdk: Path, collector_port: int) -> ThreadingHTTPServer:
     """A page loading analytics-next as a site would (no call to Segment's CDN: the settings are inline and its
     bundles are served by the site, where its CDN URL points)."""
-    settings = {"integrations": {"Segment.io": {"apiKey": WRITE_KEY, "apiHost": f"127.0.0.1:{collector_port}/v1",
-                                                "protocol": "http"}}}
-    page = ('<html><head><title>Shop</title><script src="/analytics-next/bundles/index.js"></script><script>'
-            f'window.analytics = AnalyticsNext.AnalyticsBrowser.load({{writeKey: "{WRITE_KEY}", '
-            f'cdnURL: location.origin, cdnSettings: {json.dumps(settings)}}});'
-            '</script></head><body>Shop</body></html>').encode()
+    settings = {
+        "integrations": {
+            "Segment.io": {"apiKey": WRITE_KEY, "apiHost": f"127.0.0.1:{collector_port}/v1", "protocol": "http"}
+        }
+    }
+    page = (
+        '<html><head><title>Shop</title><script src="/analytics-next/bundles/index.js"></script><script>'
+        f'window.analytics = AnalyticsNext.AnalyticsBrowser.load({{writeKey: "{WRITE_KEY}", '
+        f"cdnURL: location.origin, cdnSettings: {json.dumps(settings)}}});"
+        "</script></head><body>Shop</body></html>"
+    ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -79,8 +84,7 @@ def _accepted(url: str, at_least: int, seconds: float) -> int:
 def test_segments_browser_sdk_delivers_across_a_collector_restart(tmp_path):
     sync_playwright = _browser_or_skip()
     sdk = _sdk_dir()
-    env = {"COLLECTOR_WRITE_KEYS": WRITE_KEY, "LANDING_DIR": str(tmp_path / "landing"),
-           "LANDING_ROTATE_SECONDS": "1"}
+    env = {"COLLECTOR_WRITE_KEYS": WRITE_KEY, "LANDING_DIR": str(tmp_path / "landing"), "LANDING_ROTATE_SECONDS": "1"}
     retries: list[str] = []
     with service("ingestion.collector", env) as first:
         port = first.port
@@ -90,8 +94,14 @@ def test_segments_browser_sdk_delivers_across_a_collector_restart(tmp_path):
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
                 try:
                     page = browser.new_context().new_page()
-                    page.on("request", lambda r: retries.append(r.headers.get("x-retry-count"))
-                            if r.method == "POST" and r.headers.get("x-retry-count") else None)
+                    page.on(
+                        "request",
+                        lambda r: (
+                            retries.append(r.headers.get("x-retry-count"))
+                            if r.method == "POST" and r.headers.get("x-retry-count")
+                            else None
+                        ),
+                    )
                     page.goto(f"http://127.0.0.1:{shop.server_address[1]}/?ttclid=E.C.P.sdk&utm_source=tiktok")
                     page.evaluate("window.analytics.page()")
                     assert _accepted(first.url, 1, 20) >= 1, "the SDK's first page view reaches the collector"
@@ -106,8 +116,11 @@ def test_segments_browser_sdk_delivers_across_a_collector_restart(tmp_path):
                     browser.close()
         finally:
             shop.shutdown()
-    events = [json.loads(line) for p in list_landing_files(tmp_path / "landing", "tracking")
-              for line in p.read_text().splitlines()]
+    events = [
+        json.loads(line)
+        for p in list_landing_files(tmp_path / "landing", "tracking")
+        for line in p.read_text().splitlines()
+    ]
     kinds = sorted((e["type"], e.get("event") or "") for e in events)
     assert kinds == [("identify", ""), ("page", ""), ("track", "Lead")], kinds
     assert len({e["messageId"] for e in events}) == 3

@@ -8,8 +8,9 @@ from orchestration.defs.automation import landing_zone_sensor
 
 def _evaluate(workspace, cursor=None):
     resources = workspace.resources()
-    with dg.build_sensor_context(cursor=cursor, resources={"landing_zone": resources["landing_zone"],
-                                                           "warehouse": resources["warehouse"]}) as ctx:
+    with dg.build_sensor_context(
+        cursor=cursor, resources={"landing_zone": resources["landing_zone"], "warehouse": resources["warehouse"]}
+    ) as ctx:
         return landing_zone_sensor(ctx)
 
 
@@ -29,8 +30,10 @@ def test_new_files_start_one_run_and_are_not_requested_twice(workspace):
     assert first.run_requests[0].tags["landing/new_files"] == "1"
     again = _evaluate(workspace, cursor=first.cursor)
     assert not again.run_requests
-    write_jsonl_atomic(workspace.landing / "stripe_events" / "b.jsonl",
-                       [{"id": "evt_1", "type": "x", "created": 1, "data": {"object": {}}}])
+    write_jsonl_atomic(
+        workspace.landing / "stripe_events" / "b.jsonl",
+        [{"id": "evt_1", "type": "x", "created": 1, "data": {"object": {}}}],
+    )
     third = _evaluate(workspace, cursor=first.cursor)
     assert len(third.run_requests) == 1 and third.run_requests[0].run_key != first.run_requests[0].run_key
 
@@ -51,8 +54,10 @@ def test_a_segment_left_by_a_killed_collector_is_published_and_starts_a_run(work
     live.append(b'{"messageId":"m-live","type":"page","timestamp":"2026-06-01T00:00:00Z","anonymousId":"b"}\n', 1)
     assert not _evaluate(workspace).run_requests, "a live segment is not a landing file yet"
     orphan = workspace.landing / "tracking" / "collector" / ".open-deadhost-1-abc.jsonl"
-    orphan.write_text('{"messageId":"m-orphan","type":"page","timestamp":"2026-06-01T00:00:00Z","anonymousId":"b"}\n'
-                      '{"messageId":"m-torn","type":"pa')
+    orphan.write_text(
+        '{"messageId":"m-orphan","type":"page","timestamp":"2026-06-01T00:00:00Z","anonymousId":"b"}\n'
+        '{"messageId":"m-torn","type":"pa'
+    )
     result = _evaluate(workspace)
     assert len(result.run_requests) == 1
     (published,) = [p for p in (workspace.landing / "tracking").rglob("*-recovered.jsonl")]

@@ -21,18 +21,33 @@ from simulator import stripe_objects as so
 from simulator.world import World, WorldConfig
 
 RESOURCES = {
-    "invoice": stripe.Invoice, "invoice_payment": stripe.InvoicePayment, "payment_intent": stripe.PaymentIntent,
-    "charge": stripe.Charge, "customer": stripe.Customer, "subscription": stripe.Subscription,
-    "checkout.session": stripe.checkout.Session, "refund": stripe.Refund, "line_item": stripe.InvoiceLineItem,
-    "subscription_item": stripe.SubscriptionItem, "price": stripe.Price, "plan": stripe.Plan,
+    "invoice": stripe.Invoice,
+    "invoice_payment": stripe.InvoicePayment,
+    "payment_intent": stripe.PaymentIntent,
+    "charge": stripe.Charge,
+    "customer": stripe.Customer,
+    "subscription": stripe.Subscription,
+    "checkout.session": stripe.checkout.Session,
+    "refund": stripe.Refund,
+    "line_item": stripe.InvoiceLineItem,
+    "subscription_item": stripe.SubscriptionItem,
+    "price": stripe.Price,
+    "plan": stripe.Plan,
 }
 # Removed by 2025-03-31.basil ("Adds support for multiple (partial) payments on invoices"; stripe-python 12.0.0's
 # release notes: invoice on Charge and PaymentIntent, the invoice line's price / plan / type moved to pricing and
 # parent); rendered only in the pre-basil shape. Each entry: (object, dotted path of the field).
 REMOVED_BY_BASIL = {
-    ("invoice", "payment_intent"), ("invoice", "charge"), ("invoice", "paid"), ("invoice", "subscription"),
-    ("invoice", "lines.total_count"), ("payment_intent", "invoice"), ("charge", "invoice"),
-    ("invoice", "lines.data.type"), ("invoice", "lines.data.subscription_item"), ("invoice", "lines.data.price"),
+    ("invoice", "payment_intent"),
+    ("invoice", "charge"),
+    ("invoice", "paid"),
+    ("invoice", "subscription"),
+    ("invoice", "lines.total_count"),
+    ("payment_intent", "invoice"),
+    ("charge", "invoice"),
+    ("invoice", "lines.data.type"),
+    ("invoice", "lines.data.subscription_item"),
+    ("invoice", "lines.data.price"),
     ("invoice", "lines.data.plan"),
 }
 LIST_FIELDS = {"object", "data", "has_more", "url"}
@@ -41,8 +56,13 @@ LIST_FIELDS = {"object", "data", "has_more", "url"}
 def _fields(cls: type) -> dict[str, object]:
     hints: dict[str, object] = {}
     for klass in reversed(cls.__mro__):
-        hints.update({k: v for k, v in getattr(klass, "__annotations__", {}).items()
-                      if not str(v).startswith("typing.ClassVar") and not k.startswith("_")})
+        hints.update(
+            {
+                k: v
+                for k, v in getattr(klass, "__annotations__", {}).items()
+                if not str(v).startswith("typing.ClassVar") and not k.startswith("_")
+            }
+        )
     return hints
 
 
@@ -80,14 +100,17 @@ def unknown_fields(obj: dict, cls: type, path: str = "") -> list[str]:
         if not isinstance(value, dict):
             continue
         for target in _classes(fields[key]):
-            if isinstance(target, tuple):   # a ListObject of target[1]
+            if isinstance(target, tuple):  # a ListObject of target[1]
                 out += [f"{where}.{k}" for k in value if k not in LIST_FIELDS]
                 for item in value.get("data") or []:
                     if isinstance(item, dict):
                         out += unknown_fields(item, target[1], f"{where}.data.")
                 break
-            if issubclass(target, StripeObject) and target.__module__.startswith("stripe") \
-                    and not target.__name__.startswith("Untyped"):
+            if (
+                issubclass(target, StripeObject)
+                and target.__module__.startswith("stripe")
+                and not target.__name__.startswith("Untyped")
+            ):
                 out += unknown_fields(value, target, f"{where}.")
                 break
     return out
@@ -125,17 +148,43 @@ def test_every_simulated_object_has_only_the_fields_stripe_publishes(api_version
         for includable in so.INCLUDABLE.get(kind, ()):
             assert includable not in obj, f"{kind}.{includable} is includable: no webhook carries it"
     assert not problems, f"fields Stripe does not send: {sorted(problems)}"
-    assert {"invoice", "invoice_payment", "payment_intent", "charge", "customer", "subscription",
-            "checkout.session", "refund"} <= set(kinds)
+    assert {
+        "invoice",
+        "invoice_payment",
+        "payment_intent",
+        "charge",
+        "customer",
+        "subscription",
+        "checkout.session",
+        "refund",
+    } <= set(kinds)
 
 
 def test_a_made_up_field_is_caught():
-    inv = so.invoice(in_id="in_1", created=1, cus_id="cus_1", email="a@b.co", name="A B", phone=None, country="US",
-                     amount_minor=100, currency="usd", billing_reason="manual", subscription_id="sub_1",
-                     sub_item_id="si_1", line_id="il_1", price_id="price_1", product_id="prod_1",
-                     product_name="P", period_start=1, period_end=2, pi_id="pi_1", charge_id="ch_1",
-                     api_version=so.NEW_API_VERSION)
+    inv = so.invoice(
+        in_id="in_1",
+        created=1,
+        cus_id="cus_1",
+        email="a@b.co",
+        name="A B",
+        phone=None,
+        country="US",
+        amount_minor=100,
+        currency="usd",
+        billing_reason="manual",
+        subscription_id="sub_1",
+        sub_item_id="si_1",
+        line_id="il_1",
+        price_id="price_1",
+        product_id="prod_1",
+        product_name="P",
+        period_start=1,
+        period_end=2,
+        pi_id="pi_1",
+        charge_id="ch_1",
+        api_version=so.NEW_API_VERSION,
+    )
     assert unknown_fields(inv, stripe.Invoice) == []
-    inv["payment_intent"] = "pi_1"                       # what pre-basil fakes used to render
+    inv["payment_intent"] = "pi_1"  # what pre-basil fakes used to render
     inv["lines"]["data"][0]["pricing"]["price_details"]["sku"] = "x"
     assert unknown_fields(inv, stripe.Invoice) == ["lines.data.pricing.price_details.sku", "payment_intent"]

@@ -20,14 +20,27 @@ OLD_SECRET, NEW_SECRET = "whsec_old_secret_before_rotation", "whsec_new_secret_a
 
 
 def stripe_event(event_id: str, created: int | None = None, **obj) -> dict:
-    return {"id": event_id, "object": "event", "api_version": "2025-09-30.clover",
-            "created": created or int(time.time()), "livemode": False, "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None}, "type": obj.pop("type", "customer.created"),
-            "data": {"object": {"id": obj.pop("id", "cus_" + event_id[4:]), "object": "customer", **obj}}}
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2025-09-30.clover",
+        "created": created or int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": obj.pop("type", "customer.created"),
+        "data": {"object": {"id": obj.pop("id", "cus_" + event_id[4:]), "object": "customer", **obj}},
+    }
 
 
-def post(url: str, body: bytes | str, secret: str | None = NEW_SECRET, timestamp: int | None = None,
-         header: str | None = None, client: httpx.Client | None = None) -> httpx.Response:
+def post(
+    url: str,
+    body: bytes | str,
+    secret: str | None = NEW_SECRET,
+    timestamp: int | None = None,
+    header: str | None = None,
+    client: httpx.Client | None = None,
+) -> httpx.Response:
     if isinstance(body, str):
         body = body.encode()
     if header is None and secret is not None:
@@ -37,8 +50,9 @@ def post(url: str, body: bytes | str, secret: str | None = NEW_SECRET, timestamp
 
 
 def landed(landing) -> list[dict]:
-    return [json.loads(line) for p in list_landing_files(landing, "stripe_events")
-            for line in p.read_text().splitlines()]
+    return [
+        json.loads(line) for p in list_landing_files(landing, "stripe_events") for line in p.read_text().splitlines()
+    ]
 
 
 @pytest.fixture
@@ -64,13 +78,16 @@ def test_events_signed_with_the_current_or_the_rotated_secret_are_stored_durably
     assert not list(landing.rglob(".open-*")), "a clean shutdown leaves no open segment"
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("wrong secret", "no signature matches"),
-    ("body changed after signing", "no signature matches"),
-    ("no header", "missing Stripe-Signature"),
-    ("garbage header", "no signature matches"),
-    ("stale timestamp", "timestamp older than 300 s"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("wrong secret", "no signature matches"),
+        ("body changed after signing", "no signature matches"),
+        ("no header", "missing Stripe-Signature"),
+        ("garbage header", "no signature matches"),
+        ("stale timestamp", "timestamp older than 300 s"),
+    ],
+)
 def test_bad_signatures_are_refused_with_a_reason_and_nothing_is_stored(env, tmp_path, case, expected):
     body = json.dumps(stripe_event("evt_bad"))
     with service("ingestion.stripe_receiver", env) as rx:
@@ -118,14 +135,20 @@ def test_duplicate_and_out_of_order_deliveries_are_accepted_and_stage_the_latest
     ws = Workspace(tmp_path)  # its landing zone is where the receiver wrote
     ws.dbt("build", "--select", "+stg_stripe__customers")
     assert ws.query("select event_id from raw.stripe_events order by created_at") == [("evt_1",), ("evt_2",)]
-    assert ws.query("select stripe_customer_id, email from staging.stg_stripe__customers") == \
-        [("cus_1", "new@example.com")]
+    assert ws.query("select stripe_customer_id, email from staging.stg_stripe__customers") == [
+        ("cus_1", "new@example.com")
+    ]
 
 
 def test_the_receiver_refuses_to_start_without_a_secret(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ingestion.stripe_receiver", "--port", "0"], cwd=ROOT,
-                         env={**os.environ, "STRIPE_WEBHOOK_SECRET": "", "LANDING_DIR": str(tmp_path)},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "ingestion.stripe_receiver", "--port", "0"],
+        cwd=ROOT,
+        env={**os.environ, "STRIPE_WEBHOOK_SECRET": "", "LANDING_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0
     assert "STRIPE_WEBHOOK_SECRET is not set" in out.stderr
 
@@ -154,11 +177,14 @@ def test_every_acknowledged_event_survives_sigkill_mid_stream(env, tmp_path):
 def test_a_body_that_never_arrives_is_dropped_after_the_timeout(tmp_path):
     import socket
 
-    env = {"STRIPE_WEBHOOK_SECRET": "whsec_" + "t" * 24, "LANDING_DIR": str(tmp_path / "landing"),
-           "STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS": "1"}
+    env = {
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + "t" * 24,
+        "LANDING_DIR": str(tmp_path / "landing"),
+        "STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS": "1",
+    }
     with service("ingestion.stripe_receiver", env) as rec:
         with socket.create_connection(("127.0.0.1", rec.port)) as s:
-            s.sendall(b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{\"id\": ")
+            s.sendall(b'POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{"id": ')
             s.settimeout(10)
             started = time.monotonic()
             status_line = s.recv(4096).split(b"\r\n")[0]

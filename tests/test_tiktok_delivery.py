@@ -33,15 +33,26 @@ def con(tmp_path):
 
 
 def settings(fake, **kw) -> DeliverySettings:
-    base = dict(access_token=TOKEN, pixel_code=PIXEL, api_base_url=fake.url, now=NOW, timeout_seconds=2,
-                backoff_base_seconds=0.01, backoff_max_seconds=0.05)
+    base = dict(
+        access_token=TOKEN,
+        pixel_code=PIXEL,
+        api_base_url=fake.url,
+        now=NOW,
+        timeout_seconds=2,
+        backoff_base_seconds=0.01,
+        backoff_max_seconds=0.05,
+    )
     base.update(kw)
     return DeliverySettings(**base)
 
 
 def ledger(con) -> dict[str, tuple]:
-    return {r[0]: r[1:] for r in con.execute(
-        "select event_id, status, attempts, last_code, last_message from reverse_etl.tiktok_deliveries").fetchall()}
+    return {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select event_id, status, attempts, last_code, last_message from reverse_etl.tiktok_deliveries"
+        ).fetchall()
+    }
 
 
 def eligible_ids(con) -> set[str]:
@@ -50,8 +61,10 @@ def eligible_ids(con) -> set[str]:
 
 def test_every_eligible_conversion_is_accepted_exactly_once_despite_faults(fake, con):
     make_conversions(con, 1200, NOW, consent_denied_every=50)
-    fake.inject(latency_ms=5, script=[{"http": 500}, {"code": 40100}, {"drop": True}, {"timeout": 3},
-                                      {"http": 503}, {"code": 40100}])
+    fake.inject(
+        latency_ms=5,
+        script=[{"http": 500}, {"code": 40100}, {"drop": True}, {"timeout": 3}, {"http": 503}, {"code": 40100}],
+    )
     result = deliver(con, settings(fake, batch_size=100, concurrency=3))
     accepted = fake.accepted_ids()
     assert set(accepted) == eligible_ids(con)
@@ -119,14 +132,19 @@ def test_an_unknown_token_is_a_permission_error_too(fake, con):
 
 
 def test_policy_consent_and_age_decide_what_is_sent(fake, con):
-    make_conversions(con, 100, NOW, consent_denied_every=10, renewal_every=4, not_tiktok_every=5,
-                     age_hours_span=24 * 20)
+    make_conversions(
+        con, 100, NOW, consent_denied_every=10, renewal_every=4, not_tiktok_every=5, age_hours_span=24 * 20
+    )
     s = settings(fake, policy=SendPolicy(scope="tiktok_attributed", include_renewals=False, max_event_age_days=7))
     result = deliver(con, s)
     rows = ledger(con)
-    conv = {r[0]: r[1:] for r in con.execute(
-        "select event_id, advertising_consent, attributed_to_tiktok, is_renewal, event_time "
-        "from marts.tiktok_conversions").fetchall()}
+    conv = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select event_id, advertising_consent, attributed_to_tiktok, is_renewal, event_time "
+            "from marts.tiktok_conversions"
+        ).fetchall()
+    }
     for event_id, (consent, tiktok, renewal, at) in conv.items():
         status = rows.get(event_id, (None,))[0]
         if not consent:
@@ -166,9 +184,11 @@ def test_validation_workers_check_every_batch_and_refuse_the_invalid_ones(fake, 
 def test_a_validation_worker_that_dies_fails_the_batch_loudly_and_sends_nothing_unchecked():
     from reverse_etl.validate import ValidatorPool, batch_problems
 
-    events = ['{"event":"Purchase","event_time":1790000000,"event_id":"e1","user":{"ttp":"x"}}',
-              '{"event":"Purchase","event_time":1790000000000,"event_id":"e2","user":{"ttp":"x"}}',
-              '{"event":"Purchase",']
+    events = [
+        '{"event":"Purchase","event_time":1790000000,"event_id":"e1","user":{"ttp":"x"}}',
+        '{"event":"Purchase","event_time":1790000000000,"event_id":"e2","user":{"ttp":"x"}}',
+        '{"event":"Purchase",',
+    ]
     with ValidatorPool(1) as pool:
         assert pool.problems(events) == batch_problems(events)
         assert [i for i, _ in batch_problems(events)] == [1, 2]
@@ -184,19 +204,38 @@ def test_the_fakes_fast_check_is_never_looser_than_its_documented_rules():
     validate_event too, so the fake refuses exactly what TikTok's documented rules refuse."""
     from fakes.tiktok import InvalidParameter, _fast_valid, validate_event
 
-    good = {"event": "Purchase", "event_time": 1790000000, "event_id": "e1",
-            "user": {"email": ["a" * 64], "phone": "b" * 64, "ttclid": "x"},
-            "properties": {"value": 1.5, "currency": "USD", "contents": [{"content_id": "p1"}]}}
+    good = {
+        "event": "Purchase",
+        "event_time": 1790000000,
+        "event_id": "e1",
+        "user": {"email": ["a" * 64], "phone": "b" * 64, "ttclid": "x"},
+        "properties": {"value": 1.5, "currency": "USD", "contents": [{"content_id": "p1"}]},
+    }
     variants = [good]
     for path, value in [
-        (("event",), ""), (("event",), 5), (("event_time",), 1.0), (("event_time",), True),
-        (("event_time",), 1790000000000), (("event_time",), "1790000000"), (("event_id",), 7),
-        (("user",), None), (("user",), []), (("user", "email"), []), (("user", "email"), ["A" * 64]),
-        (("user", "email"), "a" * 63), (("user", "phone"), ["b" * 64, 5]), (("user", "external_id"), "x@y.z"),
-        (("properties",), "x"), (("properties", "value"), "1"), (("properties", "value"), False),
-        (("properties", "currency"), "usd"), (("properties", "currency"), "USD\n"),
-        (("properties", "contents"), [{"content_id": 5}]), (("properties", "contents"), "abc"),
-        (("properties", "contents"), None), (("properties", "contents"), [{}]),
+        (("event",), ""),
+        (("event",), 5),
+        (("event_time",), 1.0),
+        (("event_time",), True),
+        (("event_time",), 1790000000000),
+        (("event_time",), "1790000000"),
+        (("event_id",), 7),
+        (("user",), None),
+        (("user",), []),
+        (("user", "email"), []),
+        (("user", "email"), ["A" * 64]),
+        (("user", "email"), "a" * 63),
+        (("user", "phone"), ["b" * 64, 5]),
+        (("user", "external_id"), "x@y.z"),
+        (("properties",), "x"),
+        (("properties", "value"), "1"),
+        (("properties", "value"), False),
+        (("properties", "currency"), "usd"),
+        (("properties", "currency"), "USD\n"),
+        (("properties", "contents"), [{"content_id": 5}]),
+        (("properties", "contents"), "abc"),
+        (("properties", "contents"), None),
+        (("properties", "contents"), [{}]),
     ]:
         event = json.loads(json.dumps(good))
         target = event
@@ -241,8 +280,9 @@ def test_payloads_carry_contents_and_hashed_match_keys(fake, con):
     make_conversions(con, 2, NOW)
     deliver(con, settings(fake))
     event = fake.accepted_events["conv_000000001"]
-    assert event["properties"]["contents"] == [{"content_id": "prod_pro", "content_type": "product",
-                                                "content_name": "Pro plan", "quantity": 1, "price": 39.0}]
+    assert event["properties"]["contents"] == [
+        {"content_id": "prod_pro", "content_type": "product", "content_name": "Pro plan", "quantity": 1, "price": 39.0}
+    ]
     assert len(event["user"]["email"]) == 2 and all(len(h) == 64 for h in event["user"]["email"])
     assert event["user"]["ttclid"] == "E.C.P.click1" and event["properties"]["order_id"] == "in_000000001"
 
@@ -253,11 +293,19 @@ def test_killed_mid_run_then_run_again_loses_nothing(fake, tmp_path):
         make_conversions(c, 600, NOW)
         expected = eligible_ids(c)
     fake.inject(latency_ms=150)
-    env = {**os.environ, "WAREHOUSE_PATH": str(warehouse), "TIKTOK_ACCESS_TOKEN": TOKEN,
-           "TIKTOK_PIXEL_CODE": PIXEL, "TIKTOK_API_BASE_URL": fake.url, "TIKTOK_BATCH_SIZE": "20",
-           "TIKTOK_CONCURRENCY": "2", "TIKTOK_MAX_EVENT_AGE_DAYS": "3650"}
-    proc = subprocess.Popen([sys.executable, "-m", "reverse_etl"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "WAREHOUSE_PATH": str(warehouse),
+        "TIKTOK_ACCESS_TOKEN": TOKEN,
+        "TIKTOK_PIXEL_CODE": PIXEL,
+        "TIKTOK_API_BASE_URL": fake.url,
+        "TIKTOK_BATCH_SIZE": "20",
+        "TIKTOK_CONCURRENCY": "2",
+        "TIKTOK_MAX_EVENT_AGE_DAYS": "3650",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reverse_etl"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while fake.stats()["accepted_unique"] < 100 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -300,11 +348,21 @@ def _both_builders(con, settings_=None):
 
     ensure_ledger(con)
     s = settings_ or DeliverySettings(now=NOW, policy=SendPolicy(max_event_age_days=10_000))
-    rows = [dict(zip(CANDIDATE_COLUMNS, r)) for chunk in _candidate_chunks(con, s, oldest=0) for r in chunk
-            if r[CANDIDATE_COLUMNS.index("action")] == "send"]
+    rows = [
+        dict(zip(CANDIDATE_COLUMNS, r, strict=False))
+        for chunk in _candidate_chunks(con, s, oldest=0)
+        for r in chunk
+        if r[CANDIDATE_COLUMNS.index("action")] == "send"
+    ]
     contents = _python_contents(con, {r["event_id"] for r in rows})
-    return [(r["event_id"], None if r["sql_payload"] is None else orjson.loads(r["sql_payload"]),
-             build_event(_python_row(con, r["event_id"]), s.payload, contents.get(r["event_id"]))) for r in rows]
+    return [
+        (
+            r["event_id"],
+            None if r["sql_payload"] is None else orjson.loads(r["sql_payload"]),
+            build_event(_python_row(con, r["event_id"]), s.payload, contents.get(r["event_id"])),
+        )
+        for r in rows
+    ]
 
 
 def test_duckdb_builds_exactly_the_events_python_builds(con):
@@ -352,8 +410,10 @@ def test_duckdb_builds_exactly_the_events_python_builds(con):
             price = case when event_id = 'conv_000000018' then null else price end
     """)
     con.execute("delete from marts.tiktok_conversion_contents where event_id = 'conv_000000019'")
-    con.execute("insert into marts.tiktok_conversion_contents values "
-                "('conv_000000020', 'in_000000020:il_2', 'price_extra', 'Extra', 'product', 2, 5.5)")
+    con.execute(
+        "insert into marts.tiktok_conversion_contents values "
+        "('conv_000000020', 'in_000000020:il_2', 'price_extra', 'Extra', 'product', 2, 5.5)"
+    )
     built = _both_builders(con)
     fallback = {e for e, sql, _ in built if sql is None}
     assert fallback == {"conv_000000005", "conv_000000006", "conv_000000023"}, "only what needs Python falls back"
@@ -374,8 +434,10 @@ def test_the_ledger_forgets_ip_and_user_agent_of_settled_events_after_the_retent
     payloads = [json.loads(p) for (p,) in con.execute("select payload from reverse_etl.tiktok_deliveries").fetchall()]
     assert payloads and all("ip" in p["user"] and "user_agent" in p["user"] for p in payloads)
     # 40 days pass (the retention is 30)
-    con.execute("update reverse_etl.tiktok_deliveries set last_attempt_at = last_attempt_at - interval 40 days, "
-                "recorded_at = recorded_at - interval 40 days")
+    con.execute(
+        "update reverse_etl.tiktok_deliveries set last_attempt_at = last_attempt_at - interval 40 days, "
+        "recorded_at = recorded_at - interval 40 days"
+    )
     make_conversions(con, 5, NOW, start=100, replace=False)
     result = deliver(con, settings(fake))
     rows = dict(con.execute("select event_id, payload from reverse_etl.tiktok_deliveries").fetchall())

@@ -15,8 +15,15 @@ from ingestion.landing import list_landing_files
 from tests.services import service
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync", "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 WRITE_KEY = "wk_browser"
 TTP = "2F7hTtpCookieValue01"
 
@@ -37,18 +44,20 @@ def _browser_or_skip():
 
 def site(collector_url: str, consent: str) -> ThreadingHTTPServer:
     """A shop with a landing page, a sign-up page with a lead form, and a thank-you page, each with the snippet."""
-    snippet = (f'<script>window.ttattrConfig = {{endpoint: "{collector_url}", writeKey: "{WRITE_KEY}", '
-               f'advertisingConsent: {consent}}};</script>'
-               f'<script src="{collector_url}/tracker.js"></script>')
+    snippet = (
+        f'<script>window.ttattrConfig = {{endpoint: "{collector_url}", writeKey: "{WRITE_KEY}", '
+        f"advertisingConsent: {consent}}};</script>"
+        f'<script src="{collector_url}/tracker.js"></script>'
+    )
     pages = {
-        "/": f'<html><head><title>Shop</title>{snippet}</head><body><h1>Shop</h1>'
-             '<a id="next" href="/signup">Sign up</a>'
-             '<a id="buy" href="https://buy.stripe.com/test_abc">Buy</a></body></html>',
-        "/signup": f'<html><head><title>Sign up</title>{snippet}</head><body>'
-                   '<form id="lead" action="/thanks" method="get">'
-                   '<input type="email" name="email"><input type="tel" name="phone">'
-                   '<button id="send" type="submit">Send</button></form></body></html>',
-        "/thanks": f'<html><head><title>Thanks</title>{snippet}</head><body>Thanks</body></html>',
+        "/": f"<html><head><title>Shop</title>{snippet}</head><body><h1>Shop</h1>"
+        '<a id="next" href="/signup">Sign up</a>'
+        '<a id="buy" href="https://buy.stripe.com/test_abc">Buy</a></body></html>',
+        "/signup": f"<html><head><title>Sign up</title>{snippet}</head><body>"
+        '<form id="lead" action="/thanks" method="get">'
+        '<input type="email" name="email"><input type="tel" name="phone">'
+        '<button id="send" type="submit">Send</button></form></body></html>',
+        "/thanks": f"<html><head><title>Thanks</title>{snippet}</head><body>Thanks</body></html>",
     }
 
     class Handler(BaseHTTPRequestHandler):
@@ -84,8 +93,10 @@ def visit(tmp_path, consent: str) -> list[dict]:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
                 try:
                     page = browser.new_context().new_page()
-                    page.goto(f"{base}/?ttclid=E.C.P.tt123&utm_source=tiktok&utm_medium=paid"
-                              f"&utm_campaign=bf_sale&utm_content=ad_42")
+                    page.goto(
+                        f"{base}/?ttclid=E.C.P.tt123&utm_source=tiktok&utm_medium=paid"
+                        f"&utm_campaign=bf_sale&utm_content=ad_42"
+                    )
                     page.wait_for_function("window.ttattr && window.ttattr.browserId()")
                     buy_href = page.get_attribute("#buy", "href")
                     browser_id = page.evaluate("window.ttattr.browserId()")
@@ -104,22 +115,34 @@ def visit(tmp_path, consent: str) -> list[dict]:
                     browser.close()
         finally:
             shop.shutdown()
-    return [json.loads(line) for p in list_landing_files(tmp_path / "landing", "tracking")
-            for line in p.read_text().splitlines()]
+    return [
+        json.loads(line)
+        for p in list_landing_files(tmp_path / "landing", "tracking")
+        for line in p.read_text().splitlines()
+    ]
 
 
 @pytest.mark.slow
 def test_a_tiktok_ad_visitor_is_tracked_across_pages_and_through_a_lead_form(tmp_path):
     events = visit(tmp_path, consent="undefined")
     kinds = sorted((e["type"], e.get("event") or e["context"]["page"]["path"]) for e in events)
-    assert kinds == [("identify", "/signup"), ("page", "/"), ("page", "/signup"), ("page", "/thanks"),
-                     ("track", "Lead")]
+    assert kinds == [
+        ("identify", "/signup"),
+        ("page", "/"),
+        ("page", "/signup"),
+        ("page", "/thanks"),
+        ("track", "Lead"),
+    ]
     browser_ids = {e["anonymousId"] for e in events}
     assert len(browser_ids) == 1 and len(browser_ids.pop()) >= 32
     landing, signup = [e for e in events if e["type"] == "page"][:2]
     assert "ttclid=E.C.P.tt123" in landing["context"]["page"]["url"]
-    assert landing["context"]["campaign"] == {"source": "tiktok", "medium": "paid", "name": "bf_sale",
-                                              "content": "ad_42"}
+    assert landing["context"]["campaign"] == {
+        "source": "tiktok",
+        "medium": "paid",
+        "name": "bf_sale",
+        "content": "ad_42",
+    }
     for e in events:  # the landing's click id and UTMs ride along on every later page, and the _ttp cookie
         assert e["context"]["attribution"]["clickIds"] == {"ttclid": "E.C.P.tt123"}
         assert e["context"]["attribution"]["campaign"]["name"] == "bf_sale"

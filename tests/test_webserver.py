@@ -25,12 +25,21 @@ QUERY = """
 @pytest.mark.slow
 def test_the_webserver_serves_the_asset_graph_over_graphql(tmp_path):
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "LANDING_DIR": str(tmp_path / "landing"),
-           "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb")}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "LANDING_DIR": str(tmp_path / "landing"),
+        "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
+    }
     (tmp_path / "home").mkdir()
     webserver = Path(sys.executable).parent / "dagster-webserver"
-    proc = subprocess.Popen([str(webserver), "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(webserver), "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -65,7 +74,9 @@ def test_the_webserver_serves_the_asset_graph_over_graphql(tmp_path):
     assert "marts/tiktok_conversions" in deps("reverse_etl/tiktok_deliveries")
     assert nodes["intermediate/int_identity_components"]["groupName"] == "identity"
     assert nodes["reverse_etl/tiktok_deliveries"]["groupName"] == "activation"
-    assert "ingest" in nodes["raw/tracking_events"]["jobNames"] and "pipeline" in nodes["raw/tracking_events"]["jobNames"]
+    assert (
+        "ingest" in nodes["raw/tracking_events"]["jobNames"] and "pipeline" in nodes["raw/tracking_events"]["jobNames"]
+    )
     assert "dbt" in nodes["marts/attributed_purchases"]["kinds"]
     definition = data["assetOrError"]["definition"]
     assert "TikTok" in definition["description"] and definition["automationCondition"]["label"] == "eager"

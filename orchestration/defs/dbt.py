@@ -35,8 +35,10 @@ def _manifest_is_stale() -> bool:
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *(p for d in ("models", "macros", "seeds", "tests")
-                                                        for p in (DBT_PROJECT_DIR / d).rglob("*") if p.is_file())]
+    sources = [
+        DBT_PROJECT_DIR / "dbt_project.yml",
+        *(p for d in ("models", "macros", "seeds", "tests") for p in (DBT_PROJECT_DIR / d).rglob("*") if p.is_file()),
+    ]
     return any(p.stat().st_mtime > built for p in sources)
 
 
@@ -48,7 +50,9 @@ def prepare_manifest(force: bool = False) -> Path:
     project again (5-7 s). The image build parses with the path its runs use (deploy/Dockerfile); so does the
     benchmark, with ``force``."""
     if force or _manifest_is_stale():
-        DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(["parse", "--quiet"], target_path=Path("target")).wait()
+        DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(
+            ["parse", "--quiet"], target_path=Path("target")
+        ).wait()
     return dbt_project.manifest_path
 
 
@@ -125,8 +129,9 @@ def _project_fingerprint(manifest: Mapping[str, Any]) -> str:
 def _fingerprint(con, relations: list[tuple[str, str]], project: str) -> str | None:
     """What a build's result depends on: the raw tables' contents (rows and newest load) and the dbt project.
     None when a selected relation is missing."""
-    existing = {(s, n) for s, n in con.execute(
-        "select table_schema, table_name from information_schema.tables").fetchall()}
+    existing = {
+        (s, n) for s, n in con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+    }
     if not set(relations) <= existing:
         return None
     parts = [project]
@@ -136,8 +141,7 @@ def _fingerprint(con, relations: list[tuple[str, str]], project: str) -> str | N
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-@dbt_assets(manifest=prepare_manifest(), dagster_dbt_translator=Translator(), pool=WAREHOUSE_POOL,
-            project=dbt_project)
+@dbt_assets(manifest=prepare_manifest(), dagster_dbt_translator=Translator(), pool=WAREHOUSE_POOL, project=dbt_project)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     # dbt reads the warehouse path from WAREHOUSE_PATH (profiles.yml); the resource decides it.
     os.environ["WAREHOUSE_PATH"] = str(warehouse.resolved_path)
@@ -148,25 +152,32 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     project = _project_fingerprint(manifest)
     # views get no row count: counting one runs its query (the tracking views classify every page: 0.2-0.5 s of
     # every build on the 1M-event world, after dbt has finished)
-    views = {(node["config"].get("schema") or "main", node["name"]) for node in manifest["nodes"].values()
-             if node["resource_type"] == "model" and node["config"].get("materialized") == "view"}
+    views = {
+        (node["config"].get("schema") or "main", node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "view"
+    }
     with warehouse.connect() as con:
         con.execute(BUILD_STATE)
         before = _fingerprint(con, relations, project)
-        built = con.execute("select fingerprint, project from monitoring.dbt_build_state where selection = ?",
-                            [selection]).fetchall()
+        built = con.execute(
+            "select fingerprint, project from monitoring.dbt_build_state where selection = ?", [selection]
+        ).fetchall()
     if before is not None and built and built[0][0] == before and context.run.tags.get(FORCE_TAG) != "true":
         # The fixed cost of a run with nothing new: no dbt build at all. Nothing is materialized, so the steps
         # downstream (the TikTok delivery) are skipped too; tag a run ttattr/force_dbt=true to build anyway.
-        context.log.info("no new raw data and no change to the dbt project since the last build of these models: "
-                         "dbt build skipped")
+        context.log.info(
+            "no new raw data and no change to the dbt project since the last build of these models: dbt build skipped"
+        )
         return
     # Incremental models take only what is new, as long as the project is the one they were built with; after any
     # change to it (a model, a seed, a macro, a var, a dbt upgrade), or with nothing built yet, all is rebuilt.
     full_refresh = not built or built[0][1] != project
     if full_refresh:
-        context.log.info("dbt build --full-refresh: " + ("first build of these models" if not built else
-                         "the dbt project changed since these models were built"))
+        context.log.info(
+            "dbt build --full-refresh: "
+            + ("first build of these models" if not built else "the dbt project changed since these models were built")
+        )
     # One target folder per warehouse, kept between runs: dbt then re-parses only what changed (partial parsing;
     # a fresh folder per run, dagster-dbt's default, costs a full parse, 10 s here). Runs that build the same
     # warehouse never overlap (the warehouse pool), so they never share the folder at the same time.
@@ -175,9 +186,13 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
     # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
     skipped = ["unit_test"] if full_refresh else ["unit_test", "seed"]
-    events = list(dbt.cli(["build", "--exclude-resource-type", *skipped,
-                           *(["--full-refresh"] if full_refresh else [])], context=context,
-                          target_path=target).stream())
+    events = list(
+        dbt.cli(
+            ["build", "--exclude-resource-type", *skipped, *(["--full-refresh"] if full_refresh else [])],
+            context=context,
+            target_path=target,
+        ).stream()
+    )
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
     # the warehouse inside this process with dbt's settings and lock out every later step's connection).
     with warehouse.connect() as con:
@@ -197,8 +212,13 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
         # the build succeeded (a failing dbt build raises above): remember what it was built from
         after = _fingerprint(con, relations, project)
         if after is not None:
-            con.execute("insert or replace into monitoring.dbt_build_state (selection, fingerprint, built_at, project) "
-                        "values (?, ?, now(), ?)", [selection, after, project])
+            con.execute(
+                "insert or replace into monitoring.dbt_build_state (selection, fingerprint, built_at, project) "
+                "values (?, ?, now(), ?)",
+                [selection, after, project],
+            )
 
 
-defs = dg.Definitions(assets=[dbt_models], resources={"dbt": DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)})
+defs = dg.Definitions(
+    assets=[dbt_models], resources={"dbt": DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)}
+)

@@ -11,43 +11,69 @@ WAREHOUSE_POOL = "warehouse"
 STRIPE_PULL_KEY = dg.AssetKey(["landing", "stripe_events_pull"])
 
 
-def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource,
-          source: str, table: str) -> dg.MaterializeResult:
+def _load(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    landing_zone: LandingZoneResource,
+    source: str,
+    table: str,
+) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         result = load_source(con, landing_zone.resolved_path, source)
         total = con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
         quarantined = con.execute("select count(*) from raw.quarantine where source = ?", [source]).fetchall()[0][0]
-    context.log.info(f"{source}: {result.files} new files, {result.loaded_rows} new rows, "
-                     f"{result.duplicate_rows} duplicates skipped, {result.quarantined_rows} lines quarantined")
-    return dg.MaterializeResult(metadata={
-        "new_files": result.files,
-        "new_rows": result.loaded_rows,
-        "duplicates_skipped": result.duplicate_rows,
-        "lines_quarantined": result.quarantined_rows,
-        "dagster/row_count": total,
-        "quarantine_total": quarantined,
-    })
+    context.log.info(
+        f"{source}: {result.files} new files, {result.loaded_rows} new rows, "
+        f"{result.duplicate_rows} duplicates skipped, {result.quarantined_rows} lines quarantined"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "new_files": result.files,
+            "new_rows": result.loaded_rows,
+            "duplicates_skipped": result.duplicate_rows,
+            "lines_quarantined": result.quarantined_rows,
+            "dagster/row_count": total,
+            "quarantine_total": quarantined,
+        }
+    )
 
 
 # a warehouse briefly held by a query outside Dagster (an analyst's DuckDB session) is worth waiting for
 LOAD_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-@dg.asset(key=["raw", "stripe_events"], deps=[STRIPE_PULL_KEY], group_name="ingestion", pool=WAREHOUSE_POOL,
-          kinds={"duckdb", "stripe"}, owners=["team:data-platform"], tags={"layer": "raw"}, retry_policy=LOAD_RETRY,
-          description="Stripe events from $LANDING_DIR/stripe_events, each file once, each event id once; "
-                      "malformed lines go to raw.quarantine.")
-def raw_stripe_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                      landing_zone: LandingZoneResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=["raw", "stripe_events"],
+    deps=[STRIPE_PULL_KEY],
+    group_name="ingestion",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "stripe"},
+    owners=["team:data-platform"],
+    tags={"layer": "raw"},
+    retry_policy=LOAD_RETRY,
+    description="Stripe events from $LANDING_DIR/stripe_events, each file once, each event id once; "
+    "malformed lines go to raw.quarantine.",
+)
+def raw_stripe_events(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource
+) -> dg.MaterializeResult:
     return _load(context, warehouse, landing_zone, STRIPE_DIR, "stripe_events")
 
 
-@dg.asset(key=["raw", "tracking_events"], group_name="ingestion", pool=WAREHOUSE_POOL, kinds={"duckdb"},
-          owners=["team:data-platform"], tags={"layer": "raw"}, retry_policy=LOAD_RETRY,
-          description="Tracking events from $LANDING_DIR/tracking, each file once, each messageId once; "
-                      "malformed lines go to raw.quarantine.")
-def raw_tracking_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                        landing_zone: LandingZoneResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=["raw", "tracking_events"],
+    group_name="ingestion",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    owners=["team:data-platform"],
+    tags={"layer": "raw"},
+    retry_policy=LOAD_RETRY,
+    description="Tracking events from $LANDING_DIR/tracking, each file once, each messageId once; "
+    "malformed lines go to raw.quarantine.",
+)
+def raw_tracking_events(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource
+) -> dg.MaterializeResult:
     return _load(context, warehouse, landing_zone, TRACKING_DIR, "tracking_events")
 
 

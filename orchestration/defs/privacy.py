@@ -10,26 +10,37 @@ from orchestration.resources import LandingZoneResource, WarehouseResource
 RAW_KEYS = [dg.AssetKey(["raw", "stripe_events"]), dg.AssetKey(["raw", "tracking_events"])]
 
 
-@dg.op(pool=WAREHOUSE_POOL, description="Erase each queued person from landing files, raw tables, the quarantine, "
-                                        "the ledger's payloads and the snapshot; drop the models built from them.")
-def erase_requested_people(context: dg.OpExecutionContext, warehouse: WarehouseResource,
-                           landing_zone: LandingZoneResource) -> None:
+@dg.op(
+    pool=WAREHOUSE_POOL,
+    description="Erase each queued person from landing files, raw tables, the quarantine, "
+    "the ledger's payloads and the snapshot; drop the models built from them.",
+)
+def erase_requested_people(
+    context: dg.OpExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource
+) -> None:
     with warehouse.connect() as con:
         records = process_requests(con, landing_zone.resolved_path)
     for record in records:
         # counts and hashes only: the log is kept in Dagster's storage
-        context.log.info("erasure " + ", ".join(f"{k}={v}" for k, v in record.items()
-                                                 if k not in ("identifiers_sha256", "requested_at")))
+        context.log.info(
+            "erasure "
+            + ", ".join(f"{k}={v}" for k, v in record.items() if k not in ("identifiers_sha256", "requested_at"))
+        )
     if records:
         # the raw tables changed: the automation sensor rebuilds what depends on them (in full: the build state
         # was forgotten with the dropped models)
         for key in RAW_KEYS:
-            context.log_event(dg.AssetMaterialization(asset_key=key, description="rows erased on request",
-                                                      metadata={"erasures": len(records)}))
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=key, description="rows erased on request", metadata={"erasures": len(records)}
+                )
+            )
 
 
-@dg.job(description="Carry out the queued erasure requests (GDPR art. 17); `python -m orchestration.forget` queues "
-                    "one and runs this, then the pipeline.")
+@dg.job(
+    description="Carry out the queued erasure requests (GDPR art. 17); `python -m orchestration.forget` queues "
+    "one and runs this, then the pipeline."
+)
 def forget():
     erase_requested_people()
 
