@@ -9,9 +9,9 @@ import dagster as dg
 import duckdb
 
 from ingestion import config
+from ingestion.settings import Setting, build, settings_fields, value_of
 from ingestion.stripe_pull import PullSettings
-from reverse_etl.deliver import DeliverySettings, SendPolicy
-from reverse_etl.payload import PayloadSettings
+from reverse_etl.deliver import DeliverySettings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -50,77 +50,41 @@ class LandingZoneResource(dg.ConfigurableResource):
         return Path(self.path).resolve()
 
 
-class TikTokResource(dg.ConfigurableResource):
-    """TikTok Events API delivery settings. Without an access token and pixel code, deliveries are dry runs:
-    payloads are built, validated and recorded in the ledger, and nothing is sent."""
+TIKTOK_SETTINGS = settings_fields(DeliverySettings)
 
-    # the defaults are the delivery's own, so the UI shows what a run without configuration would do
-    access_token: str | None = None
-    pixel_code: str | None = None
-    api_base_url: str = DeliverySettings.api_base_url
-    test_event_code: str | None = None
-    send_scope: str = SendPolicy.scope
-    include_renewals: bool = SendPolicy.include_renewals
-    max_event_age_days: float = SendPolicy.max_event_age_days
-    default_phone_region: str = PayloadSettings.default_phone_region
-    limited_data_use: bool = PayloadSettings.limited_data_use
-    batch_size: int = DeliverySettings.batch_size
-    concurrency: int = DeliverySettings.concurrency
-    requests_per_second: float = DeliverySettings.requests_per_second
-    timeout_seconds: float = DeliverySettings.timeout_seconds
-    max_attempts_per_run: int = DeliverySettings.max_attempts_per_run
-    max_total_attempts: int = DeliverySettings.max_total_attempts
-    context_retention_days: float = DeliverySettings.context_retention_days
-    # processes checking payloads against the schema while others are sent; unset: one per spare core
-    validation_processes: int | None = DeliverySettings.validation_processes
 
+def _config_name(setting: Setting) -> str:
+    """A TikTok setting's name in the resource's config: its environment variable without TIKTOK_, lowercased."""
+    return setting.env.removeprefix("TIKTOK_").lower()
+
+
+class _TikTokResourceBase(dg.ConfigurableResource):
     def settings(self) -> DeliverySettings:
-        return DeliverySettings(
-            access_token=self.access_token,
-            pixel_code=self.pixel_code,
-            api_base_url=self.api_base_url,
-            test_event_code=self.test_event_code,
-            policy=SendPolicy(
-                scope=self.send_scope,
-                include_renewals=self.include_renewals,
-                max_event_age_days=self.max_event_age_days,
-            ),
-            payload=PayloadSettings(
-                default_phone_region=self.default_phone_region, limited_data_use=self.limited_data_use
-            ),
-            batch_size=self.batch_size,
-            concurrency=self.concurrency,
-            requests_per_second=self.requests_per_second,
-            timeout_seconds=self.timeout_seconds,
-            max_attempts_per_run=self.max_attempts_per_run,
-            max_total_attempts=self.max_total_attempts,
-            context_retention_days=self.context_retention_days,
-            validation_processes=self.validation_processes,
-        )
+        return build(DeliverySettings, {s.env: getattr(self, _config_name(s)) for s in TIKTOK_SETTINGS})
 
     @classmethod
     def from_env(cls) -> "TikTokResource":
-        s = DeliverySettings.from_env()
-        return cls(
-            # the token stays an EnvVar so the UI and logs never show its value
-            access_token=dg.EnvVar("TIKTOK_ACCESS_TOKEN") if s.access_token else None,
-            pixel_code=s.pixel_code,
-            api_base_url=s.api_base_url,
-            test_event_code=s.test_event_code,
-            send_scope=s.policy.scope,
-            include_renewals=s.policy.include_renewals,
-            max_event_age_days=s.policy.max_event_age_days,
-            default_phone_region=s.payload.default_phone_region,
-            limited_data_use=s.payload.limited_data_use,
-            batch_size=s.batch_size,
-            concurrency=s.concurrency,
-            requests_per_second=s.requests_per_second,
-            timeout_seconds=s.timeout_seconds,
-            max_attempts_per_run=s.max_attempts_per_run,
-            max_total_attempts=s.max_total_attempts,
-            context_retention_days=s.context_retention_days,
-            validation_processes=s.validation_processes,
-        )
+        settings = DeliverySettings.from_env()  # parsed and checked as the delivery reads them
+        config = {_config_name(s): value_of(settings, s) for s in TIKTOK_SETTINGS}
+        # the token stays an EnvVar so the UI and logs never show its value
+        config["access_token"] = dg.EnvVar("TIKTOK_ACCESS_TOKEN") if settings.access_token else None
+        return cls(**config)
+
+
+# TikTok Events API delivery settings, one config field per field of DeliverySettings (same types and defaults, so
+# the UI shows what a run without configuration would do). Without an access token and pixel code, deliveries are
+# dry runs: payloads are built, validated and recorded in the ledger, and nothing is sent.
+TikTokResource = type(
+    "TikTokResource",
+    (_TikTokResourceBase,),
+    {
+        "__module__": __name__,
+        "__doc__": "TikTok Events API delivery settings (reverse_etl.deliver.DeliverySettings); without an access "
+        "token and pixel code, deliveries are dry runs.",
+        "__annotations__": {_config_name(s): s.type for s in TIKTOK_SETTINGS},
+        **{_config_name(s): s.default for s in TIKTOK_SETTINGS},
+    },
+)
 
 
 class StripeResource(dg.ConfigurableResource):

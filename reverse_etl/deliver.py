@@ -35,6 +35,7 @@ import duckdb
 import httpx
 import orjson
 
+from ingestion.settings import env_field, from_env
 from reverse_etl.client import (
     INVALID_PARAMETER,
     TOO_MANY_REQUESTS,
@@ -64,9 +65,9 @@ class SendPolicy:
     key) or ``tiktok_attributed`` (first touch is TikTok Ads). Renewals can be left out. Conversions older than
     ``max_event_age_days`` are recorded ``expired`` (TikTok's own limit is reported as 7 or 28 days)."""
 
-    scope: str = "all"
-    include_renewals: bool = True
-    max_event_age_days: float = 7.0
+    scope: str = env_field("TIKTOK_SEND_SCOPE", "all")
+    include_renewals: bool = env_field("TIKTOK_INCLUDE_RENEWALS", True)
+    max_event_age_days: float = env_field("TIKTOK_MAX_EVENT_AGE_DAYS", 7.0)
 
     def __post_init__(self):
         if self.scope not in SCOPES:
@@ -77,26 +78,29 @@ class SendPolicy:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    access_token: str | None = None
-    pixel_code: str | None = None
-    api_base_url: str = "https://business-api.tiktok.com"
-    test_event_code: str | None = None
+    """Every TikTok setting, each written once with the environment variable it is read from (`from_env`); the
+    Dagster resource's config is derived from these fields (orchestration/resources.py)."""
+
+    access_token: str | None = env_field("TIKTOK_ACCESS_TOKEN")
+    pixel_code: str | None = env_field("TIKTOK_PIXEL_CODE")
+    api_base_url: str = env_field("TIKTOK_API_BASE_URL", "https://business-api.tiktok.com")
+    test_event_code: str | None = env_field("TIKTOK_TEST_EVENT_CODE")
     policy: SendPolicy = field(default_factory=SendPolicy)
     payload: PayloadSettings = field(default_factory=PayloadSettings)
-    batch_size: int = 1000
-    concurrency: int = 4
-    requests_per_second: float = 50.0
-    timeout_seconds: float = 15.0
-    max_attempts_per_run: int = 5
-    max_total_attempts: int = 15
+    batch_size: int = env_field("TIKTOK_BATCH_SIZE", 1000)
+    concurrency: int = env_field("TIKTOK_CONCURRENCY", 4)
+    requests_per_second: float = env_field("TIKTOK_REQUESTS_PER_SECOND", 50.0)
+    timeout_seconds: float = env_field("TIKTOK_TIMEOUT_SECONDS", 15.0)
+    max_attempts_per_run: int = env_field("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5)
+    max_total_attempts: int = env_field("TIKTOK_MAX_TOTAL_ATTEMPTS", 15)
     # days the ledger keeps a settled event's IP address and user agent (the rest of its record is kept)
-    context_retention_days: float = 30.0
+    context_retention_days: float = env_field("TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS", 30.0)
+    # processes that check payloads against the schema beside the sending; None: one per spare core (up to 4)
+    # once a run has 5,000 events to send; 0: in this process
+    validation_processes: int | None = env_field("TIKTOK_VALIDATION_PROCESSES")
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     now: datetime | None = None  # "now" for the age limit; the clock when None
-    # processes that check payloads against the schema beside the sending; None: one per spare core (up to 4)
-    # once a run has 5,000 events to send; 0: in this process
-    validation_processes: int | None = None
 
     def __post_init__(self):
         if not 1 <= self.batch_size <= 1000:
@@ -112,49 +116,7 @@ class DeliverySettings:
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> DeliverySettings:
-        env = os.environ if env is None else env
-
-        def get(name, default=None, cast=str):
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return cast(raw)
-            except ValueError as e:
-                raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from e
-
-        return cls(
-            access_token=get("TIKTOK_ACCESS_TOKEN"),
-            pixel_code=get("TIKTOK_PIXEL_CODE"),
-            api_base_url=get("TIKTOK_API_BASE_URL", "https://business-api.tiktok.com"),
-            test_event_code=get("TIKTOK_TEST_EVENT_CODE"),
-            policy=SendPolicy(
-                scope=get("TIKTOK_SEND_SCOPE", "all"),
-                include_renewals=get("TIKTOK_INCLUDE_RENEWALS", True, _bool),
-                max_event_age_days=get("TIKTOK_MAX_EVENT_AGE_DAYS", 7.0, float),
-            ),
-            payload=PayloadSettings(
-                default_phone_region=get("TIKTOK_DEFAULT_PHONE_REGION", "US"),
-                limited_data_use=get("TIKTOK_LIMITED_DATA_USE", False, _bool),
-            ),
-            batch_size=get("TIKTOK_BATCH_SIZE", 1000, int),
-            concurrency=get("TIKTOK_CONCURRENCY", 4, int),
-            requests_per_second=get("TIKTOK_REQUESTS_PER_SECOND", 50.0, float),
-            timeout_seconds=get("TIKTOK_TIMEOUT_SECONDS", 15.0, float),
-            max_attempts_per_run=get("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5, int),
-            max_total_attempts=get("TIKTOK_MAX_TOTAL_ATTEMPTS", 15, int),
-            context_retention_days=get("TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS", 30.0, float),
-            validation_processes=get("TIKTOK_VALIDATION_PROCESSES", None, int),
-        )
-
-
-def _bool(raw: str) -> bool:
-    v = raw.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{raw!r} is not a boolean")
+        return from_env(cls, env)
 
 
 @dataclass

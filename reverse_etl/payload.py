@@ -7,13 +7,14 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+from ingestion.settings import env_field
 from reverse_etl.hashing import hash_compact, hash_email, hash_external_id, hash_phone, normalise_place, split_name
 
 
 @dataclass(frozen=True)
 class PayloadSettings:
-    default_phone_region: str = "US"
-    limited_data_use: bool = False
+    default_phone_region: str = env_field("TIKTOK_DEFAULT_PHONE_REGION", "US")
+    limited_data_use: bool = env_field("TIKTOK_LIMITED_DATA_USE", False)
 
 
 def _hashed_list(values: str | None, hasher, *args) -> list[str]:
