@@ -40,6 +40,7 @@ import stripe
 
 from ingestion import config
 from ingestion.landing import STRIPE_DIR, write_jsonl_atomic
+from ingestion.pacing import RateLimiter, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,11 @@ class Requester:
         self.sleep = sleep
         self.requests = 0
         self.retries = 0
-        self._last = 0.0
+        self.limiter = RateLimiter(settings.requests_per_second)
 
     def __call__(self, call: Callable[[], stripe.StripeResponse]) -> dict:
         for attempt in range(self.settings.max_retries + 1):
-            wait = self._last + 1.0 / self.settings.requests_per_second - time.monotonic()
-            if wait > 0:
-                self.sleep(wait)
-            self._last = time.monotonic()
+            self.limiter.wait(self.sleep)
             self.requests += 1
             try:
                 result = call()
@@ -150,9 +148,9 @@ class Requester:
                         f"(last: HTTP {status}, {type(exc).__name__}); run again later"
                     ) from exc
                 self.retries += 1
-                delay = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2**attempt)
+                delay = backoff_seconds(attempt + 1, self.settings.backoff_seconds, self.settings.max_backoff_seconds)
                 log.warning("Stripe answered %s (%s); retrying in %.2f s", status, type(exc).__name__, delay)
-                self.sleep(delay * (0.5 + random.random() / 2))
+                self.sleep(delay)
                 continue
             return result.data  # the JSON exactly as Stripe sent it
         raise AssertionError("unreachable")

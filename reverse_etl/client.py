@@ -8,12 +8,12 @@ caller's (see ``reverse_etl.deliver``), so this stays easy to reason about and t
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from dataclasses import dataclass
 
 import httpx
 import orjson
+
+from ingestion.pacing import RateLimiter
 
 TRACK_PATH = "/open_api/v1.3/event/track/"
 
@@ -55,31 +55,6 @@ class TrackResponse:
     @property
     def ok(self) -> bool:
         return self.http_status == 200 and self.code == OK
-
-
-class RateLimiter:
-    """At most ``rate`` requests in any one-second window (a sliding window, so no burst ever exceeds the cap,
-    which a token bucket would allow at its start)."""
-
-    def __init__(self, rate: float):
-        self.rate = rate
-        self.window = max(1.0, 1.0 / rate) if rate > 0 else 1.0
-        self.limit = max(1, int(rate * self.window)) if rate > 0 else 0
-        self.sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        if self.rate <= 0:
-            return
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self.sent and self.sent[0] <= now - self.window:
-                    self.sent.popleft()
-                if len(self.sent) < self.limit:
-                    self.sent.append(now)
-                    return
-                await asyncio.sleep(self.sent[0] + self.window - now + 0.001)
 
 
 class EventsApiClient:

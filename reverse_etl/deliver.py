@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ import duckdb
 import httpx
 import orjson
 
+from ingestion.pacing import backoff_seconds
 from ingestion.settings import env_field, from_env
 from reverse_etl.client import (
     INVALID_PARAMETER,
@@ -609,7 +609,7 @@ class _BatchSender:
 
     def _backoff(self, attempt: int, throttled: bool) -> float:
         base = self.settings.backoff_base_seconds * (4 if throttled else 1)
-        return min(self.settings.backoff_max_seconds, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        return backoff_seconds(attempt, base, self.settings.backoff_max_seconds)
 
     async def send(self, items: _Batch, array: bytes | None = None) -> list[_Outcome]:
         # never past the total limit: an event with 6 of 7 attempts used gets one more, not a full run's worth
