@@ -1,7 +1,9 @@
 """Activation: attributed conversions -> the TikTok Events API, through the delivery ledger."""
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 
+from orchestration.defs.dbt import dbt_models
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.gctuning import frozen
 from orchestration.resources import TikTokResource, WarehouseResource
@@ -13,7 +15,10 @@ from reverse_etl.ledger import status_counts
     key=["reverse_etl", "tiktok_deliveries"],
     group_name="activation",
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey(["marts", "tiktok_conversions"]), dg.AssetKey(["marts", "tiktok_conversion_contents"])],
+    deps=[
+        get_asset_key_for_model([dbt_models], "tiktok_conversions"),
+        get_asset_key_for_model([dbt_models], "tiktok_conversion_contents"),
+    ],
     kinds={"duckdb", "python", "tiktok"},
     owners=["team:activation"],
     tags={"layer": "reverse_etl"},

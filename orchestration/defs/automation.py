@@ -9,6 +9,7 @@ import duckdb
 
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, list_landing_files
+from orchestration.defs.ingestion import RAW_KEYS
 from orchestration.resources import LandingZoneResource, WarehouseResource
 
 # In-process: every step writes the one DuckDB file, so steps run one after another in one process; the
@@ -20,7 +21,6 @@ pipeline_job = dg.define_asset_job(
     description="Pull Stripe, load new landing files, build the dbt models, record TikTok deliveries.",
 )
 
-RAW_KEYS = [dg.AssetKey(["raw", "stripe_events"]), dg.AssetKey(["raw", "tracking_events"])]
 ingest_job = dg.define_asset_job(
     "ingest",
     selection=dg.AssetSelection.assets(*RAW_KEYS),

@@ -4,19 +4,19 @@ to hear about before a marketer does."""
 import os
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 
-from orchestration.defs.ingestion import WAREHOUSE_POOL
+from orchestration.defs.activation import tiktok_deliveries
+from orchestration.defs.dbt import dbt_models
+from orchestration.defs.ingestion import WAREHOUSE_POOL, raw_stripe_events, raw_tracking_events
 from orchestration.resources import WarehouseResource
 from reverse_etl.ledger import SCHEMA as LEDGER_SCHEMA
 from reverse_etl.ledger import TABLE as LEDGER
 from reverse_etl.ledger import unreviewed_failures
 
-LEDGER_KEY = dg.AssetKey(["reverse_etl", "tiktok_deliveries"])
-PURCHASES_KEY = dg.AssetKey(["marts", "attributed_purchases"])
-RAW = {
-    "stripe_events": dg.AssetKey(["raw", "stripe_events"]),
-    "tracking_events": dg.AssetKey(["raw", "tracking_events"]),
-}
+LEDGER_KEY = tiktok_deliveries.key
+PURCHASES_KEY = get_asset_key_for_model([dbt_models], "attributed_purchases")
+RAW = {"stripe_events": raw_stripe_events.key, "tracking_events": raw_tracking_events.key}
 
 
 def _float_env(name: str, default: float) -> float:

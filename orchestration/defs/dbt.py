@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "dbt"
 # marts read daily by analysts: warn after 6 hours without a build, fail after a day (the pipeline runs whenever
 # files land, and the Stripe pull every 15 minutes, so a day means the automation is stuck)
 MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=6))
-ACTIVATION_MODELS = {"tiktok_conversions", "tiktok_conversion_contents"}
 
 
 def _manifest_is_stale() -> bool:
@@ -58,28 +57,15 @@ def prepare_manifest(force: bool = False) -> Path:
 
 class Translator(DagsterDbtTranslator):
     """One place for how dbt models look in Dagster: keys [schema, name] (sources: raw.stripe_events ->
-    ["raw", "stripe_events"], the loader assets), groups that read as the pipeline (staging, identity,
-    attribution, activation), owners and layer tags, eager automation (a model follows its inputs), and a
-    freshness policy on the marts."""
+    ["raw", "stripe_events"], the loader assets), layer tags, eager automation (a model follows its inputs), and a
+    freshness policy on the marts. Groups and owners are dagster-dbt's own reading of `meta.dagster` in
+    dbt_project.yml."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
         schema = dbt_resource_props["config"].get("schema") or "main"
         return dg.AssetKey([schema, dbt_resource_props["name"]])
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        name, schema = dbt_resource_props["name"], dbt_resource_props["config"].get("schema")
-        if name.startswith("int_identity") or name == "identity_edge_audit":
-            return "identity"
-        if name in ACTIVATION_MODELS:
-            return "activation"
-        if schema in ("intermediate", "marts"):
-            return "attribution"
-        return "staging"
-
-    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
-        return ["team:analytics-engineering"]
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         schema = dbt_resource_props["config"].get("schema") or "main"

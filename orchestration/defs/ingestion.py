@@ -77,4 +77,7 @@ def raw_tracking_events(
     return _load(context, warehouse, landing_zone, TRACKING_DIR, "tracking_events")
 
 
+# the raw tables the loaders write (what the landing sensor runs, and what an erasure changes)
+RAW_KEYS = [raw_stripe_events.key, raw_tracking_events.key]
+
 defs = dg.Definitions(assets=[raw_stripe_events, raw_tracking_events])

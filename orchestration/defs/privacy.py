@@ -3,11 +3,9 @@
 
 import dagster as dg
 
-from orchestration.defs.ingestion import WAREHOUSE_POOL
+from orchestration.defs.ingestion import RAW_KEYS, WAREHOUSE_POOL
 from orchestration.forget import process_requests
 from orchestration.resources import LandingZoneResource, WarehouseResource
-
-RAW_KEYS = [dg.AssetKey(["raw", "stripe_events"]), dg.AssetKey(["raw", "tracking_events"])]
 
 
 @dg.op(
