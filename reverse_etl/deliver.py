@@ -45,7 +45,15 @@ from reverse_etl.client import (
     TikTokError,
     TransportFailure,
 )
-from reverse_etl.ledger import TABLE, LedgerRow, ensure_daily_view, redact_client_context, write_columns, write_rows
+from reverse_etl.ledger import (
+    TABLE,
+    LedgerRow,
+    Status,
+    ensure_daily_view,
+    redact_client_context,
+    write_columns,
+    write_rows,
+)
 from reverse_etl.payload import PayloadSettings, build_event
 from reverse_etl.sql_payload import contents_json_query, payload_columns, prepared_columns
 from reverse_etl.validate import ValidatorPool, batch_problems, json_array
@@ -241,16 +249,16 @@ def _candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int
         with candidates as (
             select c.*, l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
                    l.first_attempt_at as ledger_first_attempt_at,
-                   case when not coalesce(c.advertising_consent, false) then 'no_consent'
+                   case when not coalesce(c.advertising_consent, false) then '{Status.NO_CONSENT}'
                         when not coalesce(c.eligible, false)
                             then 'not_eligible_' || coalesce(c.ineligible_reason, 'None')
                         when {excluded} then 'excluded_by_policy'
-                        when {"l.status = 'dry_run'" if settings.dry_run else "false"} then 'already_dry_run'
-                        when cast(epoch(c.event_time) as bigint) < {int(oldest)} then 'expired'
+                        when {f"l.status = '{Status.DRY_RUN}'" if settings.dry_run else "false"} then 'already_dry_run'
+                        when cast(epoch(c.event_time) as bigint) < {int(oldest)} then '{Status.EXPIRED}'
                         else '{SEND}' end as action
             from {CONVERSIONS} c
             left join {TABLE} l using (event_id)
-            where l.event_id is null or l.status in ('dry_run', 'failed_retryable')
+            where l.event_id is null or l.status in ('{Status.DRY_RUN}', '{Status.FAILED_RETRYABLE}')
         ), to_send as (
             select *, {prepared_columns()} from candidates c where action = '{SEND}'
         )
@@ -323,23 +331,23 @@ def _prepare(
             in_ledger.append(ledger_status is not None)
             prior.append(attempts)
             first.append(first_attempt_at)
-        elif action == "no_consent":
+        elif action == Status.NO_CONSENT:
             records.append(
                 LedgerRow(
                     event_id,
                     event_name,
-                    "no_consent",
+                    Status.NO_CONSENT,
                     attempts,
                     recorded_at=now,
                     last_message="advertising consent denied",
                 )
             )
-        elif action == "expired":
+        elif action == Status.EXPIRED:
             records.append(
                 LedgerRow(
                     event_id,
                     event_name,
-                    "expired",
+                    Status.EXPIRED,
                     attempts,
                     recorded_at=now,
                     last_message=f"older than {settings.policy.max_event_age_days:g} days when first due",
@@ -357,7 +365,7 @@ def _invalid_rows(batch: _Batch, problems: list[tuple[int, str]], now: datetime)
         LedgerRow(
             batch.event_ids[i],
             batch.event_names[i],
-            "failed_permanent",
+            Status.FAILED_PERMANENT,
             batch.prior_attempts[i],
             recorded_at=now,
             last_message=f"payload fails the schema: {problem}",
@@ -400,7 +408,7 @@ def deliver(
                     records += bad
                     # attempts stay as they were: a failed_retryable event recorded as a dry run keeps its count
                     records += [
-                        LedgerRow(event_id, name, "dry_run", attempts, recorded_at=now, payload=payload)
+                        LedgerRow(event_id, name, Status.DRY_RUN, attempts, recorded_at=now, payload=payload)
                         for event_id, name, payload, attempts in zip(
                             good.event_ids, good.event_names, good.payloads, good.prior_attempts, strict=False
                         )
@@ -497,7 +505,7 @@ async def _send_all(
             except (PermissionDenied, EndpointNotFound) as error:
                 stop.append(error)
                 code = error.response.code if error.response else None
-                outcomes = [_Outcome(batch, "failed_retryable", 1, code, str(error)[:1000], None)]
+                outcomes = [_Outcome(batch, Status.FAILED_RETRYABLE, 1, code, str(error)[:1000], None)]
             finished.put_nowait(outcomes)
 
         writing = asyncio.create_task(writer())
@@ -589,8 +597,8 @@ def _record(con, settings: DeliverySettings, outcomes: list[_Outcome], result: D
             for prior in b.prior_attempts:
                 total = prior + o.attempts
                 columns["attempts"].append(total)
-                if o.status == "failed_retryable" and total >= settings.max_total_attempts:
-                    columns["status"].append("failed_permanent")
+                if o.status == Status.FAILED_RETRYABLE and total >= settings.max_total_attempts:
+                    columns["status"].append(Status.FAILED_PERMANENT)
                     columns["last_message"].append(f"gave up after {total} attempts; last: {o.message}")
                 else:
                     columns["status"].append(o.status)
@@ -629,7 +637,7 @@ class _BatchSender:
                 last = (None, str(e), None)
             else:
                 if response.ok:
-                    return [_Outcome(items, "sent", attempts, 0, response.message or "OK", response.request_id)]
+                    return [_Outcome(items, Status.SENT, attempts, 0, response.message or "OK", response.request_id)]
                 last = (
                     response.code if response.code is not None else response.http_status,
                     response.message,
@@ -637,12 +645,12 @@ class _BatchSender:
                 )
                 if response.code == INVALID_PARAMETER or response.http_status in (400, 413):
                     if len(items) == 1:
-                        return [_Outcome(items, "failed_permanent", attempts, *last)]
+                        return [_Outcome(items, Status.FAILED_PERMANENT, attempts, *last)]
                     # one bad event must not block the others: split until it is alone
                     mid = len(items) // 2
                     halves = await asyncio.gather(self.send(items[:mid]), self.send(items[mid:]))
                     return [replace(o, attempts=o.attempts + attempts) for half in halves for o in half]
                 throttled = response.code == TOO_MANY_REQUESTS or response.http_status == 429
             if attempts >= limit:
-                return [_Outcome(items, "failed_retryable", attempts, *last)]
+                return [_Outcome(items, Status.FAILED_RETRYABLE, attempts, *last)]
             await asyncio.sleep(self._backoff(attempts, throttled))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import duckdb
 import pandas as pd
@@ -18,8 +19,22 @@ import pandas as pd
 SCHEMA = "reverse_etl"
 TABLE = f"{SCHEMA}.tiktok_deliveries"
 DAILY_VIEW = f"{SCHEMA}.tiktok_delivery_daily"
-STATUSES = ("sent", "dry_run", "failed_retryable", "failed_permanent", "expired", "no_consent")
-FINAL_STATUSES = ("sent", "failed_permanent", "expired", "no_consent")
+
+
+class Status(StrEnum):
+    """An event's state in the ledger (the column's values; SQL compares with them as text)."""
+
+    SENT = "sent"
+    DRY_RUN = "dry_run"  # recorded without credentials; picked up again by the next run
+    FAILED_RETRYABLE = "failed_retryable"  # picked up again by the next run
+    FAILED_PERMANENT = "failed_permanent"
+    EXPIRED = "expired"
+    NO_CONSENT = "no_consent"
+
+
+STATUSES = tuple(s.value for s in Status)
+# settled for good: never picked up again
+FINAL_STATUSES = (Status.SENT.value, Status.FAILED_PERMANENT.value, Status.EXPIRED.value, Status.NO_CONSENT.value)
 COLUMNS = [
     "event_id",
     "event_name",
@@ -118,7 +133,7 @@ def unreviewed_failures(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(f"""
         select last_code, last_message, count(*), max(last_attempt_at)
         from {TABLE} d
-        where status = 'failed_permanent'
+        where status = '{Status.FAILED_PERMANENT}'
           and not exists (select 1 from {SCHEMA}.tiktok_failure_reviews r where r.event_id = d.event_id)
         group by all order by 3 desc""").fetchall()
 
@@ -131,7 +146,7 @@ def review_failures(con: duckdb.DuckDBPyConnection, reviewed_by: str, note: str 
         f"""
         insert into {SCHEMA}.tiktok_failure_reviews
         select event_id, now(), ?, ? from {TABLE} d
-        where status = 'failed_permanent'
+        where status = '{Status.FAILED_PERMANENT}'
           and not exists (select 1 from {SCHEMA}.tiktok_failure_reviews r where r.event_id = d.event_id)""",
         [reviewed_by, note],
     )
