@@ -7,30 +7,20 @@ owner_only_files()  # the warehouse, dbt's target and Dagster's storage hold per
 
 # loading creates objects that live as long as the process, and little garbage: see orchestration/gctuning.py
 with collection_paused():
+    from pathlib import Path
+
     import dagster as dg
 
-    from orchestration.defs import (
-        activation,
-        automation,
-        checks,
-        dbt,
-        ingestion,
-        privacy,
-        stripe,
-    )
     from orchestration.resources import default_resources
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:
-    """All definitions, with the given resources (default: from the environment)."""
+    """Every module of orchestration/defs (Dagster's defs folder, `[tool.dg]` in pyproject.toml), with the given
+    resources (default: from the environment)."""
     return dg.Definitions.merge(
-        ingestion.defs,
-        stripe.defs,
-        dbt.defs,
-        activation.defs,
-        checks.defs,
-        automation.defs,
-        privacy.defs,
+        dg.load_from_defs_folder(path_within_project=PROJECT_ROOT),
         dg.Definitions(resources=resources if resources is not None else default_resources()),
     )
 
