@@ -11,7 +11,7 @@ import duckdb
 from ingestion import config
 from ingestion.settings import Setting, build, settings_fields, value_of
 from ingestion.stripe_pull import PullSettings
-from reverse_etl.deliver import DeliverySettings
+from reverse_etl.settings import DeliverySettings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -79,7 +79,7 @@ TikTokResource = type(
     (_TikTokResourceBase,),
     {
         "__module__": __name__,
-        "__doc__": "TikTok Events API delivery settings (reverse_etl.deliver.DeliverySettings); without an access "
+        "__doc__": "TikTok Events API delivery settings (reverse_etl.settings.DeliverySettings); without an access "
         "token and pixel code, deliveries are dry runs.",
         "__annotations__": {_config_name(s): s.type for s in TIKTOK_SETTINGS},
         **{_config_name(s): s.default for s in TIKTOK_SETTINGS},

@@ -7,6 +7,8 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
+
 from ingestion.settings import env_field
 from reverse_etl.hashing import hash_compact, hash_email, hash_external_id, hash_phone, normalise_place, split_name
 
@@ -15,6 +17,12 @@ from reverse_etl.hashing import hash_compact, hash_email, hash_external_id, hash
 class PayloadSettings:
     default_phone_region: str = env_field("TIKTOK_DEFAULT_PHONE_REGION", "US")
     limited_data_use: bool = env_field("TIKTOK_LIMITED_DATA_USE", False)
+
+    def __post_init__(self):
+        if self.default_phone_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"TIKTOK_DEFAULT_PHONE_REGION must be a region code such as US or GB, not {self.default_phone_region!r}"
+            )
 
 
 def _hashed_list(values: str | None, hasher, *args) -> list[str]:

@@ -20,6 +20,8 @@ def _sample(setting):
     raw, value = SAMPLES[base]
     if setting.env == "TIKTOK_SEND_SCOPE":
         return "tiktok_attributed", "tiktok_attributed"
+    if setting.env == "TIKTOK_DEFAULT_PHONE_REGION":
+        return "GB", "GB"
     if base is bool and setting.default is False:
         return "true", True
     return raw, value
@@ -49,3 +51,14 @@ def test_the_resource_has_one_field_per_setting_with_its_default():
 def test_every_setting_is_documented():
     readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
     assert [s.env for s in SETTINGS if s.env not in readme or s.env not in example] == []
+
+
+def test_dbt_reads_national_phone_numbers_in_the_region_the_payload_builder_uses():
+    from orchestration.defs.dbt import dbt_vars
+
+    assert dbt_vars(DeliverySettings.from_env({})) == {"default_phone_country_code": "1"}
+    assert dbt_vars(DeliverySettings.from_env({"TIKTOK_DEFAULT_PHONE_REGION": "GB"})) == {
+        "default_phone_country_code": "44"
+    }
+    with pytest.raises(ValueError, match="TIKTOK_DEFAULT_PHONE_REGION"):
+        DeliverySettings.from_env({"TIKTOK_DEFAULT_PHONE_REGION": "Atlantis"})

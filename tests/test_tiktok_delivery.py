@@ -342,7 +342,7 @@ def _both_builders(con, settings_=None):
     """Each candidate's event as DuckDB builds it and as build_event builds it."""
     import orjson
 
-    from reverse_etl.deliver import CANDIDATE_COLUMNS, _candidate_chunks, _python_contents, _python_row
+    from reverse_etl.candidates import CANDIDATE_COLUMNS, candidate_chunks, python_contents, python_row
     from reverse_etl.ledger import ensure_ledger
     from reverse_etl.payload import build_event
 
@@ -350,16 +350,16 @@ def _both_builders(con, settings_=None):
     s = settings_ or DeliverySettings(now=NOW, policy=SendPolicy(max_event_age_days=10_000))
     rows = [
         dict(zip(CANDIDATE_COLUMNS, r, strict=False))
-        for chunk in _candidate_chunks(con, s, oldest=0)
+        for chunk in candidate_chunks(con, s, oldest=0)
         for r in chunk
         if r[CANDIDATE_COLUMNS.index("action")] == "send"
     ]
-    contents = _python_contents(con, {r["event_id"] for r in rows})
+    contents = python_contents(con, {r["event_id"] for r in rows})
     return [
         (
             r["event_id"],
             None if r["sql_payload"] is None else orjson.loads(r["sql_payload"]),
-            build_event(_python_row(con, r["event_id"]), s.payload, contents.get(r["event_id"])),
+            build_event(python_row(con, r["event_id"]), s.payload, contents.get(r["event_id"])),
         )
         for r in rows
     ]

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import phonenumbers
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from ingestion import config
 from orchestration.dbt_runner import DbtCli
 from orchestration.defs.ingestion import WAREHOUSE_POOL
-from orchestration.resources import WarehouseResource
+from orchestration.resources import TikTokResource, WarehouseResource
+from reverse_etl.settings import DeliverySettings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -100,11 +103,20 @@ alter table monitoring.dbt_build_state add column if not exists project varchar;
 RAW_TABLES = ("stripe_events", "tracking_events")
 
 
-def _project_fingerprint(manifest: Mapping[str, Any]) -> str:
+def dbt_vars(tiktok: DeliverySettings) -> dict[str, str]:
+    """The dbt vars that come from a setting written elsewhere: the calling code of the default phone region, so the
+    warehouse reads national phone numbers as the TikTok payload builder does (TIKTOK_DEFAULT_PHONE_REGION)."""
+    return {
+        "default_phone_country_code": str(phonenumbers.country_code_for_region(tiktok.payload.default_phone_region))
+    }
+
+
+def _project_fingerprint(manifest: Mapping[str, Any], variables: Mapping[str, str]) -> str:
     """The dbt project as it shapes results: every model, seed and test (the manifest's file checksums), every
-    macro (dbt's and adapters' too, so an upgrade counts) and dbt_project.yml (vars). Not the manifest's bytes,
-    which change with every parse."""
+    macro (dbt's and adapters' too, so an upgrade counts), dbt_project.yml and the vars passed. Not the manifest's
+    bytes, which change with every parse."""
     digest = hashlib.sha256((Path(dbt_project.project_dir) / "dbt_project.yml").read_bytes())
+    digest.update(json.dumps(variables, sort_keys=True).encode())
     for key in sorted(manifest["nodes"]):
         digest.update(f"{key}={manifest['nodes'][key].get('checksum', {}).get('checksum')}".encode())
     for key in sorted(manifest["macros"]):
@@ -128,14 +140,19 @@ def _fingerprint(con, relations: list[tuple[str, str]], project: str) -> str | N
 
 
 @dbt_assets(manifest=prepare_manifest(), dagster_dbt_translator=Translator(), pool=WAREHOUSE_POOL, project=dbt_project)
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, tiktok: TikTokResource
+):
     # dbt reads the warehouse path from WAREHOUSE_PATH (profiles.yml); the resource decides it.
     os.environ["WAREHOUSE_PATH"] = str(warehouse.resolved_path)
+    # DUCKDB_COMPRESS_TEXT is read once, by ingestion/config.py; profiles.yml takes what it means
+    os.environ["TTATTR_DISABLED_COMPRESSION_METHODS"] = config.disabled_compression_methods()
     keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
     relations = [(k.path[0], k.path[-1]) for k in keys if k.path[0] != "reference"]
     selection = hashlib.sha256(json.dumps([k.path for k in keys]).encode()).hexdigest()
     manifest = json.loads(dbt_project.manifest_path.read_bytes())
-    project = _project_fingerprint(manifest)
+    variables = dbt_vars(tiktok.settings())
+    project = _project_fingerprint(manifest, variables)
     # views get no row count: counting one runs its query (the tracking views classify every page: 0.2-0.5 s of
     # every build on the 1M-event world, after dbt has finished)
     views = {
@@ -174,7 +191,8 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     skipped = ["unit_test"] if full_refresh else ["unit_test", "seed"]
     events = list(
         dbt.cli(
-            ["build", "--exclude-resource-type", *skipped, *(["--full-refresh"] if full_refresh else [])],
+            ["build", "--vars", json.dumps(variables), "--exclude-resource-type", *skipped]
+            + (["--full-refresh"] if full_refresh else []),
             context=context,
             target_path=target,
         ).stream()
