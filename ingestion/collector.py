@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import ipaddress
 import logging
-import os
 import re
 import time
 import uuid
@@ -52,14 +51,13 @@ from ingestion.http_service import (
     BodyTooLarge,
     ClientDisconnect,
     configure_logging,
-    env_float,
-    env_int,
     error,
     json_response,
     read_body,
     service_main,
 )
 from ingestion.landing import TRACKING_DIR
+from ingestion.settings import comma_separated, env_field, from_env
 
 log = logging.getLogger(__name__)
 
@@ -87,63 +85,59 @@ OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 TRACKER_JS = Path(__file__).resolve().parent / "static" / "tracker.js"
 
 
+def _origins(raw: str) -> frozenset[str]:
+    """Allowed origins, comma-separated, without a trailing slash; "*" (or nothing) means any."""
+    return frozenset(o.rstrip("/") for o in comma_separated(raw) if o != "*")
+
+
+def _networks(raw: str) -> tuple:
+    try:
+        return tuple(ipaddress.ip_network(v, strict=False) for v in comma_separated(raw))
+    except ValueError as e:
+        raise ValueError(f"{e} (an IP address or network, e.g. 10.0.0.0/8)") from None
+
+
 @dataclass(frozen=True)
 class CollectorSettings:
-    write_keys: frozenset[str]  # browser keys and server keys together
-    landing_dir: Path
-    allowed_origins: frozenset[str] = frozenset()  # empty: any origin
-    trusted_proxies: tuple = ()  # ip_network objects
-    rotate_seconds: float = 60.0
+    """Each setting written once, with the environment variable it is read from (ingestion/settings.py)."""
+
+    # browser keys: public, in every page; what arrives under them is a claim
+    write_keys: frozenset[str] = env_field("COLLECTOR_WRITE_KEYS", frozenset(), parse=comma_separated)
+    # keys only the site's own servers hold: their messages are verified and may name the visitor's IP; under a
+    # browser key context.ip is always the request's own address
+    server_write_keys: frozenset[str] = env_field("COLLECTOR_SERVER_WRITE_KEYS", frozenset(), parse=comma_separated)
+    landing_dir: Path = field(default_factory=config.landing_dir)
+    # empty: any origin
+    allowed_origins: frozenset[str] = env_field("COLLECTOR_ALLOWED_ORIGINS", frozenset(), parse=_origins)
+    trusted_proxies: tuple = env_field("COLLECTOR_TRUSTED_PROXIES", (), parse=_networks)  # ip_network objects
+    rotate_seconds: float = env_field("LANDING_ROTATE_SECONDS", 60.0)
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
-    max_messages: int = MAX_MESSAGES
-    max_event_age_days: int = MAX_EVENT_AGE_DAYS
-    body_timeout_seconds: float = 10.0  # a body that has not arrived by then: 408
-    rate_per_second: float = 50.0  # requests per client address (burst: 2 s worth); 0: none
-    key_rate_per_second: float = 2000.0  # requests per write key, all addresses together; 0: none
-    # keys only the site's own servers hold (COLLECTOR_SERVER_WRITE_KEYS): their messages may name the visitor's IP;
-    # under a browser key (the public one in every page) context.ip is always the request's own address
-    server_write_keys: frozenset[str] = frozenset()
+    max_messages: int = env_field("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES)
+    max_event_age_days: int = env_field("COLLECTOR_MAX_EVENT_AGE_DAYS", MAX_EVENT_AGE_DAYS)
+    # a body that has not arrived by then: 408
+    body_timeout_seconds: float = env_field("COLLECTOR_BODY_TIMEOUT_SECONDS", 10.0)
+    # requests per client address (burst: 2 s worth); 0: none
+    rate_per_second: float = env_field("COLLECTOR_RATE_PER_SECOND", 50.0)
+    # requests per write key, all addresses together; 0: none
+    key_rate_per_second: float = env_field("COLLECTOR_KEY_RATE_PER_SECOND", 2000.0)
 
     @classmethod
     def from_env(cls) -> CollectorSettings:
-        keys = frozenset(k.strip() for k in os.environ.get("COLLECTOR_WRITE_KEYS", "").split(",") if k.strip())
-        server_keys = frozenset(
-            k.strip() for k in os.environ.get("COLLECTOR_SERVER_WRITE_KEYS", "").split(",") if k.strip()
-        )
-        keys = keys | server_keys
-        if not keys:
+        try:
+            settings = from_env(cls)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        if not settings.accepted_keys:
             raise SystemExit(
                 "COLLECTOR_WRITE_KEYS is not set: the collector refuses to start without at least one "
                 "write key (comma-separated; the tracker snippet and SDKs send one of them)"
             )
-        origins = frozenset(
-            o.strip().rstrip("/")
-            for o in os.environ.get("COLLECTOR_ALLOWED_ORIGINS", "").split(",")
-            if o.strip() and o.strip() != "*"
-        )
-        proxies = []
-        for raw in os.environ.get("COLLECTOR_TRUSTED_PROXIES", "").split(","):
-            if raw.strip():
-                try:
-                    proxies.append(ipaddress.ip_network(raw.strip(), strict=False))
-                except ValueError:
-                    raise SystemExit(
-                        f"COLLECTOR_TRUSTED_PROXIES: {raw.strip()!r} is not an IP address or network (e.g. 10.0.0.0/8)"
-                    ) from None
-        return cls(
-            write_keys=keys,
-            server_write_keys=server_keys,
-            landing_dir=config.landing_dir(),
-            allowed_origins=origins,
-            trusted_proxies=tuple(proxies),
-            rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
-            max_messages=env_int("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES),
-            max_event_age_days=env_int("COLLECTOR_MAX_EVENT_AGE_DAYS", MAX_EVENT_AGE_DAYS),
-            body_timeout_seconds=env_float("COLLECTOR_BODY_TIMEOUT_SECONDS", 10.0),
-            rate_per_second=env_float("COLLECTOR_RATE_PER_SECOND", 50.0),
-            key_rate_per_second=env_float("COLLECTOR_KEY_RATE_PER_SECOND", 2000.0),
-        )
+        return settings
+
+    @property
+    def accepted_keys(self) -> frozenset[str]:
+        return self.write_keys | self.server_write_keys
 
     @property
     def directory(self) -> Path:
@@ -439,7 +433,7 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             key = write_key_of(request, body)
             if key is None:
                 raise Invalid("no write key: send it as the HTTP Basic user name or as writeKey in the body", 401)
-            if key not in settings.write_keys:
+            if key not in settings.accepted_keys:
                 raise Invalid("unknown write key", 401)
             if not key_limits.allow(key):
                 raise Invalid("too many requests for this write key (COLLECTOR_KEY_RATE_PER_SECOND); retry later", 429)

@@ -12,9 +12,10 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
 
-def env_field(name: str, default: Any = None, **kwargs: Any) -> Any:
-    """A setting read from the environment variable ``name``; unset or empty: ``default``."""
-    return field(default=default, metadata={"env": name}, **kwargs)
+def env_field(name: str, default: Any = None, parse: Any = None, **kwargs: Any) -> Any:
+    """A setting read from the environment variable ``name``; unset or empty: ``default``. ``parse``: how its text
+    becomes the value (default: by the field's type: int, float, bool or text)."""
+    return field(default=default, metadata={"env": name, "parse": parse}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Setting:
     path: tuple[str, ...]  # where it sits in the settings object (nested dataclasses)
     type: Any  # the field's type, e.g. int | None
     default: Any
+    parse: Any = None
 
 
 def parse_bool(raw: str) -> bool:
@@ -51,16 +53,23 @@ def settings_fields(cls: type, prefix: tuple[str, ...] = ()) -> list[Setting]:
             out += settings_fields(tp, (*prefix, f.name))
         elif "env" in f.metadata:
             default = f.default if f.default is not MISSING else None
-            out.append(Setting(f.metadata["env"], (*prefix, f.name), tp, default))
+            out.append(Setting(f.metadata["env"], (*prefix, f.name), tp, default, f.metadata.get("parse")))
     return out
 
 
 def _value(setting: Setting, raw: Any) -> Any:
     if raw is None or raw == "":
         return setting.default
+    if not isinstance(raw, str):
+        return raw  # typed already (a Dagster resource's config)
+    if setting.parse is not None:
+        try:
+            return setting.parse(raw)
+        except ValueError as e:
+            raise ValueError(f"{setting.env}: {e}") from e
     base = _base(setting.type)
-    if base is str or not isinstance(raw, str):
-        return raw  # text, or typed already (a Dagster resource's config)
+    if base is str:
+        return raw
     try:
         return parse_bool(raw) if base is bool else base(raw)
     except ValueError as e:
@@ -91,3 +100,8 @@ def value_of(settings: Any, setting: Setting) -> Any:
 
 def from_env(cls: type, env: Mapping[str, str] | None = None) -> Any:
     return build(cls, os.environ if env is None else env)
+
+
+def comma_separated(raw: str) -> frozenset[str]:
+    """A set of values written comma-separated (keys, origins)."""
+    return frozenset(v.strip() for v in raw.split(",") if v.strip())

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -35,14 +34,13 @@ from ingestion.http_service import (
     BodyTooLarge,
     ClientDisconnect,
     configure_logging,
-    env_float,
-    env_int,
     error,
     json_response,
     read_body,
     service_main,
 )
 from ingestion.landing import STRIPE_DIR
+from ingestion.settings import env_field, from_env
 
 log = logging.getLogger(__name__)
 
@@ -53,36 +51,38 @@ DEFAULT_MAX_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class ReceiverSettings:
-    secrets: tuple[str, ...]
-    landing_dir: Path
-    tolerance: int = DEFAULT_TOLERANCE
-    max_bytes: int = DEFAULT_MAX_BYTES
-    rotate_seconds: float = 60.0
-    body_timeout_seconds: float = 10.0  # a body that has not arrived by then: 408 (Stripe retries)
+    """Each setting written once, with the environment variable it is read from (ingestion/settings.py)."""
+
+    # during a rotation, both secrets, comma-separated
+    secrets: tuple[str, ...] = env_field(
+        "STRIPE_WEBHOOK_SECRET", (), parse=lambda raw: tuple(v.strip() for v in raw.split(",") if v.strip())
+    )
+    landing_dir: Path = field(default_factory=config.landing_dir)
+    tolerance: int = env_field("STRIPE_WEBHOOK_TOLERANCE", DEFAULT_TOLERANCE)
+    max_bytes: int = env_field("STRIPE_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES)
+    rotate_seconds: float = env_field("LANDING_ROTATE_SECONDS", 60.0)
+    # a body that has not arrived by then: 408 (Stripe retries)
+    body_timeout_seconds: float = env_field("STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS", 10.0)
 
     @classmethod
     def from_env(cls) -> ReceiverSettings:
-        raw = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
-        secrets = tuple(s.strip() for s in raw.split(",") if s.strip())
-        if not secrets:
+        try:
+            settings = from_env(cls)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        if not settings.secrets:
             raise SystemExit(
                 "STRIPE_WEBHOOK_SECRET is not set: the receiver refuses to start without the webhook "
                 "signing secret (whsec_..., from the Stripe Dashboard's webhook endpoint page). "
                 "During a rotation give both, comma-separated."
             )
-        bad = [s for s in secrets if not s.startswith("whsec_")]
+        bad = [s for s in settings.secrets if not s.startswith("whsec_")]
         if bad:
             raise SystemExit(
-                f"STRIPE_WEBHOOK_SECRET: every secret starts with 'whsec_'; {len(bad)} of {len(secrets)} do not"
+                f"STRIPE_WEBHOOK_SECRET: every secret starts with 'whsec_'; {len(bad)} of {len(settings.secrets)} "
+                "do not"
             )
-        return cls(
-            secrets=secrets,
-            landing_dir=config.landing_dir(),
-            tolerance=env_int("STRIPE_WEBHOOK_TOLERANCE", DEFAULT_TOLERANCE),
-            max_bytes=env_int("STRIPE_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES),
-            rotate_seconds=float(env_int("LANDING_ROTATE_SECONDS", 60)),
-            body_timeout_seconds=env_float("STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS", 10.0),
-        )
+        return settings
 
     @property
     def directory(self) -> Path:
