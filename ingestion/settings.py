@@ -61,6 +61,8 @@ def _value(setting: Setting, raw: Any) -> Any:
     if raw is None or raw == "":
         return setting.default
     if not isinstance(raw, str):
+        if isinstance(raw, list) and typing.get_origin(setting.type) is tuple:
+            return tuple(raw)  # a Dagster resource's config holds lists
         return raw  # typed already (a Dagster resource's config)
     if setting.parse is not None:
         try:

@@ -41,6 +41,7 @@ import stripe
 from ingestion import config
 from ingestion.landing import STRIPE_DIR, write_jsonl_atomic
 from ingestion.pacing import RateLimiter, backoff_seconds
+from ingestion.settings import env_field, from_env
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +58,31 @@ class StripePullError(Exception):
 
 @dataclass(frozen=True)
 class PullSettings:
-    api_key: str
-    landing_dir: Path
-    api_base: str | None = None
-    overlap_seconds: int = 300
-    requests_per_second: float = 20.0  # Stripe allows 25/s in test mode, 100/s live
+    """Each setting written once, with the environment variable it is read from (ingestion/settings.py); the
+    Dagster resource's config is derived from these fields (orchestration/resources.py)."""
+
+    api_key: str | None = env_field("STRIPE_API_KEY")
+    landing_dir: Path = field(default_factory=config.landing_dir)
+    api_base: str | None = env_field("STRIPE_API_BASE")
+    overlap_seconds: int = env_field("STRIPE_PULL_OVERLAP_SECONDS", 300)
+    # Stripe allows 25/s in test mode, 100/s live
+    requests_per_second: float = env_field("STRIPE_REQUESTS_PER_SECOND", 20.0)
+    # empty: every event type
+    types: tuple[str, ...] = env_field(
+        "STRIPE_PULL_TYPES", (), parse=lambda raw: tuple(t.strip() for t in raw.split(",") if t.strip())
+    )
     max_retries: int = 8
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
     events_per_file: int = 50_000
-    types: tuple[str, ...] = ()  # empty: every event type
 
     @classmethod
     def from_env(cls) -> PullSettings | None:
         """None when ``STRIPE_API_KEY`` is unset (the pull is skipped)."""
-        key = os.environ.get("STRIPE_API_KEY")
-        if not key:
+        settings = from_env(cls)
+        if not settings.api_key:
             return None
-        types = tuple(t.strip() for t in os.environ.get("STRIPE_PULL_TYPES", "").split(",") if t.strip())
+        types = settings.types
         if len(types) > 20:
             raise StripePullError(f"STRIPE_PULL_TYPES: Stripe accepts at most 20 event types, got {len(types)}")
         if types and not any(fnmatchcase("invoice_payment.paid", t) for t in types):
@@ -84,14 +92,7 @@ class PullSettings:
                 "since Stripe API 2025-03-31.basil it is the only event that says which "
                 "PaymentIntent paid an invoice"
             )
-        return cls(
-            api_key=key,
-            landing_dir=config.landing_dir(),
-            api_base=os.environ.get("STRIPE_API_BASE") or None,
-            overlap_seconds=int(os.environ.get("STRIPE_PULL_OVERLAP_SECONDS", 300)),
-            requests_per_second=float(os.environ.get("STRIPE_REQUESTS_PER_SECOND", 20)),
-            types=types,
-        )
+        return settings
 
     def client(self) -> stripe.StripeClient:
         kwargs = {"base_addresses": {"api": self.api_base.rstrip("/")}} if self.api_base else {}

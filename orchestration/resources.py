@@ -1,8 +1,10 @@
 """Typed resources, configured from the environment (see .env.example)."""
 
 import os
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -50,30 +52,54 @@ class LandingZoneResource(dg.ConfigurableResource):
         return Path(self.path).resolve()
 
 
-TIKTOK_SETTINGS = settings_fields(DeliverySettings)
+def _config_fields(settings_class: type, prefix: str) -> dict:
+    """A Dagster resource's config fields generated from a settings dataclass: one per setting, named after its
+    variable without the integration's prefix, with the field's type (lists for tuples: Dagster config holds lists)
+    and default, so the UI shows what a run without configuration would do."""
+    fields = {}
+    annotations = {}
+    for setting in settings_fields(settings_class):
+        name = _config_name(setting, prefix)
+        tuple_of_str = typing.get_origin(setting.type) is tuple
+        annotations[name] = list[str] if tuple_of_str else setting.type
+        fields[name] = list(setting.default) if tuple_of_str else setting.default
+    return {"__annotations__": annotations, **fields}
 
 
-def _config_name(setting: Setting) -> str:
-    """A TikTok setting's name in the resource's config: its environment variable without TIKTOK_, lowercased."""
-    return setting.env.removeprefix("TIKTOK_").lower()
+def _config_name(setting: Setting, prefix: str) -> str:
+    return setting.env.removeprefix(prefix).lower()
+
+
+def _config_values(settings, settings_class: type, prefix: str) -> dict:
+    """The config of a resource holding these settings (tuples as lists)."""
+    values = {}
+    for setting in settings_fields(settings_class):
+        value = value_of(settings, setting)
+        values[_config_name(setting, prefix)] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+def _settings_of(resource, settings_class: type, prefix: str):
+    return build(
+        settings_class, {s.env: getattr(resource, _config_name(s, prefix)) for s in settings_fields(settings_class)}
+    )
 
 
 class _TikTokResourceBase(dg.ConfigurableResource):
     def settings(self) -> DeliverySettings:
-        return build(DeliverySettings, {s.env: getattr(self, _config_name(s)) for s in TIKTOK_SETTINGS})
+        return _settings_of(self, DeliverySettings, "TIKTOK_")
 
     @classmethod
     def from_env(cls) -> "TikTokResource":
         settings = DeliverySettings.from_env()  # parsed and checked as the delivery reads them
-        config = {_config_name(s): value_of(settings, s) for s in TIKTOK_SETTINGS}
+        config = _config_values(settings, DeliverySettings, "TIKTOK_")
         # the token stays an EnvVar so the UI and logs never show its value
         config["access_token"] = dg.EnvVar("TIKTOK_ACCESS_TOKEN") if settings.access_token else None
         return cls(**config)
 
 
-# TikTok Events API delivery settings, one config field per field of DeliverySettings (same types and defaults, so
-# the UI shows what a run without configuration would do). Without an access token and pixel code, deliveries are
-# dry runs: payloads are built, validated and recorded in the ledger, and nothing is sent.
+# TikTok Events API delivery settings, one config field per field of DeliverySettings. Without an access token and
+# pixel code, deliveries are dry runs: payloads are built, validated and recorded in the ledger, and nothing is sent.
 TikTokResource = type(
     "TikTokResource",
     (_TikTokResourceBase,),
@@ -81,46 +107,40 @@ TikTokResource = type(
         "__module__": __name__,
         "__doc__": "TikTok Events API delivery settings (reverse_etl.settings.DeliverySettings); without an access "
         "token and pixel code, deliveries are dry runs.",
-        "__annotations__": {_config_name(s): s.type for s in TIKTOK_SETTINGS},
-        **{_config_name(s): s.default for s in TIKTOK_SETTINGS},
+        **_config_fields(DeliverySettings, "TIKTOK_"),
     },
 )
 
 
-class StripeResource(dg.ConfigurableResource):
-    """Stripe Events API pull and backfill. Without an API key the pull is skipped with a log line."""
-
-    api_key: str | None = None
-    api_base: str | None = None
-    overlap_seconds: int = PullSettings.overlap_seconds
-    requests_per_second: float = PullSettings.requests_per_second
-    types: list[str] = []
-
+class _StripeResourceBase(dg.ConfigurableResource):
     def settings(self, landing_dir: Path) -> PullSettings | None:
         if not self.api_key:
             return None
-        return PullSettings(
-            api_key=self.api_key,
-            landing_dir=landing_dir,
-            api_base=self.api_base,
-            overlap_seconds=self.overlap_seconds,
-            requests_per_second=self.requests_per_second,
-            types=tuple(self.types),
-        )
+        return replace(_settings_of(self, PullSettings, "STRIPE_"), landing_dir=landing_dir)
 
     @classmethod
     def from_env(cls) -> "StripeResource":
-        s = PullSettings.from_env()
-        if s is None:
+        settings = PullSettings.from_env()  # parsed and checked as the pull reads them
+        if settings is None:
             return cls()
+        config = _config_values(settings, PullSettings, "STRIPE_")
         # the key stays an EnvVar so the UI and logs never show its value
-        return cls(
-            api_key=dg.EnvVar("STRIPE_API_KEY"),
-            api_base=s.api_base,
-            overlap_seconds=s.overlap_seconds,
-            requests_per_second=s.requests_per_second,
-            types=list(s.types),
-        )
+        config["api_key"] = dg.EnvVar("STRIPE_API_KEY")
+        return cls(**config)
+
+
+# Stripe Events API pull and backfill, one config field per field of PullSettings. Without an API key the pull is
+# skipped with a log line.
+StripeResource = type(
+    "StripeResource",
+    (_StripeResourceBase,),
+    {
+        "__module__": __name__,
+        "__doc__": "Stripe Events API pull and backfill (ingestion.stripe_pull.PullSettings); without an API key the "
+        "pull is skipped.",
+        **_config_fields(PullSettings, "STRIPE_"),
+    },
+)
 
 
 def default_resources() -> dict:

@@ -53,7 +53,10 @@ def test_every_setting_is_documented():
     from ingestion.stripe_receiver import ReceiverSettings
 
     readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
+    from ingestion.stripe_pull import PullSettings
+
     every = SETTINGS + settings_fields(CollectorSettings) + settings_fields(ReceiverSettings)
+    every += settings_fields(PullSettings)
     assert [s.env for s in every if s.env not in readme or s.env not in example] == []
 
 
@@ -66,3 +69,21 @@ def test_dbt_reads_national_phone_numbers_in_the_region_the_payload_builder_uses
     }
     with pytest.raises(ValueError, match="TIKTOK_DEFAULT_PHONE_REGION"):
         DeliverySettings.from_env({"TIKTOK_DEFAULT_PHONE_REGION": "Atlantis"})
+
+
+def test_the_stripe_resource_is_derived_from_the_pull_settings_too(monkeypatch, tmp_path):
+    from orchestration.resources import StripeResource
+
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_test_x")
+    monkeypatch.setenv("STRIPE_PULL_TYPES", "invoice_payment.paid, invoice.paid")
+    monkeypatch.setenv("STRIPE_PULL_OVERLAP_SECONDS", "60")
+    resource = StripeResource.from_env()
+    assert resource.api_key.env_var_name == "STRIPE_API_KEY", "the key stays an EnvVar"
+    assert resource.pull_types == ["invoice_payment.paid", "invoice.paid"]
+    settings = StripeResource(api_key="rk_test_x", pull_types=["invoice_payment.paid"]).settings(tmp_path)
+    assert (settings.types, settings.landing_dir, settings.overlap_seconds) == (
+        ("invoice_payment.paid",),
+        tmp_path,
+        300,
+    )
+    assert StripeResource().settings(tmp_path) is None, "no key: no pull"
