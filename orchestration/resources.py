@@ -85,7 +85,15 @@ def _settings_of(resource, settings_class: type, prefix: str):
     )
 
 
+def _resource_class(name: str, base: type, settings_class: type, prefix: str) -> type:
+    """The resource class ``name``: ``base`` (its methods) with the config fields of ``settings_class``."""
+    doc = f"{settings_class.__module__}.{settings_class.__name__} as a Dagster resource: {base.__doc__}"
+    return type(name, (base,), {"__module__": __name__, "__doc__": doc, **_config_fields(settings_class, prefix)})
+
+
 class _TikTokResourceBase(dg.ConfigurableResource):
+    """TikTok Events API delivery; without an access token and pixel code, deliveries are dry runs."""
+
     def settings(self) -> DeliverySettings:
         return _settings_of(self, DeliverySettings, "TIKTOK_")
 
@@ -100,19 +108,12 @@ class _TikTokResourceBase(dg.ConfigurableResource):
 
 # TikTok Events API delivery settings, one config field per field of DeliverySettings. Without an access token and
 # pixel code, deliveries are dry runs: payloads are built, validated and recorded in the ledger, and nothing is sent.
-TikTokResource = type(
-    "TikTokResource",
-    (_TikTokResourceBase,),
-    {
-        "__module__": __name__,
-        "__doc__": "TikTok Events API delivery settings (reverse_etl.settings.DeliverySettings); without an access "
-        "token and pixel code, deliveries are dry runs.",
-        **_config_fields(DeliverySettings, "TIKTOK_"),
-    },
-)
+TikTokResource = _resource_class("TikTokResource", _TikTokResourceBase, DeliverySettings, "TIKTOK_")
 
 
 class _StripeResourceBase(dg.ConfigurableResource):
+    """Stripe Events API pull and backfill; without an API key the pull is skipped."""
+
     def settings(self, landing_dir: Path) -> PullSettings | None:
         if not self.api_key:
             return None
@@ -131,16 +132,7 @@ class _StripeResourceBase(dg.ConfigurableResource):
 
 # Stripe Events API pull and backfill, one config field per field of PullSettings. Without an API key the pull is
 # skipped with a log line.
-StripeResource = type(
-    "StripeResource",
-    (_StripeResourceBase,),
-    {
-        "__module__": __name__,
-        "__doc__": "Stripe Events API pull and backfill (ingestion.stripe_pull.PullSettings); without an API key the "
-        "pull is skipped.",
-        **_config_fields(PullSettings, "STRIPE_"),
-    },
-)
+StripeResource = _resource_class("StripeResource", _StripeResourceBase, PullSettings, "STRIPE_")
 
 
 def default_resources() -> dict:
