@@ -97,7 +97,7 @@ def test_channels_referrers_bots_and_carried_touches_are_staged(workspace):
     workspace.dbt(
         "build",
         "--select",
-        "+stg_tracking__pages",
+        "+int_page_channels",
         "+stg_tracking__identifies",
         "+stg_tracking__tracks",
         "+int_touches",
@@ -105,7 +105,7 @@ def test_channels_referrers_bots_and_carried_touches_are_staged(workspace):
     pages = {
         r[0]: r[1:]
         for r in workspace.query(
-            "select anonymous_id, channel, source, medium, is_bot from staging.stg_tracking__pages "
+            "select anonymous_id, channel, source, medium, is_bot from intermediate.int_page_channels "
             "where page_path = '/'"
         )
     }

@@ -1,7 +1,7 @@
 -- One row per touch: the first page view of each visit of a browser, with its marketing channel.
 -- A visit starts at a browser's first page, after `session_timeout_minutes` idle, or whenever a page
 -- arrives with a click id, UTM parameters or an outside referrer (a new campaign entry, as GA does).
--- Channels come from stg_tracking__pages (seeds click_id_channels, paid_sources, utm_mediums, referrer_hosts).
+-- Channels come from int_page_channels (seeds click_id_channels, paid_sources, utm_mediums, referrer_hosts).
 -- Page views of bots (seed bot_user_agents) are not touches.
 --
 -- Incremental: a visit is decided by the pages of its own browser only, so a run recomputes the touches of the
@@ -12,7 +12,7 @@
           on_schema_change='fail') }}
 -- depends_on: {{ ref('stg_tracking__events') }}
 with pages as (
-    select * from {{ ref('stg_tracking__pages') }}
+    select * from {{ ref('int_page_channels') }}
     where anonymous_id is not null and not is_bot
     {% if is_incremental() %}
       -- (read from the events table: the pages view would classify every page's channel to list its loads)

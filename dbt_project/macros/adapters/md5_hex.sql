@@ -1,0 +1,1 @@
+{% macro md5_hex(expr) %}md5({{ expr }}){% endmacro %}

@@ -1,0 +1,2 @@
+{# A quoted SQL string literal. #}
+{% macro literal(value) %}'{{ value | string | replace("'", "''") }}'{% endmacro %}
