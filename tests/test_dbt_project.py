@@ -33,7 +33,9 @@ def test_dbt_build_passes_all_its_tests_on_a_simulated_world(workspace):
     # dbt build, not the delivery or a check at run time (Python models cannot have contracts in dbt 1.11)
     read_by_python = _models_named_in(["ingestion", "reverse_etl", "orchestration"], manifest)
     assert {"tiktok_conversions", "attributed_purchases", "stg_tracking__events"} <= set(read_by_python)
-    without = [m for m, node in read_by_python.items() if node["language"] == "sql" and not node["contract"]["enforced"]]
+    without = [
+        m for m, node in read_by_python.items() if node["language"] == "sql" and not node["contract"]["enforced"]
+    ]
     assert not without, f"give these models `contract: {{enforced: true}}`: {without}"
 
 
