@@ -4,14 +4,16 @@ JSON answers, and running under uvicorn with a clean shutdown that publishes wha
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
 from dataclasses import dataclass
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ingestion.settings import env_field, from_env
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +59,28 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
     return b"".join(chunks)
 
 
-def _env_number(name: str, default, cast):
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be {'an integer' if cast is int else 'a number'}, got {raw!r}") from None
-
-
-def env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float)
-
-
-def env_int(name: str, default: int) -> int:
-    return _env_number(name, default, int)
-
-
 @dataclass(frozen=True)
 class ConnectionLimits:
     """What one connection may take before its request reaches the app, for both services: uvicorn bounds neither
     the time a client may take to send its request line and headers (an idle or trickling connection is held for
-    good, and enough of them exhaust the process) nor, with httptools, their size."""
+    good, and enough of them exhaust the process) nor, with httptools, their size. Each setting written once
+    (ingestion/settings.py)."""
 
-    header_timeout_seconds: float
-    max_header_bytes: int
+    header_timeout_seconds: float = env_field("HTTP_HEADER_TIMEOUT_SECONDS", 10.0)
+    max_header_bytes: int = env_field("HTTP_MAX_HEADER_BYTES", 16384)
 
     @classmethod
     def from_env(cls) -> ConnectionLimits:
-        return cls(
-            header_timeout_seconds=env_float("HTTP_HEADER_TIMEOUT_SECONDS", 10.0),
-            max_header_bytes=env_int("HTTP_MAX_HEADER_BYTES", 16384),
-        )
+        try:
+            return from_env(cls)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+
+
+@functools.cache
+def connection_limits() -> ConnectionLimits:
+    """The limits, read once per process (each ``--workers`` process reads its own)."""
+    return ConnectionLimits.from_env()
 
 
 class HeadersTooLarge(Exception):
@@ -105,7 +96,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.limits = ConnectionLimits.from_env()
+        self.limits = connection_limits()
         self.header_deadline: asyncio.TimerHandle | None = None
         self.header_bytes = 0
         self.headers_refused = False
@@ -232,8 +223,6 @@ __all__ = [
     "error",
     "json_response",
     "read_body",
-    "env_float",
-    "env_int",
     "serve",
     "service_main",
 ]

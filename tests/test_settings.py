@@ -50,13 +50,13 @@ def test_the_resource_has_one_field_per_setting_with_its_default():
 
 def test_every_setting_is_documented():
     from ingestion.collector import CollectorSettings
+    from ingestion.http_service import ConnectionLimits
+    from ingestion.stripe_pull import PullSettings
     from ingestion.stripe_receiver import ReceiverSettings
 
     readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
-    from ingestion.stripe_pull import PullSettings
-
     every = SETTINGS + settings_fields(CollectorSettings) + settings_fields(ReceiverSettings)
-    every += settings_fields(PullSettings)
+    every += settings_fields(PullSettings) + settings_fields(ConnectionLimits)
     assert [s.env for s in every if s.env not in readme or s.env not in example] == []
 
 
