@@ -50,7 +50,7 @@ demo: $(STAMP)
 	@echo
 	@echo "The run is recorded in the Dagster instance at $(DAGSTER_HOME)."
 	@echo "Open the Dagster UI over the demo's data with:  make dev-demo   (then http://127.0.0.1:$(PORT))"
-	@echo "Query the marts with DuckDB:  $(PY) -c \"import duckdb; print(duckdb.connect('$(DEMO_DIR)/warehouse.duckdb', read_only=True).sql('from marts.attributed_purchases limit 5'))\""
+	@echo "Query the marts with DuckDB:  $(PY) -c \"import duckdb; print(duckdb.connect('$(DEMO_DIR)/analytics.duckdb', read_only=True).sql('from marts.attributed_purchases limit 5'))\""
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -22,6 +22,14 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("WAREHOUSE_PATH") or "./data/warehouse.duckdb").resolve()
 
 
+def analytics_path(warehouse: Path | None = None) -> Path:
+    """The analysts' copy (ANALYTICS_PATH): unset, `analytics.duckdb` beside the warehouse."""
+    raw = os.environ.get("ANALYTICS_PATH")
+    if raw:
+        return Path(raw).resolve()
+    return (warehouse or warehouse_path()).with_name("analytics.duckdb")
+
+
 # DuckDB's compressions of long text (FSST), which the warehouse writes go without unless DUCKDB_COMPRESS_TEXT=true
 TEXT_COMPRESSIONS = "fsst,dict_fsst"
 

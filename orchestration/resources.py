@@ -1,6 +1,7 @@
 """Typed resources, configured from the environment (see .env.example)."""
 
 import os
+import sys
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,10 @@ import dagster as dg
 import duckdb
 
 from ingestion import config
+from ingestion.pacing import backoff_seconds
 from ingestion.settings import Setting, build, settings_fields, value_of
 from ingestion.stripe_pull import PullSettings
+from orchestration.warehouse_lock import LockHolder, lock_holder, pipeline_use
 from reverse_etl.settings import DeliverySettings
 
 
@@ -21,25 +24,76 @@ class WarehouseResource(dg.ConfigurableResource):
     writing runs in the ``warehouse`` pool (limit 1) and closes its connection when done."""
 
     path: str
+    # the analysts' copy (orchestration/publish.py); empty: analytics.duckdb beside the warehouse
+    analytics_path: str = ""
 
     @property
     def resolved_path(self) -> Path:
         return Path(self.path).resolve()
 
+    @property
+    def resolved_analytics_path(self) -> Path:
+        if self.analytics_path:
+            return Path(self.analytics_path).resolve()
+        return self.resolved_path.with_name("analytics.duckdb")
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for this step. A warehouse locked by another step of the pipeline (or the landing sensor's
+        brief read) is waited for with Dagster's RetryRequested, the message naming that step; one held by anyone
+        else fails the step at once, since nothing says when they will let go (analysts open ANALYTICS_PATH)."""
         self.resolved_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        con = duckdb.connect(
-            str(self.resolved_path),
-            read_only=read_only,
-            config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"},
-        )
-        if not read_only and self.resolved_path.stat().st_mode & 0o077:
-            self.resolved_path.chmod(0o600)  # a warehouse created before files were owner-only
+        with pipeline_use(self.resolved_path, _current_step()):
+            try:
+                con = duckdb.connect(
+                    str(self.resolved_path),
+                    read_only=read_only,
+                    config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"},
+                )
+            except duckdb.IOException as e:
+                holder = lock_holder(e, self.resolved_path)
+                if holder is None:
+                    raise
+                raise _busy(holder, self.resolved_path) from None
+            if not read_only and self.resolved_path.stat().st_mode & 0o077:
+                self.resolved_path.chmod(0o600)  # a warehouse created before files were owner-only
+            try:
+                yield con
+            finally:
+                con.close()
+
+
+# a step that finds the warehouse held by another step of the pipeline waits this often, doubling, jittered
+BUSY_RETRIES = 6
+BUSY_FIRST_WAIT_SECONDS = 2.0
+
+
+def _busy(holder: LockHolder, path: Path) -> Exception:
+    if holder.pipeline is not None:
         try:
-            yield con
-        finally:
-            con.close()
+            attempt = dg.AssetExecutionContext.get().retry_number + 1
+        except dg.DagsterInvariantViolationError:
+            attempt = 1
+        wait = backoff_seconds(attempt, BUSY_FIRST_WAIT_SECONDS, 60.0)
+        message = f"the warehouse {path} is held by {holder.describe()}; trying again in {wait:.0f} s"
+        dg.get_dagster_logger().info(message)
+        return dg.RetryRequested(max_retries=BUSY_RETRIES, seconds_to_wait=wait)
+    return dg.Failure(
+        description=f"the warehouse {path} is held by {holder.describe()}. Close that connection: analysts, notebooks "
+        f"and BI tools should open the published copy (ANALYTICS_PATH), never the warehouse. Not retried.",
+        allow_retries=False,
+    )
+
+
+def _current_step() -> str:
+    """What this process is doing, for another process that finds the warehouse locked."""
+    for context_class in (dg.AssetExecutionContext, dg.AssetCheckExecutionContext):
+        try:
+            op = context_class.get().op_execution_context
+        except dg.DagsterInvariantViolationError:
+            continue
+        return f"step {op.op.name} of run {op.run_id[:8]}"
+    return f"process {Path(sys.argv[0]).name or 'python'}"
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -141,7 +195,7 @@ def default_resources() -> dict:
     warehouse = str(config.warehouse_path())
     os.environ["WAREHOUSE_PATH"] = warehouse  # read by dbt_project/profiles.yml
     return {
-        "warehouse": WarehouseResource(path=warehouse),
+        "warehouse": WarehouseResource(path=warehouse, analytics_path=str(config.analytics_path(Path(warehouse)))),
         "landing_zone": LandingZoneResource(path=str(config.landing_dir())),
         "tiktok": TikTokResource.from_env(),
         "stripe": StripeResource.from_env(),

@@ -102,6 +102,9 @@ def test_forget_erases_a_person_everywhere_and_only_them(workspace, tmp_path):
     assert workspace.run().success
     assert workspace.query("select count(*) from raw.quarantine where line_text like ?", [f"%{browser}%"]) == [(1,)]
 
+    analytics = workspace.root / "analytics.duckdb"
+    assert _tables_holding(analytics, needles), "the analysts' copy holds the person before"
+
     home = tmp_path / "dagster_home"
     env = {
         **os.environ,
@@ -123,6 +126,8 @@ def test_forget_erases_a_person_everywhere_and_only_them(workspace, tmp_path):
     assert not [n for n in needles if n in _landing_text(workspace.landing)], "no landing line names the person"
     assert "m-someone-else" in _landing_text(workspace.landing)
     assert _tables_holding(workspace.warehouse, needles + ["b-new-device"]) == {}
+    assert analytics.exists(), "published again by the rebuild"
+    assert _tables_holding(analytics, needles + ["b-new-device"]) == {}
     ledger = workspace.query(
         "select count(*), count(payload) from reverse_etl.tiktok_deliveries d "
         "where list_contains(?::varchar[], lower(event_id))",

@@ -11,6 +11,7 @@ from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, list_landing_files
 from orchestration.defs.ingestion import RAW_KEYS
 from orchestration.resources import LandingZoneResource, WarehouseResource
+from orchestration.warehouse_lock import pipeline_use
 
 # In-process: every step writes the one DuckDB file, so steps run one after another in one process; the
 # `warehouse` pool (limit 1 in dagster.yaml) also queues the steps of runs started at the same time.
@@ -72,7 +73,10 @@ def landing_zone_sensor(
     loaded: set[str] = set()
     if warehouse.resolved_path.exists():
         try:
-            with duckdb.connect(str(warehouse.resolved_path), read_only=True) as con:
+            with (
+                pipeline_use(warehouse.resolved_path, "landing sensor"),
+                duckdb.connect(str(warehouse.resolved_path), read_only=True) as con,
+            ):
                 if con.execute(
                     "select count(*) from information_schema.tables where table_schema = 'raw' "
                     "and table_name = 'loaded_files'"

@@ -17,6 +17,7 @@ from ingestion import config
 from orchestration.dbt_runner import DbtCli
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.resources import TikTokResource, WarehouseResource
+from orchestration.warehouse_lock import DBT_BUILD, pipeline_use
 from reverse_etl.settings import DeliverySettings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -189,14 +190,16 @@ def dbt_models(
     # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
     # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
     skipped = ["unit_test"] if full_refresh else ["unit_test", "seed"]
-    events = list(
-        dbt.cli(
-            ["build", "--vars", json.dumps(variables), "--exclude-resource-type", *skipped]
-            + (["--full-refresh"] if full_refresh else []),
-            context=context,
-            target_path=target,
-        ).stream()
-    )
+    # dbt holds the warehouse for the build: recorded as the pipeline's, so a step that finds it locked waits
+    with pipeline_use(warehouse.resolved_path, f"{DBT_BUILD} of run {context.run_id[:8]}"):
+        events = list(
+            dbt.cli(
+                ["build", "--vars", json.dumps(variables), "--exclude-resource-type", *skipped]
+                + (["--full-refresh"] if full_refresh else []),
+                context=context,
+                target_path=target,
+            ).stream()
+        )
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
     # the warehouse inside this process with dbt's settings and lock out every later step's connection).
     with warehouse.connect() as con:

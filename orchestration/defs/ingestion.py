@@ -38,10 +38,6 @@ def _load(
     )
 
 
-# a warehouse briefly held by a query outside Dagster (an analyst's DuckDB session) is worth waiting for
-LOAD_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-
-
 @dg.asset(
     key=["raw", "stripe_events"],
     deps=[STRIPE_PULL_KEY],
@@ -50,7 +46,6 @@ LOAD_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENT
     kinds={"duckdb", "stripe"},
     owners=["team:data-platform"],
     tags={"layer": "raw"},
-    retry_policy=LOAD_RETRY,
     description="Stripe events from $LANDING_DIR/stripe_events, each file once, each event id once; "
     "malformed lines go to raw.quarantine.",
 )
@@ -67,7 +62,6 @@ def raw_stripe_events(
     kinds={"duckdb"},
     owners=["team:data-platform"],
     tags={"layer": "raw"},
-    retry_policy=LOAD_RETRY,
     description="Tracking events from $LANDING_DIR/tracking, each file once, each messageId once; "
     "malformed lines go to raw.quarantine.",
 )

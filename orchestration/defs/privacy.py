@@ -18,6 +18,10 @@ def erase_requested_people(
 ) -> None:
     with warehouse.connect() as con:
         records = process_requests(con, landing_zone.resolved_path)
+    if records:
+        # the analysts' copy holds them too: gone now (a connection already open keeps what it opened until it
+        # closes); the next build publishes it again without them
+        warehouse.resolved_analytics_path.unlink(missing_ok=True)
     for record in records:
         # counts and hashes only: the log is kept in Dagster's storage
         context.log.info(

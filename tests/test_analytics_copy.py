@@ -1,0 +1,153 @@
+"""Analysts and the pipeline share the embedded warehouse: analysts read the published copy (ANALYTICS_PATH), which
+no run holds, and a run never waits for them; the warehouse itself, when someone opens it anyway, fails the step
+at once with a message saying who holds it, while a neighbour of the pipeline is waited for."""
+
+import subprocess
+import sys
+import threading
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration.defs.automation import landing_zone_sensor
+from orchestration.run import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+RETRY_EVENTS = {"STEP_UP_FOR_RETRY", "STEP_RESTARTED", "STEP_FAILURE"}
+
+
+def _sensor_context(workspace, instance, cursor=None):
+    resources = workspace.resources()
+    return dg.build_sensor_context(
+        cursor=cursor,
+        instance=instance,
+        resources={"landing_zone": resources["landing_zone"], "warehouse": resources["warehouse"]},
+    )
+
+
+def _sensor_started_runs(workspace, defs, instance, cursors: dict) -> list[dg.ExecuteInProcessResult]:
+    """What the daemon does on its ticks: the landing sensor's ingest run, then the automation sensor's run of what
+    the new data feeds (the same evaluations and jobs, executed in this process)."""
+    sensed = landing_zone_sensor(_sensor_context(workspace, instance, cursors.get("landing")))
+    assert len(sensed.run_requests) == 1
+    cursors["landing"] = sensed.cursor
+    ingest = defs.resolve_job_def("ingest").execute_in_process(
+        instance=instance, tags=sensed.run_requests[0].tags, raise_on_error=False
+    )
+    assert ingest.success, [e.message for e in ingest.all_events if e.event_type_value == "STEP_FAILURE"]
+    evaluated = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursors.get("automation"))
+    graph = defs.resolve_asset_graph()
+    requested = [
+        key
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable and evaluated.get_num_requested(key)
+    ]
+    assert dg.AssetKey(["analytics", "published_copy"]) in requested
+    downstream = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=requested, raise_on_error=False
+    )
+    # the automation sensor's next tick: nothing left to do
+    idle = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=evaluated.cursor)
+    assert idle.total_requested == 0
+    cursors["automation"] = idle.cursor
+    return [ingest, downstream]
+
+
+def test_an_analyst_holding_the_published_copy_open_never_holds_up_a_sensor_started_run(workspace, tmp_path):
+    defs = workspace.defs()
+    analytics = workspace.root / "analytics.duckdb"
+    cursors: dict = {}
+    with dg.instance_for_test() as instance:
+        workspace.add_world(visitors=60, seed=61)
+        # the first build, as `make run` does it; the sensors take over from there
+        assert run_pipeline(instance=instance, defs=defs, log_level="WARNING").success
+        cursors["landing"] = landing_zone_sensor(_sensor_context(workspace, instance)).cursor
+        settled = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert settled.total_requested == 0
+        cursors["automation"] = settled.cursor
+        assert oct(analytics.stat().st_mode & 0o777) == "0o600", "personal data: owner only"
+        # a notebook's connection, left open for the rest of the test
+        analyst = duckdb.connect(str(analytics), read_only=True)
+        first_seen = analyst.execute("select count(*) from staging.stg_tracking__events").fetchall()[0][0]
+        assert first_seen > 0
+        for round_ in range(3):
+            workspace.add_world(visitors=15, seed=62 + round_)
+            for result in _sensor_started_runs(workspace, defs, instance, cursors):
+                assert result.success
+                waited = [e.event_type_value for e in result.all_events if e.event_type_value in RETRY_EVENTS]
+                assert waited == [], f"round {round_}: a run waited or failed: {waited}"
+            # the open connection still answers, from the copy it opened
+            assert analyst.execute("select count(*) from staging.stg_tracking__events").fetchall()[0][0] == first_seen
+        analyst.close()
+    with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
+        built = con.execute("select count(*) from staging.stg_tracking__events").fetchall()[0][0]
+        purchases = con.execute("select count(*) from marts.attributed_purchases").fetchall()[0][0]
+        ledger = con.execute("select count(*) from reverse_etl.tiktok_deliveries").fetchall()[0][0]
+    with duckdb.connect(str(analytics), read_only=True) as again:
+        assert again.execute("select count(*) from staging.stg_tracking__events").fetchall()[0][0] == built > first_seen
+        assert again.execute("select count(*) from marts.attributed_purchases").fetchall()[0][0] == purchases
+        assert again.execute("select count(*) from reverse_etl.tiktok_deliveries").fetchall()[0][0] == ledger
+        columns = {r[0] for r in again.execute("describe reverse_etl.tiktok_deliveries").fetchall()}
+        assert "payload" not in columns, "what was sent (hashed keys, IP, agent) stays in the warehouse"
+        schemas = {
+            r[0] for r in again.execute("select distinct table_schema from information_schema.tables").fetchall()
+        }
+        assert schemas == {"marts", "staging", "reverse_etl"}
+        assert again.execute("select count(*) from staging.stg_tracking__pages").fetchall()[0][0] > 0
+    assert not list(workspace.root.glob(".analytics.duckdb.*")), "no copy left half-written"
+
+
+def _hold_open(path):
+    """Another process holding the warehouse open, as a notebook would."""
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    return holder
+
+
+def test_a_load_fails_at_once_naming_who_holds_the_warehouse_when_it_is_not_the_pipeline(workspace, tmp_path):
+    workspace.add_world(visitors=20, seed=71)
+    duckdb.connect(str(workspace.warehouse)).close()
+    holder = _hold_open(workspace.warehouse)
+    try:
+        with dg.instance_for_test() as instance:
+            result = (
+                workspace.defs().resolve_job_def("ingest").execute_in_process(instance=instance, raise_on_error=False)
+            )
+        assert not result.success
+        events = [e.event_type_value for e in result.all_events]
+        assert "STEP_UP_FOR_RETRY" not in events, "nothing says when an analyst lets go: no waiting"
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        message = failure.step_failure_data.user_failure_data.description
+        assert f"(PID {holder.pid})" in message and "not the pipeline" in message and "ANALYTICS_PATH" in message
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_step_waits_for_the_pipeline_s_own_holder_and_says_which(workspace, tmp_path):
+    """A process recorded as the pipeline's (here: as the landing sensor records itself) is a neighbour: the step
+    asks Dagster to try again, naming it, and succeeds once it lets go."""
+    from orchestration.warehouse_lock import users_dir
+
+    workspace.add_world(visitors=20, seed=72)
+    duckdb.connect(str(workspace.warehouse)).close()
+    holder = _hold_open(workspace.warehouse)
+    users_dir(workspace.warehouse).mkdir(mode=0o700, exist_ok=True)
+    (users_dir(workspace.warehouse) / str(holder.pid)).write_text('{"what": "landing sensor"}')
+    try:
+        with dg.instance_for_test() as instance:
+            threading.Timer(3.0, holder.kill).start()
+            result = (
+                workspace.defs().resolve_job_def("ingest").execute_in_process(instance=instance, raise_on_error=False)
+            )
+            messages = [e.user_message for e in instance.all_logs(result.run_id) if "held by" in e.user_message]
+        assert result.success
+        assert any("STEP_UP_FOR_RETRY" == e.event_type_value for e in result.all_events)
+        assert any("the pipeline's landing sensor" in m and f"(PID {holder.pid})" in m for m in messages), messages
+    finally:
+        holder.kill()
+        holder.wait()
+        (users_dir(workspace.warehouse) / str(holder.pid)).unlink(missing_ok=True)
