@@ -43,11 +43,26 @@ class Published:
     rows: int
     bytes: int
     seconds: float
+    written: int = 0  # tables written whole
+    appended: int = 0  # append-only tables that took only newer loads
 
 
-def publish(con: duckdb.DuckDBPyConnection, target: Path, schemas: tuple[str, ...] = PUBLISHED_SCHEMAS) -> Published:
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
+    changed: set[tuple[str, str]] | None = None,
+    append_only: frozenset[tuple[str, str]] = frozenset(),
+) -> Published:
     """Copy the relations of ``schemas`` from the warehouse ``con`` holds into a new file, then rename it over
-    ``target``. ``con`` must be the pipeline's own (writing) connection: the copy is one consistent state."""
+    ``target``. ``con`` must be the pipeline's own (writing) connection: the copy is one consistent state.
+
+    With ``changed`` (the relations rebuilt since the copy at ``target`` was published; ``(schema, "*")``: all of a
+    schema), the new file starts as a
+    byte copy of the published one (the file system copies far faster than DuckDB writes) and only the changed
+    tables are written again; of those, tables in ``append_only`` (rows are only ever added, each load with its own
+    ``loaded_at``) take just the rows of newer loads, or are written again when the counts then disagree. Without
+    it, or without a published copy, every table is written."""
     started = time.perf_counter()
     warehouse_catalog = con.execute("select current_database()").fetchall()[0][0]
     target = target.resolve()
@@ -72,22 +87,27 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path, schemas: tuple[str, ..
             "select schema_name, view_name, sql from duckdb_views() where database_name = current_database()"
         ).fetchall()
     )
-    tables = rows = 0
+    incremental = changed is not None and target.exists()
+    if incremental:
+        shutil.copyfile(target, staging)
+    written = appended = 0
     con.execute(f"attach {_literal(str(staging))} as {_ALIAS}")
     try:
+        kept = _kept_tables(con, relations, changed or set()) if incremental else set()
         for schema in sorted({r[0] for r in relations}):
-            con.execute(f"create schema {_ALIAS}.{_ident(schema)}")
+            con.execute(f"create schema if not exists {_ALIAS}.{_ident(schema)}")
         for schema, name, is_view in relations:
-            if is_view:
+            if is_view or (schema, name) in kept:
+                continue
+            relation = f"{_ident(schema)}.{_ident(name)}"
+            if incremental and (schema, name) in append_only and _append_newer_loads(con, schema, name):
+                appended += 1
                 continue
             left_out = LEFT_OUT_COLUMNS.get((schema, name), set())
             columns = "*" if not left_out else "* exclude (" + ", ".join(_ident(c) for c in sorted(left_out)) + ")"
-            con.execute(
-                f"create table {_ALIAS}.{_ident(schema)}.{_ident(name)} as "
-                f"select {columns} from {_ident(schema)}.{_ident(name)}"
-            )
-            rows += con.execute(f"select count(*) from {_ALIAS}.{_ident(schema)}.{_ident(name)}").fetchall()[0][0]
-            tables += 1
+            con.execute(f"drop table if exists {_ALIAS}.{relation}")
+            con.execute(f"create table {_ALIAS}.{relation} as select {columns} from {relation}")
+            written += 1
         # views last, in the copy itself (its own catalog, so the names in their text resolve to the copied tables)
         unbound = []
         con.execute(f"use {_ALIAS}")
@@ -96,17 +116,19 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path, schemas: tuple[str, ..
                 if not is_view:
                     continue
                 try:
-                    con.execute(view_sql[(schema, name)])
-                    tables += 1
+                    con.execute(view_sql[(schema, name)].replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
                 except (KeyError, duckdb.CatalogException):
                     unbound.append((schema, name))  # it reads something the copy does not hold
         finally:
             con.execute(f"use {_ident(warehouse_catalog)}")
-        for schema, name in unbound:  # copied as tables instead
-            con.execute(
-                f"create table {_ALIAS}.{_ident(schema)}.{_ident(name)} as from {_ident(schema)}.{_ident(name)}"
-            )
-            tables += 1
+        for schema, name in unbound:  # copied as tables instead, when they changed
+            if (schema, name) in kept:
+                continue
+            relation = f"{_ident(schema)}.{_ident(name)}"
+            con.execute(f"drop table if exists {_ALIAS}.{relation}")
+            con.execute(f"create table {_ALIAS}.{relation} as from {relation}")
+            written += 1
+        tables, rows = _contents(con)
         con.execute(f"detach {_ALIAS}")
     except BaseException:
         try:
@@ -125,7 +147,60 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path, schemas: tuple[str, ..
         os.fsync(directory)
     finally:
         os.close(directory)
-    return Published(target, tables, rows, target.stat().st_size, time.perf_counter() - started)
+    return Published(target, tables, rows, target.stat().st_size, time.perf_counter() - started, written, appended)
+
+
+def _kept_tables(con, relations, changed: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The copy's tables that stay as they are: unchanged, of a relation still published. Every other relation
+    the copy holds is dropped (views are all created again)."""
+    wanted = {(s, n) for s, n, _ in relations}
+    held = con.execute(
+        "select table_schema, table_name, table_type = 'VIEW' from information_schema.tables where table_catalog = ?",
+        [_ALIAS],
+    ).fetchall()
+    kept = set()
+    for schema, name, is_view in held:
+        relation = f"{_ALIAS}.{_ident(schema)}.{_ident(name)}"
+        if is_view:
+            con.execute(f"drop view {relation}")
+        elif (schema, name) not in wanted:
+            con.execute(f"drop table {relation}")
+        elif (schema, name) not in changed and (schema, "*") not in changed:
+            kept.add((schema, name))
+    return kept
+
+
+def _append_newer_loads(con, schema: str, name: str) -> bool:
+    """Add the warehouse's rows of loads newer than the copy's newest; False (nothing changed) when the table has
+    no loaded_at, its columns differ, or the counts disagree afterwards (a rebuild, a late load): write it whole."""
+    relation = f"{_ident(schema)}.{_ident(name)}"
+    copied = f"{_ALIAS}.{relation}"
+    columns = con.execute(f"select * from {relation} limit 0").description
+    if [c[0] for c in columns] != [c[0] for c in con.execute(f"select * from {copied} limit 0").description]:
+        return False
+    if "loaded_at" not in {c[0] for c in columns}:
+        return False
+    con.execute("begin")
+    con.execute(
+        f"insert into {copied} select * from {relation} "
+        f"where loaded_at > (select coalesce(max(loaded_at), cast('1970-01-01' as timestamp)) from {copied})"
+    )
+    counts = con.execute(f"select (select count(*) from {relation}), (select count(*) from {copied})").fetchall()[0]
+    if counts[0] != counts[1]:
+        con.execute("rollback")
+        return False
+    con.execute("commit")
+    return True
+
+
+def _contents(con) -> tuple[int, int]:
+    tables = con.execute(
+        "select table_schema, table_name from information_schema.tables where table_catalog = ?", [_ALIAS]
+    ).fetchall()
+    rows = sum(
+        con.execute(f"select count(*) from {_ALIAS}.{_ident(s)}.{_ident(n)}").fetchall()[0][0] for s, n in tables
+    )
+    return len(tables), rows
 
 
 def _ident(name: str) -> str:

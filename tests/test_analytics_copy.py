@@ -81,6 +81,11 @@ def test_an_analyst_holding_the_published_copy_open_never_holds_up_a_sensor_star
             # the open connection still answers, from the copy it opened
             assert analyst.execute("select count(*) from staging.stg_tracking__events").fetchall()[0][0] == first_seen
         analyst.close()
+        # later copies started from the one before: only what a run rebuilt was written again
+        published = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "published_copy"]))
+        metadata = published.asset_materialization.metadata
+        assert metadata["tables_appended"].value == 2, "stg_tracking__events, stg_stripe__invoice_lines: new loads only"
+        assert metadata["tables_written"].value < metadata["tables"].value
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
         built = con.execute("select count(*) from staging.stg_tracking__events").fetchall()[0][0]
         purchases = con.execute("select count(*) from marts.attributed_purchases").fetchall()[0][0]
@@ -97,6 +102,26 @@ def test_an_analyst_holding_the_published_copy_open_never_holds_up_a_sensor_star
         assert schemas == {"marts", "staging", "reverse_etl"}
         assert again.execute("select count(*) from staging.stg_tracking__pages").fetchall()[0][0] > 0
     assert not list(workspace.root.glob(".analytics.duckdb.*")), "no copy left half-written"
+    _assert_copy_equals_warehouse(workspace.warehouse, analytics)
+
+
+def _assert_copy_equals_warehouse(warehouse, analytics):
+    """Every relation of the copy holds what the warehouse holds (both ways), whatever was kept or appended."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute(f"attach '{analytics}' as copy (read_only)")
+        relations = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_catalog = 'copy'"
+        ).fetchall()
+        assert len(relations) > 20
+        for schema, name in relations:
+            columns = ", ".join(
+                f'"{c[0]}"' for c in con.execute(f"select * from copy.{schema}.{name} limit 0").description
+            )
+            for a, b in ((f"copy.{schema}.{name}", f"{schema}.{name}"), (f"{schema}.{name}", f"copy.{schema}.{name}")):
+                differ = con.execute(
+                    f"select count(*) from (select {columns} from {a} except all select {columns} from {b})"
+                )
+                assert differ.fetchall()[0][0] == 0, f"{schema}.{name}: {a} has rows {b} has not"
 
 
 def _hold_open(path):

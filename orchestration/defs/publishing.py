@@ -1,9 +1,11 @@
 """The analysts' copy: after a build, the marts, staging and the delivery ledger published to ANALYTICS_PATH."""
 
+import json
+
 import dagster as dg
 
 from orchestration.defs.activation import tiktok_deliveries
-from orchestration.defs.dbt import dbt_models
+from orchestration.defs.dbt import dbt_models, dbt_project
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.publish import PUBLISHED_SCHEMAS, publish
 from orchestration.resources import WarehouseResource
@@ -25,10 +27,13 @@ PUBLISHED_DEPS = [key for key in dbt_models.keys if key.path[0] in PUBLISHED_SCH
     "connection never blocks a run and the next connection sees the new build.",
 )
 def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    changed = _changed_since_last_publish(context)
     with warehouse.connect() as con:
-        result = publish(con, warehouse.resolved_analytics_path)
+        result = publish(con, warehouse.resolved_analytics_path, changed=changed, append_only=_append_only_models())
     context.log.info(
-        f"published {result.tables} tables, {result.rows} rows, to {result.path} in {result.seconds:.2f} s"
+        f"published {result.tables} relations, {result.rows} rows, to {result.path} in {result.seconds:.2f} s "
+        f"({result.written} tables written, {result.appended} appended to"
+        + (", the rest kept from the last copy)" if changed is not None else ")")
     )
     return dg.MaterializeResult(
         metadata={
@@ -37,7 +42,37 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "dagster/row_count": result.rows,
             "bytes": result.bytes,
             "seconds": round(result.seconds, 2),
+            "tables_written": result.written,
+            "tables_appended": result.appended,
         }
+    )
+
+
+def _changed_since_last_publish(context: dg.AssetExecutionContext) -> set[tuple[str, str]] | None:
+    """The published relations rebuilt since the copy was last published, from Dagster's materializations (a dbt
+    build with nothing new materializes nothing); None when this instance never published (everything is written)."""
+    last = context.instance.get_latest_materialization_event(context.asset_key)
+    if last is None:
+        return None
+    changed: set[tuple[str, str]] = set()
+    for key in PUBLISHED_DEPS:
+        event = context.instance.get_latest_materialization_event(key)
+        if event is not None and event.timestamp < last.timestamp:
+            continue
+        # the delivery writes every table of its schema (the ledger, the failure reviews)
+        changed.add(("reverse_etl", "*") if key == tiktok_deliveries.key else (key.path[0], key.path[-1]))
+    return changed
+
+
+def _append_only_models() -> frozenset[tuple[str, str]]:
+    """Models dbt only ever appends to (incremental_strategy append)."""
+    manifest = json.loads(dbt_project.manifest_path.read_bytes())
+    return frozenset(
+        (node["config"].get("schema") or "main", node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and node["config"].get("materialized") == "incremental"
+        and node["config"].get("incremental_strategy") == "append"
     )
 
 
