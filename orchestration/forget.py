@@ -135,6 +135,29 @@ def resolve(
     ), customers
 
 
+def forget_customer_ids(con, ids: Identifiers, stripe_ids: frozenset[str] = frozenset()) -> None:
+    """The stitch's registry of customer ids (kept across rebuilds, so not dropped with the models) names the
+    person's identifiers: their rows go, and so do the merges and splits of their ids."""
+    if not _exists(con, "monitoring", "customer_ids"):
+        return
+    values = sorted(ids.browsers | ids.users | ids.emails | ids.phones | ids.stripe_ids | stripe_ids)
+    customers = [
+        r[0]
+        for r in con.execute(
+            "select distinct customer_id from monitoring.customer_ids "
+            "where list_contains(?::varchar[], substr(node, strpos(node, ':') + 1))",
+            [values],
+        ).fetchall()
+    ]
+    if _exists(con, "monitoring", "customer_id_changes"):
+        con.execute(
+            "delete from monitoring.customer_id_changes "
+            "where list_contains(?::varchar[], old_customer_id) or list_contains(?::varchar[], customer_id)",
+            [customers, customers],
+        )
+    con.execute("delete from monitoring.customer_ids where list_contains(?::varchar[], customer_id)", [customers])
+
+
 def _drop_derived_tables(con) -> int:
     tables = [
         (s, n)
@@ -170,6 +193,7 @@ def process_requests(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[
                 snapshot_rows += con.execute(
                     f'delete from "{schema}"."{name}" where list_contains(?::varchar[], {key})', [events]
                 ).fetchall()[0][0]
+        forget_customer_ids(con, ids, ingested.stripe_ids)
         dropped = _drop_derived_tables(con)
         record = {
             "request_id": request_id,

@@ -5,8 +5,13 @@ sparse connected components (a linear-time traversal in C) labels the components
 component's anchor and names the customer. Exact, converged in one pass, and cost that grows with the number
 of edges, not with the square of component sizes as reachable-set recursive CTEs do.
 
-A component's customer id is derived from its most stable anchor: a Stripe customer if it has one, else an
-email, a phone, a site user id, a purchase, a browser; ties by the identifier's text.
+A new component's customer id is derived from its most stable anchor: a Stripe customer if it has one, else an
+email, a phone, a site user id, a purchase, a browser; ties by the identifier's text. Once given, an id stays
+(analysts' saved queries and dashboards join on it): the ids every identifier had are kept in
+`monitoring.customer_ids` (not a model, so a full rebuild keeps it too). A component keeps the id most of whose
+identifiers it holds; when several ids come together (a merge), the oldest survives and the others are recorded
+in `monitoring.customer_id_changes` (`marts.customer_id_aliases` reads it); the part that leaves a component (a
+split) gets a new id, recorded there too.
 """
 
 import numpy as np
@@ -23,9 +28,15 @@ def component_labels(n_nodes: int, left: np.ndarray, right: np.ndarray) -> np.nd
     return connected_components(graph, directed=False)[1]
 
 
-def stitch(con, nodes: str, edges: str):
+REGISTRY = "monitoring.customer_ids"
+CHANGES = "monitoring.customer_id_changes"
+
+
+def stitch(con, nodes: str, edges: str, registry: str | None = None):
     """``nodes``: a table or view with node, node_type; ``edges``: one with left_node, right_node (the used
-    edges). Returns a DuckDB relation: node, node_type, node_value, customer_id, component_size."""
+    edges); ``registry``: the ids given before (node, customer_id, since), kept where they can be (see above;
+    without it every id comes from its anchor). Returns a DuckDB relation: node, node_type, node_value,
+    customer_id, component_size."""
     rank = " ".join(f"when '{t}' then {r}" for t, r in ANCHOR_RANK.items())
     con.execute(f"""
         create or replace temp table _stitch_nodes as
@@ -39,13 +50,15 @@ def stitch(con, nodes: str, edges: str):
         join _stitch_nodes l on l.node = e.left_node
         join _stitch_nodes r on r.node = e.right_node
     """).fetchnumpy()
-    n_nodes, n_edges = con.execute(f"select (select count(*) from _stitch_nodes), (select count(*) from {edges})"
-                                   ).fetchall()[0]
+    n_nodes, n_edges = con.execute(
+        f"select (select count(*) from _stitch_nodes), (select count(*) from {edges})"
+    ).fetchall()[0]
     if len(pairs["l"]) != n_edges:
         raise ValueError(f"{n_edges - len(pairs['l'])} edges name an identifier that is not among the nodes")
     labels = component_labels(n_nodes, pairs["l"], pairs["r"])
     con.register("_stitch_labels", pd.DataFrame({"i": np.arange(n_nodes, dtype=np.int32), "label": labels}))
-    return con.sql("""
+    con.execute("""
+        create or replace temp table _stitch_components as
         with labelled as (
             select n.node, n.node_type, n.anchor_rank, l.label
             from _stitch_nodes n join _stitch_labels l using (i)
@@ -57,13 +70,110 @@ def stitch(con, nodes: str, edges: str):
         -- a node is '<type>:<value>' and types hold no ':', so the value is everything after the first one (a
         -- value may hold colons: an anonymousId 'b-victim:x' must stay its own browser, not become 'b-victim')
         select labelled.node, labelled.node_type, substr(labelled.node, strpos(labelled.node, ':') + 1) as node_value,
-               'cust_' || left(md5(anchors.anchor), 20) as customer_id, anchors.component_size
+               labelled.label, anchors.anchor, anchors.component_size
         from labelled join anchors using (label)
+    """).fetchall()
+    if registry is None:
+        con.execute("""
+            create or replace temp table _stitch_ids as
+            select distinct label, 'cust_' || left(md5(anchor), 20) as customer_id from _stitch_components
+        """).fetchall()
+    else:
+        _keep_ids(con, registry)
+    return con.sql("""
+        select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size
+        from _stitch_components c join _stitch_ids ids using (label)
     """)
+
+
+def _keep_ids(con, registry: str) -> None:
+    """_stitch_ids (label, customer_id, since, why) from the ids the registry gave before; _stitch_changes (merges
+    and splits against it)."""
+    con.execute(f"""
+        create or replace temp table _stitch_previous as
+        select c.label, min(c.anchor) as anchor, r.customer_id as old_id, min(r.since) as since, count(*) as n
+        from _stitch_components c join {registry} r using (node)
+        group by c.label, r.customer_id
+    """).fetchall()
+    con.execute("""
+        -- an id stays with the component holding most of its identifiers (ties: the smaller anchor)
+        create or replace temp table _stitch_kept as
+        select label, old_id, since from (
+            select *, row_number() over (partition by old_id order by n desc, anchor) as rank from _stitch_previous
+        ) where rank = 1
+    """).fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_ids as
+        -- of the ids a component kept, the oldest survives
+        with survivors as (
+            select label, arg_min(old_id, (since, old_id)) as customer_id, min(since) as since
+            from _stitch_kept group by label
+        ),
+        fresh as (
+            select distinct label, anchor, 'cust_' || left(md5(anchor), 20) as candidate
+            from _stitch_components where label not in (select label from survivors)
+        ),
+        taken as (select customer_id from {registry} union select customer_id from survivors)
+        select label, customer_id, since from survivors
+        union all
+        -- a new component, or a part that split off: its anchor's id, unless that id is in use already
+        select label,
+               case when candidate in (select customer_id from taken)
+                    then 'cust_' || left(md5(anchor || '#' || cast(epoch_us(now()) as varchar)), 20)
+                    else candidate end,
+               now()::timestamp
+        from fresh
+    """).fetchall()
+    con.execute("""
+        create or replace temp table _stitch_changes as
+        select kept.old_id as old_customer_id, ids.customer_id, 'merged' as why
+        from _stitch_kept kept join _stitch_ids ids using (label)
+        where kept.old_id <> ids.customer_id
+        union all
+        select distinct previous.old_id, ids.customer_id, 'split'
+        from _stitch_previous previous
+        join _stitch_kept kept on kept.old_id = previous.old_id and kept.label <> previous.label
+        join _stitch_ids ids on ids.label = previous.label
+        where ids.customer_id <> previous.old_id
+    """).fetchall()
+
+
+def remember_ids(con, registry: str = REGISTRY, changes: str = CHANGES) -> None:
+    """Write what the last stitch gave (each identifier's id, the merges and splits) to the registry."""
+    con.execute(f"""
+        insert into {changes}
+        select old_customer_id, customer_id, now()::timestamp, why from _stitch_changes
+    """).fetchall()
+    con.execute(f"""
+        insert or replace into {registry}
+        select c.node, ids.customer_id, ids.since
+        from _stitch_components c join _stitch_ids ids using (label)
+        left join {registry} r using (node)
+        where r.customer_id is distinct from ids.customer_id
+    """).fetchall()
+
+
+def create_registry(con, registry: str = REGISTRY, changes: str = CHANGES) -> None:
+    con.execute(f"create schema if not exists {registry.split('.')[0]}").fetchall()
+    con.execute(f"""
+        create table if not exists {registry} (node varchar primary key, customer_id varchar not null,
+                                              since timestamp not null)
+    """).fetchall()
+    con.execute(f"""
+        create table if not exists {changes} (old_customer_id varchar not null, customer_id varchar not null,
+                                             changed_at timestamp not null, why varchar not null)
+    """).fetchall()
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("int_identity_nodes").create_view("_identity_nodes_in", replace=True)
     dbt.ref("int_identity_edges").filter("is_used").create_view("_identity_edges_in", replace=True)
-    return stitch(session, "_identity_nodes_in", "_identity_edges_in")
+    create_registry(session)
+    stitch(session, "_identity_nodes_in", "_identity_edges_in", registry=REGISTRY)
+    # the build writes the registry as it goes (a failed build after this point leaves ids that the next one keeps)
+    remember_ids(session)
+    return session.sql("""
+        select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size
+        from _stitch_components c join _stitch_ids ids using (label)
+    """)
