@@ -228,3 +228,30 @@ def ensure_daily_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(sql)
     con.execute(f"comment on view {DAILY_VIEW} is '{comment}'")
     con.execute("commit")
+
+
+def retries_due(
+    con: duckdb.DuckDBPyConnection,
+    now: datetime,
+    attempts_per_run: int,
+    first_wait_seconds: float,
+    max_wait_seconds: float,
+) -> tuple[int, datetime | None]:
+    """How many ``failed_retryable`` events are due for another run at ``now`` (naive UTC), and the newest attempt
+    among them: an event waits ``first_wait_seconds`` after the run that failed it, doubled for each earlier run
+    that failed it too (its attempts over ``attempts_per_run``), at most ``max_wait_seconds``."""
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'tiktok_deliveries'",
+        [SCHEMA],
+    ).fetchall()[0][0]:
+        return 0, None
+    due, newest = con.execute(
+        f"""
+        select count(*), max(last_attempt_at) from {TABLE}
+        where status = ?
+          and last_attempt_at + to_microseconds(cast(1e6 * least(
+                  ? * power(2, greatest(ceil(attempts / ?) - 1, 0)), ?) as bigint)) <= ?
+        """,
+        [Status.FAILED_RETRYABLE.value, first_wait_seconds, float(attempts_per_run), max_wait_seconds, now],
+    ).fetchall()[0]
+    return due, newest

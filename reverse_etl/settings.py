@@ -46,6 +46,10 @@ class DeliverySettings:
     timeout_seconds: float = env_field("TIKTOK_TIMEOUT_SECONDS", 15.0)
     max_attempts_per_run: int = env_field("TIKTOK_MAX_ATTEMPTS_PER_RUN", 5)
     max_total_attempts: int = env_field("TIKTOK_MAX_TOTAL_ATTEMPTS", 15)
+    # a run that left events failed_retryable is followed by a retry of those alone, this long after it, doubling
+    # with each run that fails them again, up to the maximum (the retry sensor; new data does not have to arrive)
+    retry_first_wait_seconds: float = env_field("TIKTOK_RETRY_FIRST_WAIT_SECONDS", 60.0)
+    retry_max_wait_seconds: float = env_field("TIKTOK_RETRY_MAX_WAIT_SECONDS", 3600.0)
     # days the ledger keeps a settled event's IP address and user agent (the rest of its record is kept)
     context_retention_days: float = env_field("TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS", 30.0)
     # processes that check payloads against the schema beside the sending; None: one per spare core (up to 4)

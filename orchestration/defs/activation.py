@@ -1,14 +1,18 @@
 """Activation: attributed conversions -> the TikTok Events API, through the delivery ledger."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
+import duckdb
 from dagster_dbt import get_asset_key_for_model
 
 from orchestration.defs.dbt import dbt_models
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.gctuning import frozen
 from orchestration.resources import TikTokResource, WarehouseResource
+from orchestration.warehouse_lock import pipeline_use
 from reverse_etl.deliver import DeliveryStopped, deliver
-from reverse_etl.ledger import status_counts
+from reverse_etl.ledger import retries_due, status_counts
 
 
 @dg.asset(
@@ -59,4 +63,49 @@ def tiktok_deliveries(
     )
 
 
-defs = dg.Definitions(assets=[tiktok_deliveries])
+tiktok_retry_job = dg.define_asset_job(
+    "tiktok_retry",
+    selection=dg.AssetSelection.assets(tiktok_deliveries),
+    executor_def=dg.in_process_executor,
+    description="The TikTok delivery alone: events that failed in a retryable way, sent again when they are due.",
+)
+
+
+@dg.sensor(
+    job=tiktok_retry_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts the TikTok delivery when events that failed in a retryable way are due again "
+    "(TIKTOK_RETRY_FIRST_WAIT_SECONDS after the run that failed them, doubling, at most "
+    "TIKTOK_RETRY_MAX_WAIT_SECONDS), whether or not new data arrived.",
+)
+def tiktok_retry_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, tiktok: TikTokResource
+) -> dg.SensorResult:
+    settings = tiktok.settings()
+    if not warehouse.resolved_path.exists():
+        return dg.SensorResult(skip_reason="no warehouse yet")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with (
+            pipeline_use(warehouse.resolved_path, "TikTok retry sensor"),
+            duckdb.connect(str(warehouse.resolved_path), read_only=True) as con,
+        ):
+            due, newest = retries_due(
+                con,
+                now,
+                settings.max_attempts_per_run,
+                settings.retry_first_wait_seconds,
+                settings.retry_max_wait_seconds,
+            )
+    except duckdb.IOException:
+        return dg.SensorResult(skip_reason="the warehouse is busy (a run is writing it); next tick")
+    if not due:
+        return dg.SensorResult(skip_reason="no retryable TikTok deliveries due")
+    # one run per state of the ledger: a later failure makes a new key, a run already asked for is not asked again
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"tiktok-retry-{newest.isoformat()}-{due}", tags={"tiktok/due": str(due)})]
+    )
+
+
+defs = dg.Definitions(assets=[tiktok_deliveries], jobs=[tiktok_retry_job], sensors=[tiktok_retry_sensor])

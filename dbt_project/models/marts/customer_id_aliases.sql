@@ -2,9 +2,12 @@
 -- another (why = merged; customer_id is the id in use now, following later merges too), or the id a part split
 -- off from (why = split; customer_id is the new part's id, while the old id stays with the larger part).
 -- Join a saved list of ids through it: `coalesce(aliases.customer_id, saved.customer_id)` for merged rows.
+-- The changes are bookkeeping int_identity_components writes as it builds (monitoring.customer_id_changes: not a
+-- model, so that full rebuilds keep it; not a dbt source either, since the model that writes it is upstream here).
 -- depends_on: {{ ref('int_identity_components') }}
+{%- set changes = api.Relation.create(schema='monitoring', identifier='customer_id_changes') %}
 with recursive changes as (
-    select old_customer_id, customer_id, changed_at, why from {{ source('identity_registry', 'customer_id_changes') }}
+    select old_customer_id, customer_id, changed_at, why from {{ changes }}
 ),
 
 merges as (
