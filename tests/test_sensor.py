@@ -63,3 +63,36 @@ def test_a_segment_left_by_a_killed_collector_is_published_and_starts_a_run(work
     (published,) = [p for p in (workspace.landing / "tracking").rglob("*-recovered.jsonl")]
     assert published.read_text().count("\n") == 1 and "m-torn" not in published.read_text()
     live.close()
+
+
+def test_the_cursor_stays_bounded_and_a_busy_warehouse_does_not_bring_back_loaded_files(workspace, monkeypatch):
+    """Thousands of files a day: the cursor remembers only files after its watermark (not every file ever seen),
+    and while a run holds the warehouse, files already loaded are not asked for again."""
+    import json
+    import subprocess
+    import sys
+
+    from orchestration.defs import automation
+
+    monkeypatch.setattr(automation, "CURSOR_SLACK_SECONDS", 0.0)
+    for i in range(300):
+        write_jsonl_atomic(workspace.landing / "tracking" / f"f{i:04d}.jsonl", [_page(i)])
+    first = _evaluate(workspace)
+    assert first.run_requests[0].tags["landing/new_files"] == "300"
+    assert len(json.loads(first.cursor)["seen"]) == 300, "requested, not loaded yet: remembered"
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        load_all(con, workspace.landing)
+    settled = _evaluate(workspace, cursor=first.cursor)
+    assert not settled.run_requests
+    assert json.loads(settled.cursor)["seen"] == [], "all loaded: the watermark took them"
+
+    write_jsonl_atomic(workspace.landing / "tracking" / "late.jsonl", [_page(999)])
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); time.sleep(30)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(workspace.warehouse)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        busy = _evaluate(workspace, cursor=settled.cursor)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [r.tags["landing/new_files"] for r in busy.run_requests] == ["1"], "only the new file, while busy"

@@ -3,6 +3,7 @@ change through dbt and the TikTok delivery, and `pipeline` runs everything at on
 
 import hashlib
 import json
+import time
 
 import dagster as dg
 import duckdb
@@ -44,16 +45,54 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 
 def _landing_snapshot(landing_zone: LandingZoneResource) -> dict[str, float]:
+    """Every landing file with the time it became visible (its inode's change time: a rename, such as publishing
+    a segment or an orphan found after a crash, sets it, where the modification time stays the write's)."""
     root = landing_zone.resolved_path
     for source in SOURCES:
         # a receiver or collector killed without shutting down left acknowledged events in a hidden segment:
         # publishing it here makes it a landing file like any other, so it starts a run
         recover_orphans(root / source)
-    return {
-        p.relative_to(root).as_posix(): p.stat().st_mtime
-        for source in SOURCES
-        for p in list_landing_files(root, source)
-    }
+    snapshot = {}
+    for source in SOURCES:
+        for p in list_landing_files(root, source):
+            st = p.stat()
+            snapshot[p.relative_to(root).as_posix()] = max(st.st_ctime, st.st_mtime)
+    return snapshot
+
+
+# The sensor's cursor: a watermark (every landing file visible before it is loaded) and the digests of the files
+# after it that were requested or loaded. The watermark trails the clock by this much, so that a file whose
+# visibility time is a little behind another's (two writers, two clocks) is still looked at.
+CURSOR_SLACK_SECONDS = 300.0
+
+
+def _read_cursor(cursor: str | None) -> tuple[float, set[str]]:
+    if not cursor:
+        return 0.0, set()
+    state = json.loads(cursor)
+    if isinstance(state, list):  # the cursor of earlier versions: every digest ever requested
+        return 0.0, set(state)
+    return float(state["after"]), set(state["seen"])
+
+
+def _loaded_among(warehouse: WarehouseResource, files: list[str]) -> set[str] | None:
+    """Which of ``files`` the warehouse has loaded; None when it is busy (a run is writing it)."""
+    if not warehouse.resolved_path.exists():
+        return set()
+    with (
+        pipeline_use(warehouse.resolved_path, "landing sensor"),
+        duckdb.connect(str(warehouse.resolved_path), read_only=True) as con,
+    ):
+        if not con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'loaded_files'"
+        ).fetchall()[0][0]:
+            return set()
+        return {
+            r[0]
+            for r in con.execute(
+                "select file from raw.loaded_files where file in (select unnest(?::varchar[]))", [files]
+            ).fetchall()
+        }
 
 
 @dg.sensor(
@@ -66,32 +105,32 @@ def _landing_snapshot(landing_zone: LandingZoneResource) -> dict[str, float]:
 def landing_zone_sensor(
     context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource, warehouse: WarehouseResource
 ) -> dg.SensorResult:
-    # The cursor holds a digest of the files already requested, so a file is asked for once even if
-    # the run that loads it is still queued; files the warehouse already loaded never start a run.
-    seen: set[str] = set(json.loads(context.cursor)) if context.cursor else set()
+    # A file is asked for once even if the run that loads it is still queued (its digest is in the cursor); files
+    # the warehouse already loaded never start a run. The cursor stays bounded: only files after its watermark
+    # are looked at and remembered, and the watermark moves up to the oldest file not loaded yet.
+    after, seen = _read_cursor(context.cursor)
     files = _landing_snapshot(landing_zone)
-    loaded: set[str] = set()
-    if warehouse.resolved_path.exists():
-        try:
-            with (
-                pipeline_use(warehouse.resolved_path, "landing sensor"),
-                duckdb.connect(str(warehouse.resolved_path), read_only=True) as con,
-            ):
-                if con.execute(
-                    "select count(*) from information_schema.tables where table_schema = 'raw' "
-                    "and table_name = 'loaded_files'"
-                ).fetchall()[0][0]:
-                    loaded = {r[0] for r in con.execute("select file from raw.loaded_files").fetchall()}
-        except duckdb.IOException:
-            context.log.info("warehouse is busy (a run is writing it); judging by the cursor alone")
-    new = sorted(f for f in files if f not in loaded and _digest(f) not in seen)
-    if not new:
-        return dg.SensorResult(skip_reason=f"no new landing files ({len(files)} known)")
-    run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:24]
+    fresh = {f: t for f, t in files.items() if t > after}
+    try:
+        loaded = _loaded_among(warehouse, sorted(fresh))
+    except duckdb.IOException:
+        context.log.info("warehouse is busy (a run is writing it); judging by the cursor alone")
+        loaded = None
+    if loaded is not None:
+        seen |= {_digest(f) for f in loaded}
+    new = sorted(f for f in fresh if _digest(f) not in seen)
     seen |= {_digest(f) for f in new}
+    if loaded is not None:
+        # every file visible before the new watermark is loaded; the files after it are remembered by digest
+        waiting = [t for f, t in fresh.items() if f not in loaded]
+        after = max(after, min([time.time() - CURSOR_SLACK_SECONDS, *(t - 1e-6 for t in waiting)]))
+        seen &= {_digest(f) for f, t in fresh.items() if t > after}
+    cursor = json.dumps({"after": after, "seen": sorted(seen)})
+    if not new:
+        return dg.SensorResult(skip_reason=f"no new landing files ({len(files)} known)", cursor=cursor)
+    run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:24]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new))})],
-        cursor=json.dumps(sorted(seen)),
+        run_requests=[dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new))})], cursor=cursor
     )
 
 
