@@ -223,6 +223,11 @@ def decode_body(raw: bytes, request: Request, limit: int) -> dict:
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?$")
 
 
+# digits of a second's fraction beyond the microseconds a datetime holds; control characters (C0 and DEL)
+_BEYOND_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _parse_time(value, where: str) -> datetime:
     """An RFC 3339 date-time (what Segment's SDKs send; ISO week dates and other forms Python would read are
     refused: the warehouse could not). No zone: UTC."""
@@ -230,7 +235,7 @@ def _parse_time(value, where: str) -> datetime:
         raise Invalid(
             f"{where} must be an RFC 3339 date-time such as 2026-11-20T10:00:00.000Z, not {str(value)[:40]!r}"
         )
-    text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00").replace("z", "+00:00"))
+    text = _BEYOND_MICROSECONDS.sub(r"\1", value.replace("Z", "+00:00").replace("z", "+00:00"))
     try:
         t = datetime.fromisoformat(text)
         return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
@@ -255,7 +260,7 @@ def _dumps(msg: dict, where: str, option: int = 0) -> bytes:
 
 
 def _check_id(value, where: str) -> None:
-    if isinstance(value, str) and (len(value) > MAX_ID_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+    if isinstance(value, str) and (len(value) > MAX_ID_CHARS or _CONTROL_CHARACTER.search(value)):
         raise Invalid(f"{where} must be at most {MAX_ID_CHARS} characters without control characters")
 
 

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 _PID = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 _uses: dict[Path, int] = {}
 _uses_lock = threading.Lock()
@@ -51,6 +53,14 @@ def pipeline_use(warehouse: Path, what: str) -> Iterator[None]:
             if _uses[record] == 0:
                 del _uses[record]
                 record.unlink(missing_ok=True)
+
+
+@contextmanager
+def read_only(warehouse: Path, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short read of the warehouse by a pipeline process outside a step (a sensor), recorded as the pipeline's.
+    Raises duckdb.IOException while a run writes it: a sensor skips that tick."""
+    with pipeline_use(warehouse, what), duckdb.connect(str(warehouse), read_only=True) as con:
+        yield con
 
 
 @dataclass(frozen=True)

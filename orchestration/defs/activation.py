@@ -10,7 +10,7 @@ from orchestration.defs.dbt import dbt_models
 from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.gctuning import frozen
 from orchestration.resources import TikTokResource, WarehouseResource
-from orchestration.warehouse_lock import pipeline_use
+from orchestration.warehouse_lock import read_only
 from reverse_etl.deliver import DeliveryStopped, deliver
 from reverse_etl.ledger import retries_due, status_counts
 
@@ -87,10 +87,7 @@ def tiktok_retry_sensor(
         return dg.SensorResult(skip_reason="no warehouse yet")
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
-        with (
-            pipeline_use(warehouse.resolved_path, "TikTok retry sensor"),
-            duckdb.connect(str(warehouse.resolved_path), read_only=True) as con,
-        ):
+        with read_only(warehouse.resolved_path, "TikTok retry sensor") as con:
             due, newest = retries_due(
                 con,
                 now,

@@ -12,7 +12,7 @@ from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, list_landing_files
 from orchestration.defs.ingestion import RAW_KEYS
 from orchestration.resources import LandingZoneResource, WarehouseResource
-from orchestration.warehouse_lock import pipeline_use
+from orchestration.warehouse_lock import read_only
 
 # In-process: every step writes the one DuckDB file, so steps run one after another in one process; the
 # `warehouse` pool (limit 1 in dagster.yaml) also queues the steps of runs started at the same time.
@@ -79,10 +79,7 @@ def _loaded_among(warehouse: WarehouseResource, files: list[str]) -> set[str] | 
     """Which of ``files`` the warehouse has loaded; None when it is busy (a run is writing it)."""
     if not warehouse.resolved_path.exists():
         return set()
-    with (
-        pipeline_use(warehouse.resolved_path, "landing sensor"),
-        duckdb.connect(str(warehouse.resolved_path), read_only=True) as con,
-    ):
+    with read_only(warehouse.resolved_path, "landing sensor") as con:
         if not con.execute(
             "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'loaded_files'"
         ).fetchall()[0][0]:
