@@ -1,6 +1,7 @@
 import gc
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -107,3 +108,28 @@ def test_collection_paused_restores_the_collector_as_it_was():
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_each_use_of_another_packages_private_parts_stays_in_its_one_module():
+    """The rule for private internals (developers' guide): one module per kind, behind its off switch, its symbols
+    named by a test. Here: each module's symbols exist, and no other module of the project uses them."""
+    import re
+
+    from orchestration import gctuning
+    from tests.private_symbols import assert_each_exists
+
+    assert_each_exists(gctuning.PRIVATE_SYMBOLS, "PYTHON_GC_TUNING")
+    owners = {
+        "orchestration/gctuning.py": re.compile(r"^\s*(import gc|from gc import)|\bgc\.(freeze|unfreeze|disable)\("),
+        "orchestration/dbt_runner.py": re.compile(r"\._ENV\b|ctypes\.pythonapi|_initialize_dbt_core_adapter"),
+        "orchestration/storage.py": re.compile(r"from dagster\._core\.storage\.event_log"),
+    }
+    root = Path(__file__).resolve().parents[1]
+    strays = []
+    for package in ("ingestion", "reverse_etl", "orchestration", "simulator", "bench"):
+        for path in (root / package).rglob("*.py"):
+            relative = path.relative_to(root).as_posix()
+            for owner, pattern in owners.items():
+                if relative != owner and any(pattern.search(line) for line in path.read_text().splitlines()):
+                    strays.append(f"{relative} uses what only {owner} may")
+    assert strays == []
