@@ -154,6 +154,7 @@ class FakeTikTok(BackgroundServer):
         with self._lock:
             self.accepted: Counter = Counter()  # (pixel, event, event_id) -> times received in an OK batch
             self.accepted_events: dict = {}  # event_id -> the first accepted event
+            self.accepted_at: dict = {}  # event_id -> when it was first accepted (time.time(), for freshness)
             self.requests = 0
             self.codes: Counter = Counter()
             self.test_event_codes: Counter = Counter()
@@ -239,9 +240,11 @@ class FakeTikTok(BackgroundServer):
         except InvalidParameter as e:
             return "reply", self._envelope(40002, f"Invalid parameter: {e}")
         with self._lock:
+            now = time.time()
             for e in body["data"]:
                 self.accepted[(body["event_source_id"], e["event"], e.get("event_id"))] += 1
                 self.accepted_events.setdefault(e.get("event_id"), e)
+                self.accepted_at.setdefault(e.get("event_id"), now)
             if body.get("test_event_code"):
                 self.test_event_codes[body["test_event_code"]] += len(body["data"])
         reply = self._envelope(0, "OK")

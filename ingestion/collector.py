@@ -45,7 +45,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingestion import config
-from ingestion.durable import GroupCommitWriter
+from ingestion.durable import PUBLISH_SECONDS, GroupCommitWriter
 from ingestion.http_service import (
     BodyTimeout,
     BodyTooLarge,
@@ -110,7 +110,7 @@ class CollectorSettings:
     # empty: any origin
     allowed_origins: frozenset[str] = env_field("COLLECTOR_ALLOWED_ORIGINS", frozenset(), parse=_origins)
     trusted_proxies: tuple = env_field("COLLECTOR_TRUSTED_PROXIES", (), parse=_networks)  # ip_network objects
-    rotate_seconds: float = env_field("LANDING_ROTATE_SECONDS", 60.0)
+    rotate_seconds: float = env_field("LANDING_ROTATE_SECONDS", PUBLISH_SECONDS)
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
     max_messages: int = env_field("COLLECTOR_MAX_MESSAGES", MAX_MESSAGES)

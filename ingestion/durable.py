@@ -20,6 +20,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -31,6 +32,11 @@ from pathlib import Path
 from ingestion.landing import fsync_dir
 
 log = logging.getLogger(__name__)
+
+# A segment is published this long after its first line: what a service acknowledged reaches the warehouse within
+# seconds (a purchase's way to TikTok starts here). The many small files this makes are cheap downstream: the sensor
+# and the loader read only the folders changed since they last looked (ingestion/landing.py).
+PUBLISH_SECONDS = 2.0
 
 OPEN_PREFIX = ".open-"
 CREATING_PREFIX = ".creating-"
@@ -101,6 +107,20 @@ class Segment:
             os.close(self.fd)  # releases the lock only once the file has its final name
 
 
+_DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _segment_files(root: Path, prefix: str) -> list[Path]:
+    """Segments (open or being created) under ``root``. They live in a writer's own folder, never in the day folders
+    it publishes into, which are not read: those hold tens of thousands of files a day and the sensor looks for
+    orphans on every tick."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not _DAY_FOLDER.fullmatch(d)]
+        found += [Path(folder) / f for f in files if f.startswith(prefix) and f.endswith(SEGMENT_SUFFIX)]
+    return found
+
+
 def recover_orphans(root: Path) -> list[Path]:
     """Publish the segments that processes killed without warning left under ``root``.
 
@@ -111,7 +131,7 @@ def recover_orphans(root: Path) -> list[Path]:
     if not root.exists():
         return []
     published: list[Path] = []
-    for path in sorted(root.rglob(f"{OPEN_PREFIX}*{SEGMENT_SUFFIX}")):
+    for path in sorted(_segment_files(root, OPEN_PREFIX)):
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
@@ -156,7 +176,7 @@ def recover_orphans(root: Path) -> list[Path]:
         finally:
             os.close(fd)
     # leftovers of a process killed between creating and naming a segment hold nothing acknowledged
-    for path in root.rglob(f"{CREATING_PREFIX}*{SEGMENT_SUFFIX}"):
+    for path in _segment_files(root, CREATING_PREFIX):
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
@@ -187,7 +207,7 @@ class GroupCommitWriter:
     ``rotate_bytes``, and on :meth:`close`.
     """
 
-    def __init__(self, directory: Path, *, rotate_seconds: float = 60.0, rotate_bytes: int = 128 << 20):
+    def __init__(self, directory: Path, *, rotate_seconds: float = PUBLISH_SECONDS, rotate_bytes: int = 128 << 20):
         self.directory = Path(directory)
         self.rotate_seconds = rotate_seconds
         self.rotate_bytes = rotate_bytes

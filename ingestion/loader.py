@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import duckdb
 
 from ingestion import config
 from ingestion.durable import recover_orphans
-from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, list_landing_files
+from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, landing_files_since
 
 RAW_SCHEMA = "raw"
 # Files are loaded in batches of about this many bytes, so memory stays bounded whatever the backlog.
@@ -44,6 +45,8 @@ create table if not exists {RAW_SCHEMA}.loaded_files (
     source varchar not null, file varchar not null, size_bytes bigint, lines bigint, loaded_rows bigint,
     duplicate_rows bigint, quarantined_rows bigint, loaded_at timestamp not null
 );
+-- when the last complete load of each source listed its landing folder (time.time()): the next one lists from there
+create table if not exists {RAW_SCHEMA}.landing_listings (source varchar primary key, listed_at double not null);
 create table if not exists {RAW_SCHEMA}.stripe_events (
     event_id varchar not null, event_type varchar not null, api_version varchar, created_at timestamp not null,
     object_id varchar, object_type varchar, livemode boolean, payload varchar not null,
@@ -123,14 +126,38 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
-def pending_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) -> list[Path]:
-    """Landing files of one source not loaded yet (by their path relative to the landing dir)."""
+# A file's visibility time (the file server's clock) and the loader's clock may disagree by this much.
+LISTING_SLACK_SECONDS = 300.0
+
+
+def pending_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) -> tuple[list[Path], float]:
+    """Landing files of one source not loaded yet (by their path relative to the landing dir), and when the listing
+    began (:func:`record_listing` stores it once they are loaded).
+
+    Only files visible since the last complete load's listing began (less a slack) are looked at, and only loads
+    since then are read: the services publish a file every few seconds, and neither the listing nor this check
+    grows with the history."""
     ensure_schema(con)
     landing_dir = Path(landing_dir)
+    listed_at = time.time()
+    previous = con.execute(f"select listed_at from {RAW_SCHEMA}.landing_listings where source = ?", [source]).fetchall()
+    since = previous[0][0] - LISTING_SLACK_SECONDS if previous else None
+    found = sorted(landing_files_since(landing_dir, source, since))
+    names = [p.relative_to(landing_dir).as_posix() for p in found]
     loaded = {
-        r[0] for r in con.execute(f"select file from {RAW_SCHEMA}.loaded_files where source = ?", [source]).fetchall()
+        r[0]
+        for r in con.execute(
+            f"""select file from {RAW_SCHEMA}.loaded_files where source = ?
+                and loaded_at >= make_timestamp(?::bigint) and file in (select unnest(?::varchar[]))""",
+            [source, int((since or 0) * 1e6), names],
+        ).fetchall()
     }
-    return [p for p in list_landing_files(landing_dir, source) if p.relative_to(landing_dir).as_posix() not in loaded]
+    return [p for p, name in zip(found, names, strict=True) if name not in loaded], listed_at
+
+
+def record_listing(con: duckdb.DuckDBPyConnection, source: str, listed_at: float) -> None:
+    """Every file visible before ``listed_at`` is loaded (or quarantined): the next listing starts there."""
+    con.execute(f"insert or replace into {RAW_SCHEMA}.landing_listings values (?, ?)", [source, listed_at])
 
 
 def _batches(items: list, path_of=lambda item: item, limit: int = BATCH_BYTES) -> list[list]:
@@ -505,7 +532,7 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
     result = SourceLoad(source=source)
     # segments of a receiver or collector that was killed hold acknowledged events: publish them first
     recover_orphans(landing_dir / source)
-    files = pending_files(con, landing_dir, source)
+    files, listed_at = pending_files(con, landing_dir, source)
     with tempfile.TemporaryDirectory(prefix="landing-gunzip-") as scratch:
         for batch in _batches(files):
             try:
@@ -528,6 +555,7 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
             finally:
                 for p in Path(scratch).iterdir():
                     p.unlink()
+    record_listing(con, source, listed_at)
     return result
 
 

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ingestion import config
-from ingestion.durable import GroupCommitWriter
+from ingestion.durable import PUBLISH_SECONDS, GroupCommitWriter
 from ingestion.http_service import (
     BodyTimeout,
     BodyTooLarge,
@@ -60,7 +60,7 @@ class ReceiverSettings:
     landing_dir: Path = field(default_factory=config.landing_dir)
     tolerance: int = env_field("STRIPE_WEBHOOK_TOLERANCE", DEFAULT_TOLERANCE)
     max_bytes: int = env_field("STRIPE_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES)
-    rotate_seconds: float = env_field("LANDING_ROTATE_SECONDS", 60.0)
+    rotate_seconds: float = env_field("LANDING_ROTATE_SECONDS", PUBLISH_SECONDS)
     # a body that has not arrived by then: 408 (Stripe retries)
     body_timeout_seconds: float = env_field("STRIPE_WEBHOOK_BODY_TIMEOUT_SECONDS", 10.0)
 
