@@ -21,7 +21,7 @@ PORT ?= 3000
 SEGMENT_SDK_VERSION ?= 1.84.3
 SEGMENT_SDK_DIR ?= tests/.sdk/analytics-next-$(SEGMENT_SDK_VERSION)
 
-.PHONY: help install browser demo test lint run dev dev-demo bench bench-pipeline stripe-receiver collector clean
+.PHONY: help install browser demo test lint run dev dev-demo bench bench-pipeline bench-freshness stripe-receiver collector clean
 
 help:
 	@echo "make demo      generate a simulated world, run the pipeline through Dagster, print the report"
@@ -85,6 +85,12 @@ bench: $(STAMP)
 BENCH_PIPELINE_EVENTS ?= 1000000
 bench-pipeline: $(STAMP)
 	$(PY) -m bench.pipeline --tracking-events $(BENCH_PIPELINE_EVENTS)
+	$(MAKE) bench-freshness
+
+# seconds from a purchase's webhook to TikTok with the product running by itself over a history (about 10 minutes)
+BENCH_FRESHNESS_EVENTS ?= 1000000
+bench-freshness: $(STAMP)
+	$(PY) -m bench.freshness --tracking-events $(BENCH_FRESHNESS_EVENTS)
 
 # the webhook receiver: WORKERS processes on 127.0.0.1:PORT (HOST=0.0.0.0 behind a proxy)
 HOST ?= 127.0.0.1

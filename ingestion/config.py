@@ -30,6 +30,15 @@ def analytics_path(warehouse: Path | None = None) -> Path:
     return (warehouse or warehouse_path()).with_name("analytics.duckdb")
 
 
+def analytics_publish_seconds() -> float:
+    """ANALYTICS_PUBLISH_SECONDS (default 60): a run the landing sensor started publishes the analysts' copy only when
+    the last one is at least this old (the automation publishes what such runs left, once none is in progress)."""
+    value = float(os.environ.get("ANALYTICS_PUBLISH_SECONDS") or 60)
+    if value < 0:
+        raise ValueError("ANALYTICS_PUBLISH_SECONDS must be 0 or more")
+    return value
+
+
 # DuckDB's compressions of long text (FSST), which the warehouse writes go without unless DUCKDB_COMPRESS_TEXT=true
 TEXT_COMPRESSIONS = "fsst,dict_fsst"
 

@@ -26,6 +26,9 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str
     # the analysts' copy (orchestration/publish.py); empty: analytics.duckdb beside the warehouse
     analytics_path: str = ""
+    # runs the landing sensor starts publish the copy only when the last one is at least this old (a copy holds the
+    # warehouse for seconds, which the next purchase on its way to TikTok would wait for)
+    analytics_publish_seconds: float = 60.0
 
     @property
     def resolved_path(self) -> Path:
@@ -195,7 +198,11 @@ def default_resources() -> dict:
     warehouse = str(config.warehouse_path())
     os.environ["WAREHOUSE_PATH"] = warehouse  # read by dbt_project/profiles.yml
     return {
-        "warehouse": WarehouseResource(path=warehouse, analytics_path=str(config.analytics_path(Path(warehouse)))),
+        "warehouse": WarehouseResource(
+            path=warehouse,
+            analytics_path=str(config.analytics_path(Path(warehouse))),
+            analytics_publish_seconds=config.analytics_publish_seconds(),
+        ),
         "landing_zone": LandingZoneResource(path=str(config.landing_dir())),
         "tiktok": TikTokResource.from_env(),
         "stripe": StripeResource.from_env(),

@@ -96,3 +96,80 @@ def test_the_cursor_stays_bounded_and_a_busy_warehouse_does_not_bring_back_loade
         holder.kill()
         holder.wait()
     assert [r.tags["landing/new_files"] for r in busy.run_requests] == ["1"], "only the new file, while busy"
+
+
+def test_a_day_of_small_files_is_not_read_again_but_a_file_published_into_it_later_is_loaded(workspace, monkeypatch):
+    """The services publish a file every few seconds. Once loaded, a day folder that nothing was added to is not
+    read again by the loader or the sensor; a file that lands in it later (an orphan recovered after a crash) is
+    still found by both, and nothing is loaded twice."""
+    import json
+    import os
+    import time
+
+    from ingestion import landing
+
+    day = workspace.landing / "tracking" / "collector" / "2026-12-01"
+    for i in range(2000):
+        write_jsonl_atomic(day / f"seg-{i:05d}.jsonl", [_page(i)])
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        assert load_all(con, workspace.landing)["tracking"].loaded_rows == 2000
+    settled = _evaluate(workspace, cursor=_evaluate(workspace).cursor)
+    an_hour_ago = time.time() - 3600
+    two_hours_ago = an_hour_ago - 3600  # before the listing's slack, too
+    os.utime(day, (two_hours_ago, two_hours_ago))
+    with duckdb.connect(str(workspace.warehouse)) as con:  # the last listing was an hour ago too
+        con.execute("update raw.landing_listings set listed_at = listed_at - 3600")
+    cursor = json.loads(settled.cursor)
+    settled_cursor = json.dumps({**cursor, "after": an_hour_ago + 1})
+
+    read: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(landing.os, "scandir", lambda p: read.append(str(p)) or scandir(p))
+    write_jsonl_atomic(day.parent / "2026-12-02" / "seg-new.jsonl", [_page(5000)])
+    request = _evaluate(workspace, cursor=settled_cursor)
+    assert request.run_requests[0].tags["landing/new_files"] == "1"
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        assert load_all(con, workspace.landing)["tracking"].loaded_rows == 1
+    assert str(day) not in read, "the loaded day folder was not read again"
+
+    write_jsonl_atomic(day / "seg-recovered.jsonl", [_page(6000)])
+    read.clear()
+    late = _evaluate(workspace, cursor=request.cursor)
+    assert late.run_requests[0].tags["landing/new_files"] == "1"
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        assert load_all(con, workspace.landing)["tracking"].loaded_rows == 1
+        assert con.execute("select count(*), count(distinct message_id) from raw.tracking_events").fetchall() == [
+            (2002, 2002)
+        ]
+    assert str(day) in read
+
+
+def test_files_that_land_while_a_run_waits_to_start_do_not_queue_a_second_run(workspace):
+    """A purchase every few seconds: each new file must not queue its own run behind one that has not started yet
+    (runs then queue faster than they finish); that run loads them when it starts. Once it has started, files it
+    may have missed start the next run."""
+    import uuid
+
+    resources = workspace.resources()
+
+    def evaluate(instance, cursor):
+        with dg.build_sensor_context(
+            cursor=cursor,
+            instance=instance,
+            resources={"landing_zone": resources["landing_zone"], "warehouse": resources["warehouse"]},
+        ) as ctx:
+            return landing_zone_sensor(ctx)
+
+    with dg.instance_for_test() as instance:
+        write_jsonl_atomic(workspace.landing / "tracking" / "a.jsonl", [_page(1)])
+        first = evaluate(instance, None)
+        assert len(first.run_requests) == 1
+        queued = dg.DagsterRun(job_name="ingest", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED)
+        instance.add_run(queued)
+        write_jsonl_atomic(workspace.landing / "tracking" / "b.jsonl", [_page(2)])
+        behind = evaluate(instance, first.cursor)
+        assert not behind.run_requests
+        assert "has not started yet" in behind.skip_reason.skip_message
+        instance.delete_run(queued.run_id)  # it ran, but its load began before b.jsonl appeared
+        after = evaluate(instance, behind.cursor)
+        assert [r.tags["landing/new_files"] for r in after.run_requests] == ["1"]

@@ -12,6 +12,7 @@ import duckdb
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, landing_files_since
 from orchestration.defs.ingestion import STRIPE_PULL_KEY
+from orchestration.defs.publishing import INGEST_JOB
 from orchestration.resources import LandingZoneResource, WarehouseResource
 from orchestration.warehouse_lock import read_only
 
@@ -29,7 +30,7 @@ pipeline_job = dg.define_asset_job(
 # dbt selection is then the `pipeline` job's, so both share one build state, and dbt's incremental models take only
 # the new loads (seeds are loaded again only when the project changed).
 ingest_job = dg.define_asset_job(
-    "ingest",
+    INGEST_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STRIPE_PULL_KEY),
     executor_def=dg.in_process_executor,
     description="Load new landing files and carry them through dbt, the TikTok delivery and the analysts' copy.",
@@ -119,6 +120,7 @@ def landing_zone_sensor(
     # are looked at and remembered, and the watermark moves up to the oldest file not loaded yet.
     after, seen = _read_cursor(context.cursor)
     fresh = _landing_snapshot(landing_zone, after)
+    waiting = _waiting_run(context)
     try:
         # nothing new: the warehouse is not opened (a run starting then would find it held)
         loaded = _loaded_among(warehouse, sorted(fresh), after) if fresh else set()
@@ -128,6 +130,14 @@ def landing_zone_sensor(
     if loaded is not None:
         seen |= {_digest(f) for f in loaded}
     new = sorted(f for f in fresh if _digest(f) not in seen)
+    if new and waiting:
+        # A run that has not started yet loads whatever is there when it does: no second run behind it. Under a
+        # steady stream (a purchase every few seconds) runs would otherwise queue faster than they finish. The new
+        # files are not remembered, so they are asked for again if that run's load began before they appeared.
+        return dg.SensorResult(
+            skip_reason=f"{len(new)} new landing file(s); run {waiting[:8]} has not started yet and will load them",
+            cursor=context.cursor,
+        )
     seen |= {_digest(f) for f in new}
     if loaded is not None:
         # every file visible before the new watermark is loaded; the files after it are remembered by digest
@@ -141,6 +151,19 @@ def landing_zone_sensor(
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new))})], cursor=cursor
     )
+
+
+_NOT_STARTED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+
+
+def _waiting_run(context: dg.SensorEvaluationContext) -> str | None:
+    """The id of an ingest run requested but not started yet, if any (none known without an instance)."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a sensor evaluated on its own, as unit tests do
+        return None
+    runs = instance.get_runs(dg.RunsFilter(job_name=ingest_job.name, statuses=_NOT_STARTED), limit=1)
+    return runs[0].run_id if runs else None
 
 
 def _digest(name: str) -> str:
