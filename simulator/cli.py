@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import calendar
+import heapq
+import itertools
 import json
 import os
 import shutil
 import sys
-from collections import defaultdict
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -21,16 +24,41 @@ def default_truth_path(landing_dir: Path) -> Path:
     return Path(landing_dir).resolve().parent / "ground_truth" / "purchases.jsonl"
 
 
-def _by_day(records: list) -> dict[str, list[str]]:
-    days: dict[str, list[str]] = defaultdict(list)
-    # stable sort on delivery time keeps generation order for equal times: deterministic output
-    for at, rec in sorted(records, key=lambda r: r[0]):
-        days[at.strftime("%Y-%m-%d")].append(json.dumps(rec, separators=(",", ":")))
-    return days
+# persons whose records are held in memory at once: a world of any size is written in bounded memory (a 3M-event
+# world held every record at once: about 12 GB)
+CHUNK_VISITORS = 20_000
+
+
+def _sorted_run(records: list, scratch: Path) -> Path:
+    """One chunk's records sorted by delivery time (stable: equal times keep generation order), one line each:
+    the day, the time and the JSON, tab-separated."""
+    path = scratch / f"run-{len(list(scratch.iterdir())):06d}.tsv"
+    with open(path, "w") as f:
+        for at, rec in sorted(records, key=lambda r: r[0]):
+            micros = calendar.timegm(at.utctimetuple()) * 1_000_000 + at.microsecond  # exact, unlike a float
+            f.write(f"{at.strftime('%Y-%m-%d')}\t{micros:020d}\t{json.dumps(rec, separators=(',', ':'))}\n")
+    return path
+
+
+def _write_days(runs: list[Path], target: Path) -> int:
+    """Merge the sorted runs (heapq.merge is stable across its inputs, which are in generation order: the same order
+    as sorting every record at once) and write one landing file per day."""
+    files = [open(r) for r in runs]
+    count = 0
+    try:
+        merged = heapq.merge(*files, key=lambda line: line.split("\t", 2)[1])
+        for day, lines in itertools.groupby(merged, key=lambda line: line.split("\t", 1)[0]):
+            records = (line.split("\t", 2)[2].rstrip("\n") for line in lines)
+            count += write_jsonl_atomic(target / f"{day}.jsonl", records)
+    finally:
+        for f in files:
+            f.close()
+    return count
 
 
 def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = None, *, replace: bool = False) -> dict:
-    """Generate the world and write it: one file per source per day under ``sim-s<seed>`` folders."""
+    """Generate the world and write it: one file per source per day under ``sim-s<seed>`` folders. Records are
+    written as they are generated (sorted runs of CHUNK_VISITORS persons, merged at the end), in bounded memory."""
     landing_dir = Path(landing_dir)
     truth_path = Path(truth_path) if truth_path else default_truth_path(landing_dir)
     folder = f"sim-s{cfg.seed}"
@@ -43,27 +71,34 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
         )
     for t in existing:
         shutil.rmtree(t)
-    world = World(cfg).generate()
-    n_stripe = n_tracking = 0
-    for day, lines in _by_day(world.stripe).items():
-        n_stripe += write_jsonl_atomic(targets[0] / f"{day}.jsonl", lines)
-    for day, lines in _by_day(world.tracking).items():
-        n_tracking += write_jsonl_atomic(targets[1] / f"{day}.jsonl", lines)
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = truth_path.with_name(truth_path.name + ".tmp")
     mode = "a" if truth_path.exists() and not replace else "w"
     if mode == "a":
         shutil.copyfile(truth_path, tmp)
-    with open(tmp, mode) as f:
-        for row in world.truth:
-            f.write(json.dumps({"seed": cfg.seed, **row}, separators=(",", ":")) + "\n")
+    purchases = 0
+    with tempfile.TemporaryDirectory(prefix="world-") as d:
+        scratch = {source: Path(d) / source for source in ("stripe", "tracking")}
+        for path in scratch.values():
+            path.mkdir()
+        runs: dict[str, list[Path]] = {"stripe": [], "tracking": []}
+        with open(tmp, mode) as truth:
+            for world in World(cfg).lives(CHUNK_VISITORS):
+                runs["stripe"].append(_sorted_run(world.stripe, scratch["stripe"]))
+                runs["tracking"].append(_sorted_run(world.tracking, scratch["tracking"]))
+                for row in world.truth:
+                    truth.write(json.dumps({"seed": cfg.seed, **row}, separators=(",", ":")) + "\n")
+                purchases += len(world.truth)
+                world.stripe, world.tracking, world.truth = [], [], []
+        n_stripe = _write_days(runs["stripe"], targets[0])
+        n_tracking = _write_days(runs["tracking"], targets[1])
     os.replace(tmp, truth_path)
     return {
         "visitors": cfg.visitors,
         "seed": cfg.seed,
         "stripe_events": n_stripe,
         "tracking_events": n_tracking,
-        "purchases": len(world.truth),
+        "purchases": purchases,
         "truth_path": str(truth_path),
     }
 

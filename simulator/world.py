@@ -1078,11 +1078,24 @@ class World:
             )
 
     def generate(self) -> World:
+        for _ in self.lives():
+            pass
+        return self
+
+    def lives(self, chunk: int | None = None):
+        """Generate the world, yielding after every ``chunk`` persons have lived (None: once, at the end). A consumer
+        that takes ``tracking``, ``stripe`` and ``truth`` and empties them each time holds one chunk's records at a
+        time (simulator/cli.py writes them as they come); the records are the same, in the same order, either way."""
         self.persons = [self._person(i) for i in range(1, self.cfg.visitors + 1)]
         self._households()
-        for p in self.persons:
+        for n, p in enumerate(self.persons, 1):
             self._live(p)
-        return self
+            if chunk and n % chunk == 0:
+                for done in self.persons[n - chunk : n]:
+                    done.touches, done.revealed = [], []  # written with the truth; nothing reads them again
+                yield self
+        if not chunk or len(self.persons) % chunk:
+            yield self
 
 
 def _touch_dict(t: Touch) -> dict:
