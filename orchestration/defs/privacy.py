@@ -5,6 +5,7 @@ import dagster as dg
 
 from orchestration.defs.ingestion import RAW_KEYS, WAREHOUSE_POOL
 from orchestration.forget import process_requests
+from orchestration.publish import spare_path
 from orchestration.resources import LandingZoneResource, WarehouseResource
 
 
@@ -22,6 +23,7 @@ def erase_requested_people(
         # the analysts' copy holds them too: gone now (a connection already open keeps what it opened until it
         # closes); the next build publishes it again without them
         warehouse.resolved_analytics_path.unlink(missing_ok=True)
+        spare_path(warehouse.resolved_analytics_path).unlink(missing_ok=True)
     for record in records:
         # counts and hashes only: the log is kept in Dagster's storage
         context.log.info(

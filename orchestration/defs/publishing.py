@@ -46,10 +46,16 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         return
     changed = _changed_since_last_publish(context)
     with warehouse.connect() as con:
-        result = publish(con, warehouse.resolved_analytics_path, changed=changed, append_only=_append_only_models())
+        result = publish(
+            con,
+            warehouse.resolved_analytics_path,
+            changed=changed,
+            append_only=_append_only_models(),
+            keys=_keys(con),
+        )
     context.log.info(
         f"published {result.tables} relations, {result.rows} rows, to {result.path} in {result.seconds:.2f} s "
-        f"({result.written} tables written, {result.appended} appended to"
+        f"({result.written} tables written, {result.appended} appended to, {result.patched} patched by key"
         + (", the rest kept from the last copy)" if changed is not None else ")")
     )
     yield dg.MaterializeResult(
@@ -61,6 +67,8 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "seconds": round(result.seconds, 2),
             "tables_written": result.written,
             "tables_appended": result.appended,
+            "tables_patched": result.patched,
+            "from_spare": result.from_spare,
         }
     )
 
@@ -79,6 +87,30 @@ def _changed_since_last_publish(context: dg.AssetExecutionContext) -> set[tuple[
         # the delivery writes every table of its schema (the ledger, the failure reviews)
         changed.add(("reverse_etl", "*") if key == tiktok_deliveries.key else (key.path[0], key.path[-1]))
     return changed
+
+
+def _keys(con) -> dict[tuple[str, str], str]:
+    """A key column of each published table, for copying only the rows of keys that changed: a model's unique_key
+    (incremental models, the snapshot), else a column with a `unique` test, else the table's primary key (the
+    ledger's tables)."""
+    manifest = json.loads(dbt_project.manifest_path.read_bytes())
+    keys: dict[tuple[str, str], str] = {}
+    nodes = manifest["nodes"]
+    for node in nodes.values():
+        if node["resource_type"] == "test" and (node.get("test_metadata") or {}).get("name") == "unique":
+            parent = nodes.get(node.get("attached_node") or "")
+            if parent and node.get("column_name"):
+                keys[(parent["config"].get("schema") or "main", parent["name"])] = node["column_name"]
+    for node in nodes.values():
+        unique_key = node["config"].get("unique_key")
+        if node["resource_type"] in ("model", "snapshot") and isinstance(unique_key, str):
+            keys[(node["config"].get("schema") or "main", node["name"])] = unique_key
+    for schema, name, columns in con.execute(
+        "select schema_name, table_name, constraint_column_names from duckdb_constraints() "
+        "where constraint_type = 'PRIMARY KEY' and database_name = current_database()"
+    ).fetchall():
+        keys.setdefault((schema, name), columns[0])
+    return keys
 
 
 def _append_only_models() -> frozenset[tuple[str, str]]:
