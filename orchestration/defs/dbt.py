@@ -100,7 +100,12 @@ create table if not exists monitoring.dbt_build_state (
 );
 -- the dbt project the selection was last built from (incremental models are rebuilt in full when it changes)
 alter table monitoring.dbt_build_state add column if not exists project varchar;
+-- the newest load the selection was built with: the next build's tests on loads check only the loads after it
+alter table monitoring.dbt_build_state add column if not exists loaded_through timestamp;
 """
+# Read by the project's get_where_subquery for the tests on loads (`where: "loaded_at > __loads_after__"`) while a
+# pipeline build runs; absent otherwise, so dbt by hand and `make test` check every row.
+TESTS_SCOPE = "monitoring.dbt_tests_scope"
 RAW_TABLES = ("stripe_events", "tracking_events")
 
 
@@ -140,6 +145,18 @@ def _fingerprint(con, relations: list[tuple[str, str]], project: str) -> str | N
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+def _loaded_through(con):
+    """The newest load of the raw tables (the loaders' clock, as staging's loaded_at)."""
+    tables = con.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()
+    existing = {name for (name,) in tables}
+    newest = [
+        con.execute(f"select max(_loaded_at) from raw.{table}").fetchall()[0][0]
+        for table in RAW_TABLES
+        if table in existing
+    ]
+    return max((t for t in newest if t is not None), default=None)
+
+
 @dbt_assets(manifest=prepare_manifest(), dagster_dbt_translator=Translator(), pool=WAREHOUSE_POOL, project=dbt_project)
 def dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, tiktok: TikTokResource
@@ -165,7 +182,8 @@ def dbt_models(
         con.execute(BUILD_STATE)
         before = _fingerprint(con, relations, project)
         built = con.execute(
-            "select fingerprint, project from monitoring.dbt_build_state where selection = ?", [selection]
+            "select fingerprint, project, loaded_through from monitoring.dbt_build_state where selection = ?",
+            [selection],
         ).fetchall()
     if before is not None and built and built[0][0] == before and context.run.tags.get(FORCE_TAG) != "true":
         # The fixed cost of a run with nothing new: no dbt build at all. Nothing is materialized, so the steps
@@ -190,19 +208,32 @@ def dbt_models(
     # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
     # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
     skipped = ["unit_test"] if full_refresh else ["unit_test", "seed"]
+    # Tests that would scan a whole table of loaded rows check the loads since the last build of these models (the
+    # earlier ones were checked then); a full refresh checks everything, as `make test` does.
+    with warehouse.connect() as con:
+        con.execute(f"drop table if exists {TESTS_SCOPE}")
+        if not full_refresh and built[0][2] is not None:
+            con.execute(f"create table {TESTS_SCOPE} as select cast(? as timestamp) as loads_after", [built[0][2]])
+        loaded_through = _loaded_through(con)
     # dbt holds the warehouse for the build: recorded as the pipeline's, so a step that finds it locked waits
-    with pipeline_use(warehouse.resolved_path, f"{DBT_BUILD} of run {context.run_id[:8]}"):
-        events = list(
-            dbt.cli(
-                ["build", "--vars", json.dumps(variables), "--exclude-resource-type", *skipped]
-                + (["--full-refresh"] if full_refresh else []),
-                context=context,
-                target_path=target,
-            ).stream()
-        )
+    try:
+        with pipeline_use(warehouse.resolved_path, f"{DBT_BUILD} of run {context.run_id[:8]}"):
+            events = list(
+                dbt.cli(
+                    ["build", "--vars", json.dumps(variables), "--exclude-resource-type", *skipped]
+                    + (["--full-refresh"] if full_refresh else []),
+                    context=context,
+                    target_path=target,
+                ).stream()
+            )
+    except BaseException:
+        with warehouse.connect() as con:
+            con.execute(f"drop table if exists {TESTS_SCOPE}")
+        raise
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
     # the warehouse inside this process with dbt's settings and lock out every later step's connection).
     with warehouse.connect() as con:
+        con.execute(f"drop table if exists {TESTS_SCOPE}")
         for event in events:
             if isinstance(event, dg.Output) and event.output_name:
                 key = context.asset_key_for_output(event.output_name)
@@ -220,9 +251,9 @@ def dbt_models(
         after = _fingerprint(con, relations, project)
         if after is not None:
             con.execute(
-                "insert or replace into monitoring.dbt_build_state (selection, fingerprint, built_at, project) "
-                "values (?, ?, now(), ?)",
-                [selection, after, project],
+                "insert or replace into monitoring.dbt_build_state "
+                "(selection, fingerprint, built_at, project, loaded_through) values (?, ?, now(), ?, ?)",
+                [selection, after, project, loaded_through],
             )
 
 

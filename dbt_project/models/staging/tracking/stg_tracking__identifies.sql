@@ -13,6 +13,7 @@ final as (
         identifies.anonymous_id,
         identifies.user_id,
         identifies.event_at,
+        identifies.loaded_at,
         {{ json_text('source.payload', 'traits.name') }} as trait_name,
         {{ json_text('source.payload', 'traits.firstName') }} as trait_first_name,
         {{ json_text('source.payload', 'traits.lastName') }} as trait_last_name,

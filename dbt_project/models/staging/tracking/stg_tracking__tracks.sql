@@ -13,6 +13,7 @@ final as (
         tracks.anonymous_id,
         tracks.user_id,
         tracks.event_at,
+        tracks.loaded_at,
         tracks.event_name,
         {{ json_text('source.payload', 'properties') }} as properties,
         tracks.is_lead,
