@@ -29,7 +29,7 @@ import dagster as dg
 import httpx
 
 from bench.http_load import cores
-from bench.pipeline import count_lines, prepare_manifest, run_pipeline, visitors_for
+from bench.pipeline import count_lines, pipeline_env, prepare_manifest, run_pipeline, visitors_for
 from fakes.tiktok import FakeTikTok
 from simulator.cli import write_world
 from simulator.live import LiveShop, running_product
@@ -82,12 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# freshness on {cores()} cores; workdir {work}")
     fake = FakeTikTok(access_tokens=[TOKEN], pixel_codes=[PIXEL]).start()
     fake.inject(latency_ms=20)
+    # the layout simulator/live.py's running_product uses: work/landing, work/warehouse.duckdb, work/dagster_home
     env = {
-        **os.environ,
-        "LANDING_DIR": str(work / "landing"),
-        "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
-        "DAGSTER_HOME": str(work / "dagster_home"),
-        "DAGSTER_LOG_LEVEL": "WARNING",
+        **pipeline_env(work),
         "TIKTOK_ACCESS_TOKEN": TOKEN,
         "TIKTOK_PIXEL_CODE": PIXEL,
         "TIKTOK_API_BASE_URL": fake.url,

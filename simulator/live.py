@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,12 +97,28 @@ class RunningProduct:
         return time.time()
 
 
-def _free_port() -> int:
-    import socket
-
+def free_port() -> int:
+    """A port of 127.0.0.1 free now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_healthy(proc: subprocess.Popen, url: str, what: str, seconds: float = 60) -> None:
+    """Until ``url`` answers 200; RuntimeError if the process exits first or the time runs out (``what``: where to
+    look, for the message)."""
+    deadline = time.time() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}: {what}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"{proc.args} did not answer {url} within {seconds:g} s: {what}")
+        time.sleep(0.05)
 
 
 @contextmanager
@@ -109,18 +126,8 @@ def _process(argv: list[str], env: dict, log: Path, health_url: str | None = Non
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 60
-        while health_url:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited with {proc.returncode}; see {log}")
-            try:
-                if httpx.get(health_url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"{argv} did not answer {health_url} within 60 s; see {log}")
-            time.sleep(0.05)
+        if health_url:
+            wait_until_healthy(proc, health_url, f"see {log}")
         yield proc
     finally:
         if proc.poll() is None:
@@ -156,7 +163,7 @@ def running_product(root: Path, *, tiktok_url: str, access_token: str, pixel_cod
         "TIKTOK_API_BASE_URL": tiktok_url,
         **(env or {}),
     }
-    collector_port, receiver_port = _free_port(), _free_port()
+    collector_port, receiver_port = free_port(), free_port()
     daemon = Path(sys.executable).with_name("dagster-daemon")
     with ExitStack() as stack:
         for module, port in (("ingestion.collector", collector_port), ("ingestion.stripe_receiver", receiver_port)):

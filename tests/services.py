@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from simulator.live import free_port, wait_until_healthy
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Service:
@@ -47,18 +42,12 @@ def service(module: str, env: dict, *args: str, port: int | None = None):
     )
     svc = Service(proc, port)
     try:
-        deadline = time.time() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{module} exited with {proc.returncode}: {proc.stdout.read().decode()}")
-            try:
-                if httpx.get(f"{svc.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"{module} did not answer /healthz within 30 s")
-            time.sleep(0.05)
+        try:
+            wait_until_healthy(proc, f"{svc.url}/healthz", "its output follows", seconds=30)
+        except RuntimeError as e:
+            if proc.poll() is None:
+                proc.kill()
+            raise RuntimeError(f"{module}: {e}\n{proc.stdout.read().decode()}") from None
         yield svc
     finally:
         if proc.poll() is None:
