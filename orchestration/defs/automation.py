@@ -120,7 +120,6 @@ def landing_zone_sensor(
     # are looked at and remembered, and the watermark moves up to the oldest file not loaded yet.
     after, seen = _read_cursor(context.cursor)
     fresh = _landing_snapshot(landing_zone, after)
-    waiting = _waiting_run(context)
     try:
         # nothing new: the warehouse is not opened (a run starting then would find it held)
         loaded = _loaded_among(warehouse, sorted(fresh), after) if fresh else set()
@@ -130,7 +129,8 @@ def landing_zone_sensor(
     if loaded is not None:
         seen |= {_digest(f) for f in loaded}
     new = sorted(f for f in fresh if _digest(f) not in seen)
-    if new and waiting:
+    waiting = _waiting_run(context) if new else None  # the instance is asked only when there is something new
+    if waiting:
         # A run that has not started yet loads whatever is there when it does: no second run behind it. Under a
         # steady stream (a purchase every few seconds) runs would otherwise queue faster than they finish. The new
         # files are not remembered, so they are asked for again if that run's load began before they appeared.

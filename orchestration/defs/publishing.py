@@ -45,13 +45,14 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         )
         return
     changed = _changed_since_last_publish(context)
+    manifest = json.loads(dbt_project.manifest_path.read_bytes())
     with warehouse.connect() as con:
         result = publish(
             con,
             warehouse.resolved_analytics_path,
             changed=changed,
-            append_only=_append_only_models(),
-            keys=_keys(con),
+            append_only=_append_only_models(manifest),
+            keys=_keys(con, manifest),
         )
     context.log.info(
         f"published {result.tables} relations, {result.rows} rows, to {result.path} in {result.seconds:.2f} s "
@@ -89,11 +90,10 @@ def _changed_since_last_publish(context: dg.AssetExecutionContext) -> set[tuple[
     return changed
 
 
-def _keys(con) -> dict[tuple[str, str], str]:
+def _keys(con, manifest: dict) -> dict[tuple[str, str], str]:
     """A key column of each published table, for copying only the rows of keys that changed: a model's unique_key
     (incremental models, the snapshot), else a column with a `unique` test, else the table's primary key (the
     ledger's tables)."""
-    manifest = json.loads(dbt_project.manifest_path.read_bytes())
     keys: dict[tuple[str, str], str] = {}
     nodes = manifest["nodes"]
     for node in nodes.values():
@@ -113,9 +113,8 @@ def _keys(con) -> dict[tuple[str, str], str]:
     return keys
 
 
-def _append_only_models() -> frozenset[tuple[str, str]]:
+def _append_only_models(manifest: dict) -> frozenset[tuple[str, str]]:
     """Models dbt only ever appends to (incremental_strategy append)."""
-    manifest = json.loads(dbt_project.manifest_path.read_bytes())
     return frozenset(
         (node["config"].get("schema") or "main", node["name"])
         for node in manifest["nodes"].values()
