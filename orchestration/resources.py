@@ -15,6 +15,7 @@ from ingestion import config
 from ingestion.pacing import backoff_seconds
 from ingestion.settings import Setting, build, settings_fields, value_of
 from ingestion.stripe_pull import PullSettings
+from ingestion.tiktok_reporting import ReportingSettings
 from orchestration.warehouse_lock import LockHolder, lock_holder, pipeline_use
 from reverse_etl.settings import DeliverySettings
 
@@ -192,6 +193,26 @@ class _StripeResourceBase(dg.ConfigurableResource):
 StripeResource = _resource_class("StripeResource", _StripeResourceBase, PullSettings, "STRIPE_")
 
 
+class _TikTokAdsResourceBase(dg.ConfigurableResource):
+    """TikTok ad spend from the Marketing API's reports; without a Marketing API token and advertiser ids the pull
+    is skipped."""
+
+    def settings(self) -> ReportingSettings:
+        return _settings_of(self, ReportingSettings, "TIKTOK_")
+
+    @classmethod
+    def from_env(cls) -> "TikTokAdsResource":
+        settings = ReportingSettings.from_env()  # parsed and checked as the pull reads them
+        config = _config_values(settings, ReportingSettings, "TIKTOK_")
+        # the token stays an EnvVar so the UI and logs never show its value
+        config["marketing_access_token"] = dg.EnvVar("TIKTOK_MARKETING_ACCESS_TOKEN") if settings.access_token else None
+        return cls(**config)
+
+
+# TikTok Marketing API reporting settings, one config field per field of ReportingSettings.
+TikTokAdsResource = _resource_class("TikTokAdsResource", _TikTokAdsResourceBase, ReportingSettings, "TIKTOK_")
+
+
 def default_resources() -> dict:
     """Resources from the environment. Paths are resolved against the working directory now, so the dbt
     subprocess and every asset see the same files whatever directory they run in."""
@@ -206,4 +227,5 @@ def default_resources() -> dict:
         "landing_zone": LandingZoneResource(path=str(config.landing_dir())),
         "tiktok": TikTokResource.from_env(),
         "stripe": StripeResource.from_env(),
+        "tiktok_ads": TikTokAdsResource.from_env(),
     }

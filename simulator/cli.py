@@ -24,6 +24,32 @@ def default_truth_path(landing_dir: Path) -> Path:
     return Path(landing_dir).resolve().parent / "ground_truth" / "purchases.jsonl"
 
 
+def default_ad_account_path(landing_dir: Path) -> Path:
+    """The simulated TikTok ad account and its daily report figures, which fakes/tiktok_reporting.py serves."""
+    return Path(landing_dir).resolve().parent / "tiktok_ads" / "account.json"
+
+
+def _write_ad_account(account: dict, path: Path, replace: bool) -> None:
+    """Another world written beside an earlier one adds its figures to the same ads and days."""
+    if path.exists() and not replace:
+        old = json.loads(path.read_text())
+        for adv_id, adv in account["advertisers"].items():
+            mine = old["advertisers"].setdefault(adv_id, {**adv, "daily": []})
+            by_key = {(d["day"], d["ad_id"]): d for d in mine["daily"]}
+            for d in adv["daily"]:
+                if (d["day"], d["ad_id"]) in by_key:
+                    for k, v in d.items():
+                        if k not in ("day", "ad_id"):
+                            by_key[(d["day"], d["ad_id"])][k] = round(by_key[(d["day"], d["ad_id"])][k] + v, 2)
+                else:
+                    mine["daily"].append(d)
+        account = old
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(account, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
 # persons whose records are held in memory at once: a world of any size is written in bounded memory (a 3M-event
 # world held every record at once: about 12 GB)
 CHUNK_VISITORS = 20_000
@@ -83,7 +109,8 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
             path.mkdir()
         runs: dict[str, list[Path]] = {"stripe": [], "tracking": []}
         with open(tmp, mode) as truth:
-            for world in World(cfg).lives(CHUNK_VISITORS):
+            generator = World(cfg)
+            for world in generator.lives(CHUNK_VISITORS):
                 runs["stripe"].append(_sorted_run(world.stripe, scratch["stripe"]))
                 runs["tracking"].append(_sorted_run(world.tracking, scratch["tracking"]))
                 for row in world.truth:
@@ -93,6 +120,10 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
         n_stripe = _write_days(runs["stripe"], targets[0])
         n_tracking = _write_days(runs["tracking"], targets[1])
     os.replace(tmp, truth_path)
+    ad_account_path = default_ad_account_path(landing_dir)
+    _write_ad_account(
+        generator.ad_account.to_json(generator.epoch_start.date(), cfg.end_date), ad_account_path, replace
+    )
     return {
         "visitors": cfg.visitors,
         "seed": cfg.seed,
@@ -100,6 +131,7 @@ def write_world(cfg: WorldConfig, landing_dir: Path, truth_path: Path | None = N
         "tracking_events": n_tracking,
         "purchases": purchases,
         "truth_path": str(truth_path),
+        "ad_account_path": str(ad_account_path),
     }
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
+from simulator import ad_account
 from simulator import stripe_objects as so
 
 WORLD_DAYS = 200  # the world's calendar: visitors arrive in the first ACQUISITION_DAYS,
@@ -40,11 +41,7 @@ FIRST_TOUCH_MIX = [
     ("organic_social", 6),
     ("direct", 8),
 ]
-TIKTOK_CAMPAIGNS = {
-    "tt_summer_ugc": ["tt_ad_ugc_01", "tt_ad_ugc_02", "tt_ad_ugc_03"],
-    "tt_bf_sale": ["tt_ad_bf_01", "tt_ad_bf_02"],
-    "tt_spark_creators": ["tt_ad_spark_01", "tt_ad_spark_02"],
-}
+TIKTOK_CAMPAIGNS = ad_account.TIKTOK_CAMPAIGNS
 GOOGLE_CAMPAIGNS = {"g_brand_search": ["g_ad_brand"], "g_generic_search": ["g_ad_generic_1", "g_ad_generic_2"]}
 META_CAMPAIGNS = {"fb_lookalike": ["fb_ad_lal_1"], "fb_reels_prospecting": ["fb_ad_reels_1", "fb_ad_reels_2"]}
 SEARCH_REFERRERS = ["https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/"]
@@ -198,6 +195,7 @@ class World:
         self.stripe: list[tuple[datetime, dict]] = []
         self.truth: list[dict] = []
         self.persons: list[Person] = []
+        self.ad_account = ad_account.AdAccount(config.seed)
         self._n = 0
         self.world_end = datetime(config.end_date.year, config.end_date.month, config.end_date.day, tzinfo=UTC)
         self.epoch_start = self.world_end - timedelta(days=WORLD_DAYS)
@@ -363,7 +361,7 @@ class World:
         }
         self.tracking.append((at, msg))
 
-    def _landing(self, channel: str) -> tuple[dict, str | None]:
+    def _landing(self, channel: str, at: datetime) -> tuple[dict, str | None]:
         """A first page's URL parameters, the UTM context and the referrer, for one channel."""
         rng = self.rng
         if channel == "tiktok":
@@ -375,6 +373,9 @@ class World:
                 params.update({"utm_source": "tiktok", "utm_medium": "paid_social"})
             # a tenth of the ads carry only the campaign and ad macros: the click id alone must say "TikTok"
             params.update({"utm_campaign": campaign, "utm_content": ad})
+            # once the ads use the recommended URL template, TikTok's macros add the campaign, ad group and ad ids
+            if at >= self.epoch_start + timedelta(days=ad_account.MACROS_ADOPTED_AFTER_DAYS):
+                params.update(ad_account.ad_ids(campaign, ad))
             return (
                 {
                     "channel": "tiktok",
@@ -472,7 +473,9 @@ class World:
         )
 
     def _session(self, p: Person, d: Device, start: datetime, channel: str, pages: int) -> tuple[Touch, datetime]:
-        info, referrer = self._landing(channel)
+        info, referrer = self._landing(channel, start)
+        if info["channel"] == "tiktok":
+            self.ad_account.click(start, info["ad"])
         path, title = self.rng.choice(PAGES[:3])
         query = urlencode(info["params"])
         url = f"{SITE}{path}" + (f"?{query}" if query else "")
@@ -1055,14 +1058,14 @@ class World:
         p.touches.append(touch)
         if d is not first_device:
             p.hard_cases.append("cross_device")
-        self._purchase(
-            p,
-            d,
-            t + timedelta(seconds=rng.randint(30, 600)),
-            first_touch,
-            rng.random() < 0.6,
-            checkout_phone=rng.random() < 0.5,
-        )
+        bought_at = t + timedelta(seconds=rng.randint(30, 600))
+        n_truth = len(self.truth)
+        self._purchase(p, d, bought_at, first_touch, rng.random() < 0.6, checkout_phone=rng.random() < 0.5)
+        if len(self.truth) > n_truth:  # what TikTok's pixel saw of it, for the ad account's own reporting
+            first = self.truth[n_truth]
+            self.ad_account.purchase(
+                p.person_id, p.consent, p.touches, d, bought_at, first["amount_minor"], first["currency"]
+            )
         if d.anonymous_id != first_device.anonymous_id:
             # the thank-you page identifies the buyer on the browser they bought on
             self._emit(
