@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion import config
+from ingestion import config, tiktok_reporting
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, landing_files_since
 
@@ -124,6 +124,8 @@ class SourceLoad:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+    # the spend pull's table exists before its first pull, so the models over it build on any warehouse
+    con.execute(tiktok_reporting.DDL)
 
 
 # A file's visibility time (the file server's clock) and the loader's clock may disagree by this much.

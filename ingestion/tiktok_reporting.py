@@ -49,7 +49,7 @@ create schema if not exists raw;
 -- a day replaces that advertiser's rows of the day
 create table if not exists {TABLE} (
     advertiser_id varchar not null, stat_day date not null, ad_id varchar, payload varchar not null,
-    pulled_at timestamp not null
+    _loaded_at timestamp not null
 );
 """
 
@@ -73,6 +73,8 @@ class ReportingSettings:
     # TikTok credits conversions to the day of the click for as long as its attribution window (7 days by default),
     # so the figures of the last days change: each scheduled pull takes them again
     repull_days: int = env_field("TIKTOK_REPORTING_REPULL_DAYS", 7)
+    # the first day of the daily partitions (YYYY-MM-DD): how far back a backfill of the spend can reach
+    start_date: str = env_field("TIKTOK_REPORTING_START_DATE", "2025-01-01")
     # the reporting endpoint's limits are per app and low; the pull stays under this many requests a second
     requests_per_second: float = env_field("TIKTOK_REPORTING_REQUESTS_PER_SECOND", 5.0)
     timeout_seconds: float = env_field("TIKTOK_REPORTING_TIMEOUT_SECONDS", 30.0)
@@ -84,6 +86,10 @@ class ReportingSettings:
     def __post_init__(self):
         if self.repull_days < 1 or self.max_attempts < 1:
             raise ValueError("TIKTOK_REPORTING_REPULL_DAYS and TIKTOK_REPORTING_MAX_ATTEMPTS must be at least 1")
+        try:
+            date.fromisoformat(self.start_date)
+        except ValueError:
+            raise ValueError(f"TIKTOK_REPORTING_START_DATE is YYYY-MM-DD, not {self.start_date!r}") from None
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"the report's page size is 1 to {MAX_PAGE_SIZE}")
 
@@ -267,7 +273,7 @@ def pull_days(
             result.by_advertiser[advertiser_id] = 0
             for start, end in day_windows(days):
                 rows = client.report_rows(advertiser_id, start, end)
-                pulled_at = datetime.now(UTC).replace(tzinfo=None)
+                loaded_at = datetime.now(UTC).replace(tzinfo=None)
                 records = []
                 for row in rows:
                     day = _row_day(row)
@@ -280,7 +286,7 @@ def pull_days(
                             day,
                             None if ad_id is None else str(ad_id),
                             orjson.dumps(row).decode(),
-                            pulled_at,
+                            loaded_at,
                         )
                     )
                 con.execute("begin")

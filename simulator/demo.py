@@ -33,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     # imported after the environment names the demo's data, which the code location reads at import
     from fakes.tiktok import FakeTikTok
     from orchestration.definitions import build_defs
-    from orchestration.resources import LandingZoneResource, StripeResource, TikTokResource, WarehouseResource
+    from orchestration.resources import (
+        LandingZoneResource,
+        StripeResource,
+        TikTokAdsResource,
+        TikTokResource,
+        WarehouseResource,
+    )
     from orchestration.run import run_pipeline
     from simulator.report import build_report
 
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 "landing_zone": LandingZoneResource(path=str(landing)),
                 "tiktok": tiktok,
                 "stripe": StripeResource(),
+                "tiktok_ads": TikTokAdsResource(),
             }
         )
         print("running the pipeline through Dagster ...", flush=True)

@@ -44,13 +44,20 @@ class Workspace:
         return write_world(cfg, self.landing, self.truth)
 
     def resources(self) -> dict:
-        from orchestration.resources import LandingZoneResource, StripeResource, TikTokResource, WarehouseResource
+        from orchestration.resources import (
+            LandingZoneResource,
+            StripeResource,
+            TikTokAdsResource,
+            TikTokResource,
+            WarehouseResource,
+        )
 
         return {
             "warehouse": WarehouseResource(path=str(self.warehouse)),
             "landing_zone": LandingZoneResource(path=str(self.landing)),
             "tiktok": TikTokResource(),
             "stripe": StripeResource(),
+            "tiktok_ads": TikTokAdsResource(),
         }
 
     def defs(self) -> dg.Definitions:

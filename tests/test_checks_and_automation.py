@@ -6,7 +6,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.resources import LandingZoneResource, StripeResource, TikTokResource, WarehouseResource
+from orchestration.resources import (
+    LandingZoneResource,
+    StripeResource,
+    TikTokAdsResource,
+    TikTokResource,
+    WarehouseResource,
+)
 
 
 def _checks_run(warehouse, tmp_path):
@@ -18,6 +24,7 @@ def _checks_run(warehouse, tmp_path):
             "landing_zone": LandingZoneResource(path=str(tmp_path / "landing")),
             "tiktok": TikTokResource(),
             "stripe": StripeResource(),
+            "tiktok_ads": TikTokAdsResource(),
         }
     )
     names = {"one_row_per_event_id", "no_unreviewed_permanent_failures", "quarantine_share_is_low", "match_rate_holds"}

@@ -13,14 +13,17 @@ from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, landing_files_since
 from orchestration.defs.ingestion import STRIPE_PULL_KEY
 from orchestration.defs.publishing import INGEST_JOB
+from orchestration.defs.tiktok_ads import SPEND_KEY
 from orchestration.resources import LandingZoneResource, WarehouseResource
 from orchestration.warehouse_lock import read_only
 
 # In-process: every step writes the one DuckDB file, so steps run one after another in one process; the
 # `warehouse` pool (limit 1 in dagster.yaml) also queues the steps of runs started at the same time.
+# The TikTok spend is partitioned by day and pulled by its own schedule (orchestration/defs/tiktok_ads.py): the
+# models over it read whatever days are there.
 pipeline_job = dg.define_asset_job(
     "pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(SPEND_KEY),
     executor_def=dg.in_process_executor,
     description="Pull Stripe, load new landing files, build the dbt models, record TikTok deliveries.",
 )
@@ -31,7 +34,7 @@ pipeline_job = dg.define_asset_job(
 # the new loads (seeds are loaded again only when the project changed).
 ingest_job = dg.define_asset_job(
     INGEST_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STRIPE_PULL_KEY),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(STRIPE_PULL_KEY, SPEND_KEY),
     executor_def=dg.in_process_executor,
     description="Load new landing files and carry them through dbt, the TikTok delivery and the analysts' copy.",
     # a run that dies (killed worker, lost node) is started again; a failing step is not (it would fail again)

@@ -106,7 +106,7 @@ alter table monitoring.dbt_build_state add column if not exists loaded_through t
 # Read by the project's get_where_subquery for the tests on loads (`where: "loaded_at > __loads_after__"`) while a
 # pipeline build runs; absent otherwise, so dbt by hand and `make test` check every row.
 TESTS_SCOPE = "monitoring.dbt_tests_scope"
-RAW_TABLES = ("stripe_events", "tracking_events")
+RAW_TABLES = ("stripe_events", "tracking_events", "tiktok_ad_stats")
 
 
 def dbt_vars(tiktok: DeliverySettings) -> dict[str, str]:

@@ -7,6 +7,7 @@
 -- change), so its cost follows the new data. Everything here is per event, so appending gives the same table as
 -- a rebuild; the orchestration rebuilds it in full whenever the dbt project changes (a seed edit included).
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
+{% set tiktok_id_levels = ['campaign', 'adgroup', 'ad'] %}
 {% set click_ids = ['ttclid', 'gclid', 'gbraid', 'wbraid', 'dclid', 'fbclid', 'msclkid', 'li_fat_id', 'twclid'] %}
 with source as (
     select message_id, type, event_name, anonymous_id, user_id, event_timestamp, payload, _loaded_at
@@ -98,6 +99,11 @@ with_params as (
         {{ url_param('page_url', 'utm_campaign') }} as url_utm_campaign,
         {{ url_param('page_url', 'utm_content') }} as url_utm_content,
         {{ url_param('page_url', 'utm_term') }} as url_utm_term,
+        {#- TikTok's ids from the URL macros the tracking guide recommends (__CAMPAIGN_ID__, __AID__, __CID__) #}
+        {%- for level in tiktok_id_levels %}
+        (case when strpos(page_url, 'tt_{{ level }}_id=') > 0 then {{ url_param('page_url', 'tt_' ~ level ~ '_id') }} end)
+            as url_tiktok_{{ level }}_id,
+        {%- endfor %}
         {{ url_host('referrer') }} as referrer_host
     from parsed
 ),
@@ -170,6 +176,11 @@ final as (
             {% endfor %}
         end as click_id_type,
         coalesce({{ click_ids | join(', ') }}) as click_id,
+        {#- TikTok's ids are numbers: anything else in the parameter (an unexpanded macro, a forged value) is no id #}
+        {%- for level in tiktok_id_levels %}
+        case when {{ regex_matches('url_tiktok_' ~ level ~ '_id', "'^[0-9]{1,25}$'") }} then url_tiktok_{{ level }}_id end
+            as tiktok_{{ level }}_id,
+        {%- endfor %}
         user_agent,
         ip,
         locale,

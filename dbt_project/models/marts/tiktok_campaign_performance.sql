@@ -1,0 +1,42 @@
+-- tiktok_ad_performance summed per campaign and month of acquisition; the ratios computed again from the sums.
+with ads as (
+    select * from {{ ref('tiktok_ad_performance') }}
+),
+
+summed as (
+    select
+        advertiser_id,
+        campaign_id,
+        campaign_name,
+        acquisition_month,
+        reporting_currency,
+        -- null when any ad's spend of the month had no rate: a partial sum would overstate the ROAS
+        case when count(*) filter (where spend is null) = 0 then sum(spend) end as spend,
+        sum(impressions) as impressions,
+        sum(clicks) as clicks,
+        sum(customers) as customers,
+        sum(customers_matched_by_name) as customers_matched_by_name,
+        sum(first_purchases) as first_purchases,
+        sum(purchases) as purchases,
+        case when count(*) filter (where first_purchase_revenue is null) = 0 then sum(first_purchase_revenue) end
+            as first_purchase_revenue,
+        case when count(*) filter (where lifetime_revenue is null) = 0 then sum(lifetime_revenue) end
+            as lifetime_revenue,
+        sum(tiktok_reported_conversions) as tiktok_reported_conversions,
+        sum(tiktok_reported_value) as tiktok_reported_value,
+        count(*) filter (where ad_id is not null) as ads
+    from ads
+    group by 1, 2, 3, 4, 5
+),
+
+final as (
+    select
+        *,
+        lifetime_revenue / nullif(spend, 0) as roas,
+        first_purchase_revenue / nullif(spend, 0) as first_purchase_roas,
+        spend / nullif(customers, 0) as cac,
+        tiktok_reported_conversions / nullif(cast(purchases as double), 0) as tiktok_reported_share_of_purchases
+    from summed
+)
+
+select * from final
