@@ -30,6 +30,14 @@ def analytics_path(warehouse: Path | None = None) -> Path:
     return (warehouse or warehouse_path()).with_name("analytics.duckdb")
 
 
+def report_path(warehouse: Path | None = None) -> Path:
+    """The marketing report (REPORT_PATH): unset, `marketing_report.html` beside the warehouse."""
+    raw = os.environ.get("REPORT_PATH")
+    if raw:
+        return Path(raw).resolve()
+    return (warehouse or warehouse_path()).with_name("marketing_report.html")
+
+
 def analytics_publish_seconds() -> float:
     """ANALYTICS_PUBLISH_SECONDS (default 60): a run the landing sensor started publishes the analysts' copy only when
     the last one is at least this old (the automation publishes what such runs left, once none is in progress)."""

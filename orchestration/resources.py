@@ -30,6 +30,8 @@ class WarehouseResource(dg.ConfigurableResource):
     # runs the landing sensor starts publish the copy only when the last one is at least this old (a copy holds the
     # warehouse for seconds, which the next purchase on its way to TikTok would wait for)
     analytics_publish_seconds: float = 60.0
+    # the marketing report (reporting/marketing_report.py); empty: marketing_report.html beside the warehouse
+    report_path: str = ""
 
     @property
     def resolved_path(self) -> Path:
@@ -40,6 +42,12 @@ class WarehouseResource(dg.ConfigurableResource):
         if self.analytics_path:
             return Path(self.analytics_path).resolve()
         return self.resolved_path.with_name("analytics.duckdb")
+
+    @property
+    def resolved_report_path(self) -> Path:
+        if self.report_path:
+            return Path(self.report_path).resolve()
+        return self.resolved_path.with_name("marketing_report.html")
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -223,6 +231,7 @@ def default_resources() -> dict:
             path=warehouse,
             analytics_path=str(config.analytics_path(Path(warehouse))),
             analytics_publish_seconds=config.analytics_publish_seconds(),
+            report_path=str(config.report_path(Path(warehouse))),
         ),
         "landing_zone": LandingZoneResource(path=str(config.landing_dir())),
         "tiktok": TikTokResource.from_env(),

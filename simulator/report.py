@@ -66,6 +66,28 @@ def build_report(warehouse: Path, truth_path: Path | None) -> str:
                 _by_currency("first_touch_campaign", "attributed_to_tiktok"),
             )
         )
+        spend = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'marts' and table_name = 'tiktok_campaign_performance'"
+        ).fetchall()[0][0]
+        if spend:
+            parts.append(
+                _table(
+                    con,
+                    "TikTok spend and ROAS per campaign (customers by the month of their first touch, revenue to date)",
+                    """
+            select campaign_name as campaign, any_value(reporting_currency) as currency,
+                   round(sum(spend), 2) as spend, sum(customers) as customers,
+                   round(sum(lifetime_revenue), 2) as revenue,
+                   round(sum(lifetime_revenue) / nullif(sum(spend), 0), 2) as roas,
+                   round(sum(spend) / nullif(sum(customers), 0), 2) as cac,
+                   sum(purchases) as our_purchases, sum(tiktok_reported_conversions) as tiktok_reported,
+                   round(100.0 * sum(tiktok_reported_conversions) / nullif(sum(purchases), 0), 1)
+                       as tiktok_sees_pct
+            from marts.tiktok_campaign_performance
+            group by campaign_name having sum(spend) > 0 order by spend desc""",
+                )
+            )
         parts.append(
             _table(
                 con,

@@ -53,11 +53,13 @@ def test_every_setting_is_documented():
     from ingestion.http_service import ConnectionLimits
     from ingestion.stripe_pull import PullSettings
     from ingestion.stripe_receiver import ReceiverSettings
+    from ingestion.tiktok_reporting import ReportingSettings
 
     readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
     every = SETTINGS + settings_fields(CollectorSettings) + settings_fields(ReceiverSettings)
-    every += settings_fields(PullSettings) + settings_fields(ConnectionLimits)
+    every += settings_fields(PullSettings) + settings_fields(ConnectionLimits) + settings_fields(ReportingSettings)
     assert [s.env for s in every if s.env not in readme or s.env not in example] == []
+    assert "REPORT_PATH" in readme and "REPORT_PATH" in example
 
 
 def test_dbt_reads_national_phone_numbers_in_the_region_the_payload_builder_uses():
