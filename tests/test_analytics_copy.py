@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from orchestration.defs.automation import landing_zone_sensor
+from orchestration.defs.report import REPORT_KEY
 from orchestration.run import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,8 @@ COPY = dg.AssetKey(["analytics", "published_copy"])
 def _sensor_started_runs(workspace, defs, instance, cursors: dict) -> list[dg.ExecuteInProcessResult]:
     """What the daemon does on its ticks: the landing sensor's run (new files through dbt and the delivery, and the
     copy unless the last one is under ANALYTICS_PUBLISH_SECONDS old), then the automation sensor's next tick, which
-    publishes the copy if that run did not, and then finds nothing left to do."""
+    publishes the copy if that run did not (with the marketing report built from it), and then finds nothing left
+    to do."""
     sensed = landing_zone_sensor(_sensor_context(workspace, instance, cursors.get("landing")))
     assert len(sensed.run_requests) == 1
     cursors["landing"] = sensed.cursor
@@ -46,11 +48,12 @@ def _sensor_started_runs(workspace, defs, instance, cursors: dict) -> list[dg.Ex
     runs = [run]
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursors.get("automation"))
     if COPY not in built:  # published a moment ago: the automation publishes what this run left
-        assert (tick.total_requested, tick.get_num_requested(COPY)) == (1, 1), "the copy alone"
+        requested = (tick.total_requested, tick.get_num_requested(COPY), tick.get_num_requested(REPORT_KEY))
+        assert requested == (2, 1, 1), "the copy and the report built from it, nothing else"
         copy_run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=[COPY], raise_on_error=False
+            instance=instance, asset_selection=[COPY, REPORT_KEY], raise_on_error=False
         )
-        assert COPY in {e.asset_key for e in copy_run.get_asset_materialization_events()}
+        assert {COPY, REPORT_KEY} <= {e.asset_key for e in copy_run.get_asset_materialization_events()}
         runs.append(copy_run)
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
     assert tick.total_requested == 0, "nothing left to do"
