@@ -28,6 +28,7 @@ import duckdb
 from ingestion import config, tiktok_reporting
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, landing_files_since
+from reverse_etl.ledger import ensure_ledger
 
 RAW_SCHEMA = "raw"
 # Files are loaded in batches of about this many bytes, so memory stays bounded whatever the backlog.
@@ -124,8 +125,10 @@ class SourceLoad:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
-    # the spend pull's table exists before its first pull, so the models over it build on any warehouse
+    # the spend pull's table and the delivery ledger exist before their first writes, so the models that read them
+    # build on any warehouse
     con.execute(tiktok_reporting.DDL)
+    ensure_ledger(con)
 
 
 # A file's visibility time (the file server's clock) and the loader's clock may disagree by this much.

@@ -39,7 +39,7 @@ class Shopper:
     email: str
     tracking: list[dict]  # Segment messages, as the browser's SDK sends them
     stripe_events: list[dict]  # Stripe events, in the order Stripe sends them
-    purchase_ids: list[str]  # the conversions' event ids (the purchase's Stripe object)
+    purchase_ids: list[str]  # the conversions' event ids (the purchase's Stripe object or Checkout Session)
 
 
 class LiveShop:
@@ -67,7 +67,7 @@ class LiveShop:
             email=p.email,
             tracking=[m for _, m in sorted(w.tracking[tracking_from:], key=lambda r: r[0])],
             stripe_events=stripe_events,
-            purchase_ids=[row["purchase_id"] for row in w.truth[truth_from:]],
+            purchase_ids=[row["tiktok_event_id"] for row in w.truth[truth_from:]],
         )
 
 

@@ -141,7 +141,7 @@ def checkout_session(
         "payment_status": "paid",
         "status": "complete",
         "subscription": subscription_id,
-        "success_url": "https://shop.example/thanks",
+        "success_url": "https://shop.example/thanks?session_id={CHECKOUT_SESSION_ID}",
     }
 
 

@@ -755,6 +755,8 @@ class World:
                 purchases.append(
                     {
                         "purchase_id": in_id,
+                        # the event id the pipeline sends it under: a first invoice's Checkout Session's id
+                        "tiktok_event_id": cs_id if month == 0 else in_id,
                         "purchased_at": t_in + timedelta(seconds=2),
                         "amount_minor": plan_price,
                         "is_renewal": month > 0,
@@ -871,6 +873,7 @@ class World:
             purchases.append(
                 {
                     "purchase_id": purchase_id,
+                    "tiktok_event_id": purchase_id,
                     "purchased_at": t_pay,
                     "amount_minor": amount,
                     "is_renewal": False,

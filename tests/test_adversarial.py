@@ -233,8 +233,8 @@ def test_a_forged_identify_through_the_public_collector_cannot_take_over_a_custo
     keys_before = {
         r[0]: r[1:]
         for r in workspace.query(
-            "select event_id, ttclid, ttp, ip, user_agent, emails, phones, advertising_consent, eligible "
-            "from marts.tiktok_conversions"
+            "select coalesce(purchase_id, event_id), ttclid, ttp, ip, user_agent, emails, phones, "
+            "advertising_consent, eligible from marts.tiktok_conversions"
         )
     }
     victim_email, victim_purchase = workspace.query(
@@ -310,8 +310,8 @@ def test_a_forged_identify_through_the_public_collector_cannot_take_over_a_custo
     keys_after = {
         r[0]: r[1:]
         for r in workspace.query(
-            "select event_id, ttclid, ttp, ip, user_agent, emails, phones, advertising_consent, eligible "
-            "from marts.tiktok_conversions"
+            "select coalesce(purchase_id, event_id), ttclid, ttp, ip, user_agent, emails, phones, "
+            "advertising_consent, eligible from marts.tiktok_conversions"
         )
     }
     assert keys_after == keys_before, "no conversion gained the attacker's keys or lost its consent"

@@ -265,7 +265,9 @@ def test_running_twice_changes_nothing_and_new_files_add_exactly_their_effect(wo
     }
     assert set(new_ledger) == eligible_or_denied
     new_purchases = {t["purchase_id"] for t in workspace.truth_rows() if t["seed"] == 22}
-    assert set(new_ledger) - set(old_ledger) <= new_purchases
+    # a purchase's event id is its Stripe object's id or, bought through Checkout, its Checkout Session's
+    purchase_of = dict(workspace.query("select event_id, purchase_id from marts.tiktok_conversions"))
+    assert {purchase_of[e] for e in set(new_ledger) - set(old_ledger)} <= new_purchases
 
     # unrelated new data changed no old purchase's attribution: one version each in the history
     assert (
@@ -412,7 +414,14 @@ def test_a_subscription_payment_whose_invoice_link_is_missing_is_held_not_counte
     assert set(purchases) <= set(truth), "no subscription payment became a second, standalone purchase"
     missing = set(truth) - set(purchases)
     assert not missing, "only held PaymentIntents are missing, and none of them is a purchase of the truth"
-    sent_ids = {r[0] for r in workspace.query("select event_id from reverse_etl.tiktok_deliveries")}
+    # recorded under the purchase's id or, bought through Checkout, its Checkout Session's: never a PaymentIntent's
+    sent_ids = {
+        r[0]
+        for r in workspace.query(
+            "select coalesce(conversions.purchase_id, ledger.event_id) from reverse_etl.tiktok_deliveries as ledger "
+            "left join marts.tiktok_conversions as conversions using (event_id)"
+        )
+    }
     assert sent_ids <= set(truth), "nothing was recorded for TikTok under a PaymentIntent id of an invoice"
     held = dict(
         workspace.query(

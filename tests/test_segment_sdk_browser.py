@@ -5,9 +5,8 @@ browser blocks every retry)."""
 
 import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from ingestion.landing import list_landing_files
 from tests.services import ROOT, service
+from tests.static_site import serve
 from tests.test_tracker_browser import CHROMIUM, FLAGS, _browser_or_skip
 
 WRITE_KEY = "wk_browser"
@@ -45,28 +45,14 @@ def _site(sdk: Path, collector_port: int) -> ThreadingHTTPServer:
         "</script></head><body>Shop</body></html>"
     ).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def route(path: str) -> tuple[bytes, str] | None:
+        if path == "/":
+            return page, "text/html; charset=utf-8"
+        if path.startswith("/analytics-next/bundles/") and (sdk / Path(path).name).is_file():
+            return (sdk / Path(path).name).read_bytes(), "application/javascript"
+        return None
 
-        def do_GET(self):
-            path = self.path.split("?")[0]
-            if path == "/":
-                body, kind = page, "text/html; charset=utf-8"
-            elif path.startswith("/analytics-next/bundles/") and (sdk / Path(path).name).is_file():
-                body, kind = (sdk / Path(path).name).read_bytes(), "application/javascript"
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve(route)
 
 
 def _accepted(url: str, at_least: int, seconds: float) -> int:

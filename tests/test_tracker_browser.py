@@ -4,15 +4,15 @@ site and the collector, both over real HTTP on 127.0.0.1."""
 import json
 import os
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from ingestion.landing import list_landing_files
 from tests.services import service
+from tests.static_site import serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
@@ -60,26 +60,12 @@ def site(collector_url: str, consent: str) -> ThreadingHTTPServer:
         "/thanks": f"<html><head><title>Thanks</title>{snippet}</head><body>Thanks</body></html>",
     }
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = pages.get(self.path.split("?")[0])
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            # what TikTok's pixel leaves on the shop's own domain
-            self.send_header("Set-Cookie", f"_ttp={TTP}; Path=/; Max-Age=3600")
-            self.send_header("Content-Length", str(len(body.encode())))
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    html = "text/html; charset=utf-8"
+    # what TikTok's pixel leaves on the shop's own domain
+    return serve(
+        {path: (body.encode(), html) for path, body in pages.items()},
+        {"Set-Cookie": f"_ttp={TTP}; Path=/; Max-Age=3600"},
+    )
 
 
 def visit(tmp_path, consent: str) -> list[dict]:

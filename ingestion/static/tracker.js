@@ -11,17 +11,20 @@
  *     phoneField: "input[type=tel], input[name*=phone i], input[id*=phone i]",
  *     leadEvent: "Lead",                           // a form may say data-ttattr-event="Sign Up" instead
  *     decorateStripeLinks: true,                   // adds client_reference_id to buy.stripe.com links
+ *     checkoutSessionParam: "session_id",          // the success URL's parameter for {CHECKOUT_SESSION_ID}
+ *     tiktokPurchaseEvent: "Purchase",             // the event name the server sends (dbt var tiktok_event_name)
  *     autoPage: true                               // send a page view on load
  *   };
  * API: ttattr.page(), ttattr.identify(userId?, traits?), ttattr.track(event, properties?),
  *      ttattr.setConsent({advertising: bool}), ttattr.browserId(), ttattr.checkoutReferenceId(),
- *      ttattr.decorateLinks(selector?), ttattr.flush().
+ *      ttattr.decorateLinks(selector?), ttattr.flush(),
+ *      ttattr.tiktokPurchase({value, currency, contents?}) on Checkout's success page, after TikTok's pixel code.
  */
 (function (window, document) {
   "use strict";
   if (window.ttattr && window.ttattr.version) return;
 
-  var VERSION = "1.0.0";
+  var VERSION = "1.1.0";
   var ID_COOKIE = "_ttattr_id";
   var TOUCH_KEY = "_ttattr_touch";
   var CLICK_IDS = ["ttclid", "gclid", "gbraid", "wbraid", "fbclid", "msclkid", "li_fat_id", "twclid", "dclid"];
@@ -212,6 +215,31 @@
     });
   }
 
+  // ---- TikTok's pixel on Checkout's success page: the event id the server sends ----------------------------
+  // The server sends a purchase made through Stripe Checkout under its Checkout Session's id, which Stripe puts
+  // in the success URL ({CHECKOUT_SESSION_ID}). The pixel's Purchase fired with the same event name and event_id
+  // is one event to TikTok (pixel + event + event_id), whichever arrives first, and a reload of the page is too.
+  var CHECKOUT_SESSION_ID = /^cs_(test|live)_[A-Za-z0-9]{1,250}$/;
+  function tiktokPurchase(options) {
+    options = options || {};
+    var sessionId = options.checkoutSessionId ||
+      new URLSearchParams(location.search).get(cfg.checkoutSessionParam || "session_id");
+    // anything else in the URL is not an id the server will send: firing under it would count the purchase twice
+    if (!sessionId || !CHECKOUT_SESSION_ID.test(sessionId)) return null;
+    if (consent === false) return null;  // advertising denied: the pixel gets nothing from us either
+    var ttq = window.ttq;
+    if (!ttq || typeof ttq.track !== "function") return null;
+    var properties = {};
+    var value = Number(options.value);
+    if (options.value != null && isFinite(value)) properties.value = value;
+    if (options.currency) properties.currency = String(options.currency).toUpperCase();
+    if (options.contents) properties.contents = options.contents;
+    try {
+      ttq.track(cfg.tiktokPurchaseEvent || "Purchase", properties, { event_id: sessionId });
+    } catch (e) { return null; }  // the pixel must never break the page
+    return sessionId;
+  }
+
   function setConsent(c) {
     if (c && (c.advertising === true || c.advertising === false)) consent = c.advertising;
   }
@@ -221,7 +249,8 @@
     browserId: function () { return anonymousId; },
     // Stripe Checkout: pass as client_reference_id when creating the session (letters, digits, - and _ only)
     checkoutReferenceId: function () { return anonymousId; },
-    decorateLinks: decorateLinks
+    decorateLinks: decorateLinks,
+    tiktokPurchase: tiktokPurchase
   };
   window.addEventListener("pagehide", flush);
   if (cfg.decorateStripeLinks !== false) {

@@ -1,5 +1,8 @@
 -- One row per event that is, or would be, sent to the TikTok Events API, with its match keys: every purchase
--- (event_id = the purchase's Stripe object id, so the same money can never be sent under two ids; payments held
+-- (event_id = the purchase's Stripe object id, so the same money can never be sent under two ids: for the first
+-- invoice of a subscription bought through Checkout, the Checkout Session's id, which the success page knows too
+-- ({CHECKOUT_SESSION_ID}), so the browser pixel's Purchase and ours are one event to TikTok; unless the delivery
+-- ledger already holds the invoice's id from a real attempt, which then stays the event's id for good; payments held
 -- back in int_standalone_payment_intents are no purchase yet, so nothing is sent for them) and, when
 -- var tiktok_send_leads is true, every tracked lead form (event_id = the tracking messageId).
 --
@@ -11,9 +14,11 @@
 -- sent are deleted after the run (post-hook). The orchestration rebuilds in full when the project changes.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_id',
           on_schema_change='fail',
-          post_hook="delete from {{ this }} where purchase_id is not null and purchase_id not in (
+          post_hook=["delete from {{ this }} where purchase_id is not null and purchase_id not in (
                          select attributed.purchase_id from {{ ref('attributed_purchases') }} as attributed
-                         join {{ ref('int_purchases') }} as int_purchases using (purchase_id))") }}
+                         join {{ ref('int_purchases') }} as int_purchases using (purchase_id))",
+                     "delete from {{ this }} where event_id = purchase_id and purchase_id in (
+                         select purchase_id from {{ this }} where event_id <> purchase_id)"]) }}
 with attributed as (
     select * from {{ ref('attributed_purchases') }}
 ),
@@ -25,9 +30,26 @@ int_purchases as (
     from {{ ref('int_purchases') }}
 ),
 
+-- the Checkout Session that created an invoice (a subscription's first), whose id the success page has
+checkout_invoices as (
+    select invoice_id, min(checkout_session_id) as checkout_session_id
+    from {{ ref('stg_stripe__checkout_sessions') }}
+    where invoice_id is not null
+    group by invoice_id
+),
+
+-- ids the delivery ledger holds from an attempt to send (written by reverse_etl, created with the raw tables by the
+-- loader; not a dbt source: it is the delivery asset's own table, downstream of this model). A dry run sent nothing,
+-- so it does not hold an id.
+ledger as (
+    select event_id from reverse_etl.tiktok_deliveries
+    where status <> 'dry_run'
+),
+
 purchase_events as (
     select
-        attributed.purchase_id as event_id,
+        case when checkout_invoices.checkout_session_id is not null and ledger.event_id is null
+             then checkout_invoices.checkout_session_id else attributed.purchase_id end as event_id,
         '{{ var("tiktok_event_name") }}' as event_name,
         attributed.purchased_at as event_time,
         attributed.purchase_id,
@@ -48,6 +70,8 @@ purchase_events as (
         int_purchases.client_reference_id as key_browser
     from attributed
     join int_purchases on int_purchases.purchase_id = attributed.purchase_id
+    left join checkout_invoices on checkout_invoices.invoice_id = attributed.purchase_id
+    left join ledger on ledger.event_id = attributed.purchase_id
 ),
 
 {% if var('tiktok_send_leads') %}
