@@ -52,6 +52,9 @@ demo: $(STAMP)
 	@echo "Open the Dagster UI over the demo's data with:  make dev-demo   (then http://127.0.0.1:$(PORT))"
 	@echo "Query the marts with DuckDB:  $(PY) -c \"import duckdb; print(duckdb.connect('$(DEMO_DIR)/analytics.duckdb', read_only=True).sql('from marts.attributed_purchases limit 5'))\""
 
+# the suite's files spread over the cores, at most 4 (a file's tests and fixtures stay together); PYTEST_ARGS= runs it
+# serially
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadfile
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
