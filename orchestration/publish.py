@@ -65,10 +65,11 @@ def publish(
     schema), the new file starts as the spare (the copy published before, when nobody holds it open; every table is
     then compared) or else as a byte copy of the published one (the file system copies far faster than DuckDB
     writes), and only the changed tables are written again; of those, tables in ``append_only`` (rows are only ever
-    added, each load with its own ``loaded_at``) take just the rows of newer loads, or are written again when the
-    counts then disagree; tables with a column in ``keys`` (a model's unique key) take the rows of the keys whose
-    rows differ (see :func:`_patch_changed_keys`). Without ``changed``, or without a published copy, every table is
-    written."""
+    added, each load with its own ``loaded_at``; a view copied as a table may be one too) take just the rows of newer
+    loads, or are written again when the counts then disagree (the caller leaves it empty when the rows of earlier
+    loads may have changed: after a full rebuild); tables with a column in ``keys`` (a model's unique key) take the
+    rows of the keys whose rows differ (see :func:`_patch_changed_keys`). Without ``changed``, or without a
+    published copy, every table is written."""
     started = time.perf_counter()
     warehouse_catalog = con.execute("select current_database()").fetchall()[0][0]
     target = target.resolve()
@@ -137,6 +138,9 @@ def publish(
             con.execute(f"use {_ident(warehouse_catalog)}")
         for schema, name in unbound:  # copied as tables instead, when they changed
             if (schema, name) in kept:
+                continue
+            if incremental and (schema, name) in append_only and _append_newer_loads(con, schema, name):
+                appended += 1  # a view over tables rows are only added to: its rows too
                 continue
             relation = f"{_ident(schema)}.{_ident(name)}"
             con.execute(f"drop table if exists {_ALIAS}.{relation}")
@@ -230,15 +234,18 @@ def _append_newer_loads(con, schema: str, name: str) -> bool:
     relation = f"{_ident(schema)}.{_ident(name)}"
     copied = f"{_ALIAS}.{relation}"
     columns = con.execute(f"select * from {relation} limit 0").description
-    if [c[0] for c in columns] != [c[0] for c in con.execute(f"select * from {copied} limit 0").description]:
+    if [c[0] for c in columns] != _copied_columns(con, copied):
         return False
     if "loaded_at" not in {c[0] for c in columns}:
         return False
+    # the copy's newest load as a constant, not a subquery: the scan of the warehouse's side (a view's join over raw
+    # rows too) then skips every row group older than it
+    newest = con.execute(f"select max(loaded_at) from {copied}").fetchall()[0][0]
     con.execute("begin")
-    con.execute(
-        f"insert into {copied} select * from {relation} "
-        f"where loaded_at > (select coalesce(max(loaded_at), cast('1970-01-01' as timestamp)) from {copied})"
-    )
+    if newest is None:
+        con.execute(f"insert into {copied} select * from {relation}")
+    else:
+        con.execute(f"insert into {copied} select * from {relation} where loaded_at > ?", [newest])
     counts = con.execute(f"select (select count(*) from {relation}), (select count(*) from {copied})").fetchall()[0]
     if counts[0] != counts[1]:
         con.execute("rollback")
@@ -256,7 +263,7 @@ def _patch_changed_keys(con, schema: str, name: str, key: str, left_out: set[str
     relation = f"{_ident(schema)}.{_ident(name)}"
     copied = f"{_ALIAS}.{relation}"
     columns = [c[0] for c in con.execute(f"select * from {relation} limit 0").description if c[0] not in left_out]
-    if key not in columns or columns != [c[0] for c in con.execute(f"select * from {copied} limit 0").description]:
+    if key not in columns or columns != _copied_columns(con, copied):
         return False
     listed = ", ".join(_ident(c) for c in columns)
     k, row = _ident(key), f"hash({listed})"
@@ -286,6 +293,14 @@ def _patch_changed_keys(con, schema: str, name: str, key: str, left_out: set[str
         return True
     finally:
         con.execute("drop table if exists _ttattr_changed_keys")
+
+
+def _copied_columns(con, copied: str) -> list[str] | None:
+    """The columns of a table of the copy; None when the copy does not hold it (new since it was published)."""
+    try:
+        return [c[0] for c in con.execute(f"select * from {copied} limit 0").description]
+    except duckdb.CatalogException:
+        return None
 
 
 def _contents(con) -> tuple[int, int]:

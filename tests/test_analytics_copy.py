@@ -92,7 +92,10 @@ def test_an_analyst_holding_the_published_copy_open_never_holds_up_a_sensor_star
         # later copies started from the one before: only what a run rebuilt was written again
         published = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "published_copy"]))
         metadata = published.asset_materialization.metadata
-        assert metadata["tables_appended"].value == 2, "stg_tracking__events, stg_stripe__invoice_lines: new loads only"
+        assert metadata["tables_appended"].value == 4, (
+            "stg_tracking__events, stg_stripe__invoice_lines and the views over tracking's raw rows (identifies, "
+            "tracks): new loads only"
+        )
         assert metadata["tables_written"].value < metadata["tables"].value
         assert metadata["tables_patched"].value > 5, "the incremental models took only their changed keys' rows"
     with duckdb.connect(str(workspace.warehouse), read_only=True) as con:
@@ -247,3 +250,27 @@ def test_a_step_waits_for_the_pipeline_s_own_holder_and_says_which(workspace, tm
         holder.kill()
         holder.wait()
         (users_dir(workspace.warehouse) / str(holder.pid)).unlink(missing_ok=True)
+
+
+def test_a_change_to_the_dbt_project_reaches_every_row_of_the_copy(workspace):
+    """The operator changes a setting the models read (the default phone region: national numbers are read anew),
+    dbt rebuilds everything in full, and the copy published next holds the new values of old rows too, not only of
+    new loads."""
+    from orchestration.definitions import build_defs
+    from orchestration.resources import TikTokResource
+
+    workspace.add_world(visitors=80, seed=81)
+    national = (
+        "select count(*) from staging.stg_tracking__events where trait_phone is not null and trait_phone not like '+%'"
+    )
+    with dg.instance_for_test() as instance:
+        assert run_pipeline(instance=instance, defs=workspace.defs(), log_level="WARNING").success
+        workspace.add_world(visitors=10, seed=82)
+        assert run_pipeline(instance=instance, defs=workspace.defs(), log_level="WARNING").success
+        assert workspace.scalar(national) > 0, "the world has national numbers, which the region decides"
+        before = workspace.scalar("select list(phone_normalised order by message_id) from staging.stg_tracking__events")
+        resources = {**workspace.resources(), "tiktok": TikTokResource(default_phone_region="GB")}
+        assert run_pipeline(instance=instance, defs=build_defs(resources), log_level="WARNING").success
+    after = workspace.scalar("select list(phone_normalised order by message_id) from staging.stg_tracking__events")
+    assert after != before, "the warehouse was rebuilt with the new region"
+    _assert_copy_equals_warehouse(workspace.warehouse, workspace.root / "analytics.duckdb")

@@ -4,6 +4,7 @@ import json
 import time
 
 import dagster as dg
+import duckdb
 
 from orchestration.defs.activation import tiktok_deliveries
 from orchestration.defs.dbt import dbt_models, dbt_project
@@ -47,11 +48,16 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     changed = _changed_since_last_publish(context)
     manifest = json.loads(dbt_project.manifest_path.read_bytes())
     with warehouse.connect() as con:
+        project = _built_project(con)
+        # after a full rebuild (the dbt project changed) the rows of earlier loads may hold other values: compared
+        # by key like any other table, not taken for unchanged
+        published_project = last.asset_materialization.metadata.get("dbt_project") if last else None
+        rebuilt = published_project is None or published_project.value != project
         result = publish(
             con,
             warehouse.resolved_analytics_path,
             changed=changed,
-            append_only=_append_only_models(manifest),
+            append_only=frozenset() if rebuilt else _append_only_models(manifest),
             keys=_keys(con, manifest),
         )
     context.log.info(
@@ -70,6 +76,7 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "tables_appended": result.appended,
             "tables_patched": result.patched,
             "from_spare": result.from_spare,
+            "dbt_project": project,
         }
     )
 
@@ -113,15 +120,47 @@ def _keys(con, manifest: dict) -> dict[tuple[str, str], str]:
     return keys
 
 
+# raw tables the loader only ever appends to (`forget` deletes from them: the copy's count check then disagrees)
+APPEND_ONLY_SOURCES = {"source.ttattribution.tracking.tracking_events", "source.ttattribution.stripe.stripe_events"}
+
+
 def _append_only_models(manifest: dict) -> frozenset[tuple[str, str]]:
-    """Models dbt only ever appends to (incremental_strategy append)."""
-    return frozenset(
-        (node["config"].get("schema") or "main", node["name"])
-        for node in manifest["nodes"].values()
+    """Models dbt only ever appends to (incremental_strategy append), and the views that read only those, seeds
+    (which change with the project only) and the raw tables the loader appends to: a view over raw rows is copied
+    as a table (the copy holds no raw table), and its rows too are only ever added."""
+    nodes = manifest["nodes"]
+    appended = {
+        unique_id
+        for unique_id, node in nodes.items()
         if node["resource_type"] == "model"
         and node["config"].get("materialized") == "incremental"
         and node["config"].get("incremental_strategy") == "append"
-    )
+    }
+    views = {
+        unique_id: node["depends_on"]["nodes"]
+        for unique_id, node in nodes.items()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "view"
+    }
+    grew = True
+    while grew:
+        grew = False
+        for unique_id, parents in views.items():
+            if unique_id not in appended and all(
+                p in appended or p in APPEND_ONLY_SOURCES or p.startswith("seed.") for p in parents
+            ):
+                appended.add(unique_id)
+                grew = True
+    return frozenset((nodes[u]["config"].get("schema") or "main", nodes[u]["name"]) for u in appended)
+
+
+def _built_project(con) -> str | None:
+    """The dbt project (models, macros, vars) the warehouse's models were last built with: a full rebuild follows
+    any change to it (orchestration/defs/dbt.py)."""
+    try:
+        rows = con.execute("select project from monitoring.dbt_build_state order by built_at desc limit 1").fetchall()
+    except duckdb.CatalogException:
+        return None
+    return rows[0][0] if rows else None
 
 
 defs = dg.Definitions(assets=[published_copy])

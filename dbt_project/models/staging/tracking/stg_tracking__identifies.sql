@@ -27,7 +27,10 @@ final as (
         identifies.advertising_consent,
         identifies.is_bot
     from identifies
-    join {{ source('tracking', 'tracking_events') }} as source on source.message_id = identifies.message_id
+    -- the load time too (the same row's, as staged): a filter on loaded_at then reaches the raw rows, so reading
+    -- only the newest loads (the analysts' copy does) skips the older row groups of raw payloads
+    join {{ source('tracking', 'tracking_events') }} as source
+        on source.message_id = identifies.message_id and source._loaded_at = identifies.loaded_at
 )
 
 select * from final

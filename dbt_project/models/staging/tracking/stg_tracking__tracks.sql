@@ -28,7 +28,10 @@ final as (
         tracks.advertising_consent,
         tracks.is_bot
     from tracks
-    join {{ source('tracking', 'tracking_events') }} as source on source.message_id = tracks.message_id
+    -- the load time too (the same row's, as staged): a filter on loaded_at then reaches the raw rows, so reading
+    -- only the newest loads (the analysts' copy does) skips the older row groups of raw payloads
+    join {{ source('tracking', 'tracking_events') }} as source
+        on source.message_id = tracks.message_id and source._loaded_at = tracks.loaded_at
 )
 
 select * from final
