@@ -80,6 +80,17 @@ BUSY_RETRIES = 6
 BUSY_FIRST_WAIT_SECONDS = 2.0
 
 
+def busy_build(error: Exception, path: Path) -> Exception | None:
+    """What to raise when dbt could not lock the warehouse (``error``, its CLI error, names the holder): wait and
+    try again, as a step does for a neighbour; None when ``error`` is no lock conflict. Called once the step has
+    itself opened the warehouse again, so a holder outside the pipeline has failed the step already, and one that
+    is gone (the landing sensor's read lasts a moment, and its record with it) was a neighbour."""
+    holder = lock_holder(error, path)
+    if holder is None:
+        return None
+    return _busy(LockHolder(holder.pid, holder.program, holder.pipeline or "brief read"), path)
+
+
 def _busy(holder: LockHolder, path: Path) -> Exception:
     if holder.pipeline is not None:
         try:

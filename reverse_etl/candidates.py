@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import orjson
@@ -109,10 +109,14 @@ def has_contents(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int) -> str:
+AWAITING_CHECKOUT_SESSION = "awaiting_checkout_session"
+
+
+def candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int, held_after: int | None = None) -> str:
     """Candidates (no ledger row, or ``dry_run`` / ``failed_retryable``), each with its ``action``: ``send``, or
-    the reason it is not sent (``no_consent``, ``expired`` are recorded; the others are left for later runs).
-    The payload is built only for the rows to send."""
+    the reason it is not sent (``no_consent``, ``expired`` are recorded; the others are left for later runs: among
+    them a first invoice awaiting its Checkout Session, bought after ``held_after``, which nothing is recorded of so
+    that its id can still become the session's). The payload is built only for the rows to send."""
     contents = (
         f"left join ({contents_json_query(CONTENTS)}) ct using (event_id)"
         if with_contents
@@ -124,11 +128,17 @@ def candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int)
         + (["not coalesce(c.attributed_to_tiktok, false)"] if policy.scope == "tiktok_attributed" else [])
         + ([] if policy.include_renewals else ["coalesce(c.is_renewal, false)"])
     )
+    held = (
+        "false"
+        if held_after is None
+        else f"coalesce(c.awaits_checkout_session, false) and cast(epoch(c.event_time) as bigint) > {int(held_after)}"
+    )
     return f"""
         with candidates as (
             select c.*, l.status as ledger_status, coalesce(l.attempts, 0) as ledger_attempts,
                    l.first_attempt_at as ledger_first_attempt_at,
-                   case when not coalesce(c.advertising_consent, false) then '{Status.NO_CONSENT}'
+                   case when {held} then '{AWAITING_CHECKOUT_SESSION}'
+                        when not coalesce(c.advertising_consent, false) then '{Status.NO_CONSENT}'
                         when not coalesce(c.eligible, false)
                             then 'not_eligible_' || coalesce(c.ineligible_reason, 'None')
                         when {excluded} then 'excluded_by_policy'
@@ -151,17 +161,54 @@ def candidates_sql(settings: DeliverySettings, with_contents: bool, oldest: int)
     """  # no order: unsorted, DuckDB hands rows over while it still builds the rest
 
 
+def _marks_checkout_waits(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the conversions mark the invoices awaiting their Checkout Session (a table of conversions made
+    without the column, as a test or an older build may have, holds none back)."""
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'tiktok_conversions' and column_name = 'awaits_checkout_session'"
+        ).fetchall()[0][0]
+    )
+
+
+def checkout_waits_due(
+    con: duckdb.DuckDBPyConnection, now: datetime, wait_seconds: float
+) -> tuple[int, datetime | None]:
+    """How many first invoices held for their Checkout Session (see ``candidates_sql``) have waited long enough
+    at ``now`` (naive UTC) and are still unsent, and the newest purchase time among them: the retry sensor starts a
+    delivery for them, as no new data may come to start one."""
+    if wait_seconds <= 0 or not _marks_checkout_waits(con):
+        return 0, None
+    due, newest = con.execute(
+        f"""
+        select count(*), max(c.event_time) from {CONVERSIONS} c
+        left join {TABLE} l using (event_id)
+        where c.awaits_checkout_session and c.eligible and (l.event_id is null or l.status = '{Status.DRY_RUN}')
+          and c.event_time <= ?
+        """,
+        [now - timedelta(seconds=wait_seconds)],
+    ).fetchall()[0]
+    return due, newest
+
+
 def python_row(con: duckdb.DuckDBPyConnection, event_id: str) -> dict:
     cur = con.execute(f"select {BUILD_COLUMNS} from {CONVERSIONS} c where c.event_id = ?", [event_id])
     cols = [d[0] for d in cur.description]
     return dict(zip(cols, cur.fetchall()[0], strict=False))
 
 
-def candidate_chunks(con: duckdb.DuckDBPyConnection, settings: DeliverySettings, oldest: int, size: int = 5000):
+def candidate_chunks(
+    con: duckdb.DuckDBPyConnection,
+    settings: DeliverySettings,
+    oldest: int,
+    size: int = 5000,
+    held_after: int | None = None,
+):
     """Candidates as chunks of tuples (``CANDIDATE_COLUMNS``), on a cursor of their own, so sending and ledger
     writes start while DuckDB still hands over rows (and the ledger writer's connection is never busy with
     this result)."""
-    sql = candidates_sql(settings, has_contents(con), oldest)
+    sql = candidates_sql(settings, has_contents(con), oldest, held_after if _marks_checkout_waits(con) else None)
     cur = con.cursor()
     try:
         cur.execute(sql)

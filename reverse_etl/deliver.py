@@ -71,7 +71,12 @@ def deliver(
             python_row(lookup, event_id), settings.payload, python_contents(lookup, {event_id}).get(event_id)
         )
 
-    chunks = candidate_chunks(con, settings, oldest)
+    held_after = (
+        int((now - timedelta(seconds=settings.checkout_session_wait_seconds)).replace(tzinfo=UTC).timestamp())
+        if settings.checkout_session_wait_seconds > 0
+        else None
+    )
+    chunks = candidate_chunks(con, settings, oldest, held_after=held_after)
     try:
         if settings.dry_run:
             records: list[LedgerRow] = []

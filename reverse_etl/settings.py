@@ -50,6 +50,11 @@ class DeliverySettings:
     # with each run that fails them again, up to the maximum (the retry sensor; new data does not have to arrive)
     retry_first_wait_seconds: float = env_field("TIKTOK_RETRY_FIRST_WAIT_SECONDS", 60.0)
     retry_max_wait_seconds: float = env_field("TIKTOK_RETRY_MAX_WAIT_SECONDS", 3600.0)
+    # a subscription's first invoice whose Checkout Session has not landed waits this long after the purchase
+    # before it is sent under the invoice's id (Stripe does not order checkout.session.completed and invoice.paid;
+    # sent early, a purchase made through Checkout would reach TikTok twice: here under the invoice id, from the
+    # pixel under the session's); 0: no wait
+    checkout_session_wait_seconds: float = env_field("TIKTOK_CHECKOUT_SESSION_WAIT_SECONDS", 120.0)
     # days the ledger keeps a settled event's IP address and user agent (the rest of its record is kept)
     context_retention_days: float = env_field("TIKTOK_LEDGER_CONTEXT_RETENTION_DAYS", 30.0)
     # processes that check payloads against the schema beside the sending; None: one per spare core (up to 4)
@@ -64,6 +69,8 @@ class DeliverySettings:
             raise ValueError("TIKTOK_BATCH_SIZE must be between 1 and 1000 (the Events API's limit)")
         if self.concurrency < 1 or self.max_attempts_per_run < 1 or self.max_total_attempts < 1:
             raise ValueError("TikTok concurrency and attempt limits must be at least 1")
+        if self.checkout_session_wait_seconds < 0:
+            raise ValueError("TIKTOK_CHECKOUT_SESSION_WAIT_SECONDS must not be negative")
         if self.validation_processes is not None and not 0 <= self.validation_processes <= 64:
             raise ValueError("TIKTOK_VALIDATION_PROCESSES must be between 0 and 64")
 

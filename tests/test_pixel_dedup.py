@@ -4,7 +4,7 @@ Session's id), in headless Chromium with TikTok's pixel stubbed; and events alre
 
 import gzip
 import json
-from datetime import date
+from datetime import date, timedelta
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -169,3 +169,79 @@ def test_a_purchase_already_sent_under_its_invoice_id_keeps_that_id(shop):
     assert all(event_ids[i] == s for i, s in session_of.items() if i != sent_before and i in event_ids)
     assert sent_before not in accepted and session_of[sent_before] not in accepted, "the purchase sent twice"
     assert ws.scalar("select count(*) - count(distinct purchase_id) from marts.tiktok_conversions") == 0
+
+
+def _hold_back(landing, session_ids: set[str]) -> list[str]:
+    """Take the events of these Checkout Sessions out of the landing zone, as if Stripe had not sent them yet (it
+    does not order checkout.session.completed and invoice.paid); returns their lines."""
+    taken = []
+    for path in list_landing_files(landing, STRIPE_DIR):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt") as f:
+            lines = f.read().splitlines()
+        kept = [line for line in lines if json.loads(line)["data"]["object"].get("id") not in session_ids]
+        if len(kept) < len(lines):
+            taken += [line for line in lines if line not in kept]
+            with opener(path, "wt") as f:
+                f.write("".join(line + "\n" for line in kept))
+    return taken
+
+
+def _accepted(ws, now) -> dict:
+    """What a delivery at ``now`` sends (the pipeline's own runs were dry runs: nothing old is held as expired)."""
+    with FakeTikTok(access_tokens=["t"], pixel_codes=["P"]) as fake, duckdb.connect(str(ws.warehouse)) as con:
+        con.execute("delete from reverse_etl.tiktok_deliveries where status = 'expired'")
+        settings = SendPolicy(max_event_age_days=3650)
+        deliver(
+            con, DeliverySettings(access_token="t", pixel_code="P", api_base_url=fake.url, policy=settings, now=now)
+        )
+        return dict(fake.accepted_events)
+
+
+def test_an_invoice_that_lands_before_its_checkout_session_waits_for_it_and_goes_out_once_under_its_id(tmp_path):
+    from reverse_etl.candidates import checkout_waits_due
+
+    ws = Workspace(tmp_path)
+    ws.add_world(visitors=250, seed=43, end_date=date.today())
+    subscriptions = sorted(
+        (s for s in _checkout_sessions(ws.landing).values() if s["mode"] == "subscription"), key=lambda s: s["created"]
+    )
+    late = subscriptions[-1]  # its session comes after its invoice
+    never = next(s for s in reversed(subscriptions) if s["created"] < late["created"] - 600)  # its never comes
+    held_lines = _hold_back(ws.landing, {late["id"], never["id"]})
+    assert held_lines
+    assert ws.run().success
+
+    def row(invoice):
+        return ws.query(
+            "select event_id, awaits_checkout_session, event_time from marts.tiktok_conversions where purchase_id = ?",
+            [invoice],
+        )
+
+    [(event_id, awaits, late_at)] = row(late["invoice"])
+    assert (event_id, awaits) == (late["invoice"], True), "no session yet: the invoice's id, waiting"
+    [(_, _, never_at)] = row(never["invoice"])
+    # a moment after the late purchase: it waits; the other has waited long enough and goes under its invoice id
+    first = _accepted(ws, now=late_at + timedelta(seconds=10))
+    assert late["invoice"] not in first and late["id"] not in first
+    assert never["invoice"] in first, "a first invoice no session joins is sent once its wait is over"
+    assert (
+        ws.scalar(
+            "select count(*) from reverse_etl.tiktok_deliveries where event_id = ? and status <> 'dry_run'",
+            [late["invoice"]],
+        )
+        == 0
+    ), "nothing recorded that would freeze the invoice id"
+    with duckdb.connect(str(ws.warehouse), read_only=True) as con:
+        assert checkout_waits_due(con, late_at + timedelta(seconds=10), 120)[0] == 0
+        assert checkout_waits_due(con, late_at + timedelta(seconds=130), 120)[0] == 1, "the retry sensor's cue"
+        assert checkout_waits_due(con, late_at + timedelta(seconds=130), 0)[0] == 0
+    # the session lands; the next run gives the purchase the session's id, which is what the pixel used
+    late_file = ws.landing / STRIPE_DIR / "late" / "sessions.jsonl"
+    late_file.parent.mkdir(parents=True)
+    late_file.write_text("".join(line + "\n" for line in held_lines if late["id"] in line))
+    assert ws.run().success
+    assert [r[:2] for r in row(late["invoice"])] == [(late["id"], False)]
+    second = _accepted(ws, now=late_at + timedelta(seconds=300))
+    assert late["id"] in second and late["invoice"] not in second
+    assert never["invoice"] not in second and never["id"] not in second, "sent once"

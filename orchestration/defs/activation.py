@@ -11,6 +11,7 @@ from orchestration.defs.ingestion import WAREHOUSE_POOL
 from orchestration.gctuning import frozen
 from orchestration.resources import TikTokResource, WarehouseResource
 from orchestration.warehouse_lock import read_only
+from reverse_etl.candidates import checkout_waits_due
 from reverse_etl.deliver import DeliveryStopped, deliver
 from reverse_etl.ledger import retries_due, status_counts
 
@@ -77,7 +78,8 @@ tiktok_retry_job = dg.define_asset_job(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts the TikTok delivery when events that failed in a retryable way are due again "
     "(TIKTOK_RETRY_FIRST_WAIT_SECONDS after the run that failed them, doubling, at most "
-    "TIKTOK_RETRY_MAX_WAIT_SECONDS), whether or not new data arrived.",
+    "TIKTOK_RETRY_MAX_WAIT_SECONDS), and when a subscription's first invoice has waited "
+    "TIKTOK_CHECKOUT_SESSION_WAIT_SECONDS for its Checkout Session, whether or not new data arrived.",
 )
 def tiktok_retry_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, tiktok: TikTokResource
@@ -95,13 +97,18 @@ def tiktok_retry_sensor(
                 settings.retry_first_wait_seconds,
                 settings.retry_max_wait_seconds,
             )
+            held, newest_held = checkout_waits_due(con, now, settings.checkout_session_wait_seconds)
     except duckdb.IOException:
         return dg.SensorResult(skip_reason="the warehouse is busy (a run is writing it); next tick")
-    if not due:
+    if not due and not held:
         return dg.SensorResult(skip_reason="no retryable TikTok deliveries due")
-    # one run per state of the ledger: a later failure makes a new key, a run already asked for is not asked again
+    # one run per state of the ledger (and of the invoices that waited for their Checkout Session): a later failure
+    # makes a new key, a run already asked for is not asked again
+    key = f"tiktok-retry-{newest.isoformat() if newest else '-'}-{due}"
+    if held:
+        key += f"-held-{newest_held.isoformat()}-{held}"
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"tiktok-retry-{newest.isoformat()}-{due}", tags={"tiktok/due": str(due)})]
+        run_requests=[dg.RunRequest(run_key=key, tags={"tiktok/due": str(due), "tiktok/held_due": str(held)})]
     )
 
 

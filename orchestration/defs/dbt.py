@@ -16,7 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from ingestion import config
 from orchestration.dbt_runner import DbtCli
 from orchestration.defs.ingestion import WAREHOUSE_POOL
-from orchestration.resources import TikTokResource, WarehouseResource
+from orchestration.resources import TikTokResource, WarehouseResource, busy_build
 from orchestration.warehouse_lock import DBT_BUILD, pipeline_use
 from reverse_etl.settings import DeliverySettings
 
@@ -226,9 +226,13 @@ def dbt_models(
                     target_path=target,
                 ).stream()
             )
-    except BaseException:
+    except BaseException as error:
         with warehouse.connect() as con:
             con.execute(f"drop table if exists {TESTS_SCOPE}")
+        # dbt found the file locked, by a neighbour that has let go since (the connection above got it)
+        busy = busy_build(error, warehouse.resolved_path) if isinstance(error, Exception) else None
+        if busy is not None:
+            raise busy from None
         raise
     # Row counts for the UI, counted once dbt has let go of the file (dagster-dbt's fetch_row_counts would open
     # the warehouse inside this process with dbt's settings and lock out every later step's connection).

@@ -26,7 +26,7 @@ with attributed as (
 int_purchases as (
     -- name and address: the purchase's own Stripe identity only, never another stitched identity's
     select purchase_id, stripe_customer_id, client_reference_id, customer_name, address_city, address_state,
-           address_country, address_postal_code
+           address_country, address_postal_code, billing_reason
     from {{ ref('int_purchases') }}
 ),
 
@@ -67,7 +67,12 @@ purchase_events as (
         int_purchases.address_postal_code,
         -- whose emails and phones the event may carry (match_keys): verified identities only
         int_purchases.stripe_customer_id as key_stripe_customer_id,
-        int_purchases.client_reference_id as key_browser
+        int_purchases.client_reference_id as key_browser,
+        -- a subscription's first invoice whose Checkout Session has not landed (Stripe does not order its events):
+        -- if it came through Checkout, the pixel fired under the session's id, so the delivery waits a little for
+        -- the session before sending it under the invoice's (TIKTOK_CHECKOUT_SESSION_WAIT_SECONDS)
+        coalesce(int_purchases.billing_reason = 'subscription_create', false)
+            and checkout_invoices.checkout_session_id is null and ledger.event_id is null as awaits_checkout_session
     from attributed
     join int_purchases on int_purchases.purchase_id = attributed.purchase_id
     left join checkout_invoices on checkout_invoices.invoice_id = attributed.purchase_id
@@ -94,7 +99,8 @@ lead_events as (
         cast(null as varchar) as address_country,
         cast(null as varchar) as address_postal_code,
         cast(null as varchar) as key_stripe_customer_id,
-        leads.anonymous_id as key_browser
+        leads.anonymous_id as key_browser,
+        false as awaits_checkout_session
     from {{ ref('stg_tracking__events') }} as leads
     join {{ ref('int_identity_components') }} as identities
         on identities.node_type = 'browser' and identities.node_value = leads.anonymous_id
@@ -154,6 +160,7 @@ fingerprinted as (
                         'all_events.page_url', 'all_events.customer_name', 'all_events.address_city',
                         'all_events.address_state', 'all_events.address_country', 'all_events.address_postal_code',
                         'all_events.key_stripe_customer_id', 'all_events.key_browser',
+                        'all_events.awaits_checkout_session',
                         'customer_fingerprints.customer_fingerprint', 'edge_fingerprints.edges_fingerprint']) }}
             as inputs_fingerprint
     from all_events
