@@ -274,3 +274,20 @@ def test_a_change_to_the_dbt_project_reaches_every_row_of_the_copy(workspace):
     after = workspace.scalar("select list(phone_normalised order by message_id) from staging.stg_tracking__events")
     assert after != before, "the warehouse was rebuilt with the new region"
     _assert_copy_equals_warehouse(workspace.warehouse, workspace.root / "analytics.duckdb")
+
+
+def test_a_dbt_build_that_found_the_warehouse_locked_by_a_brief_read_is_tried_again(tmp_path):
+    """dbt opens the file itself: when a neighbour's read (the landing sensor's, which records itself only while it
+    reads) held it at that moment, the build asks Dagster to try again rather than failing the run, after which
+    nothing would rebuild until new data came; an error that is no lock conflict is left as it is."""
+    from orchestration.resources import busy_build
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    dbt_error = RuntimeError(
+        "The dbt CLI process failed with exit code `2`. IO Error: Could not set lock on file "
+        f'"{warehouse}": Conflicting lock is held in /usr/bin/python3.11 (PID 999999999). However, you would be able '
+        "to open this database in read-only mode"
+    )
+    retry = busy_build(dbt_error, warehouse)
+    assert isinstance(retry, dg.RetryRequested)
+    assert busy_build(RuntimeError("Compilation Error in model x"), warehouse) is None
