@@ -25,7 +25,7 @@ chains (old_customer_id, customer_id, changed_at, depth) as (
 
 current_merges as (
     select old_customer_id, customer_id, changed_at, 'merged' as why
-    from (select *, row_number() over (partition by old_customer_id order by depth desc) as rank from chains)
+    from (select *, row_number() over (partition by old_customer_id order by depth desc) as rank from chains) as ranked
     where rank = 1
 ),
 

@@ -177,7 +177,7 @@ final as (
         joined.spend / nullif(joined.customers, 0) as cac,
         joined.tiktok_reported_conversions,
         joined.tiktok_reported_value,
-        joined.tiktok_reported_conversions / nullif(cast(joined.purchases as double), 0)
+        joined.tiktok_reported_conversions / nullif(cast(joined.purchases as float8), 0)
             as tiktok_reported_share_of_purchases,
         joined.spend_days_without_rate,
         joined.purchases_without_rate

@@ -35,7 +35,7 @@ final as (
         lifetime_revenue / nullif(spend, 0) as roas,
         first_purchase_revenue / nullif(spend, 0) as first_purchase_roas,
         spend / nullif(customers, 0) as cac,
-        tiktok_reported_conversions / nullif(cast(purchases as double), 0) as tiktok_reported_share_of_purchases
+        tiktok_reported_conversions / nullif(cast(purchases as float8), 0) as tiktok_reported_share_of_purchases
     from summed
 )
 

@@ -23,7 +23,7 @@ final as (
         lines.description as content_name,
         'product' as content_type,
         lines.quantity,
-        coalesce(lines.unit_amount, lines.amount / nullif(lines.quantity, 0)) as price
+        cast(coalesce(lines.unit_amount, lines.amount / nullif(lines.quantity, 0)) as float8) as price
     from conversions
     join lines on lines.purchase_id = conversions.purchase_id
 )

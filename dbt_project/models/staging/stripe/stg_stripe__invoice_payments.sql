@@ -61,7 +61,7 @@ unioned as (
     select * from listed_in_invoices where invoice_payment_id is not null
 ),
 
-final as (
+ranked as (
     select
         invoice_payment_id,
         invoice_id,
@@ -74,12 +74,20 @@ final as (
         {{ safe_cast('amount_paid_minor', 'bigint') }} as amount_paid_minor,
         amount_paid,
         {{ epoch_to_timestamp('paid_at_epoch') }} as paid_at,
-        found_in
+        found_in,
+        row_number() over (
+            partition by invoice_payment_id
+            order by case when found_in = 'invoice_payment_event' then 0 else 1 end, state_at desc
+        ) as recency
     from unioned
-    qualify row_number() over (
-        partition by invoice_payment_id
-        order by case when found_in = 'invoice_payment_event' then 0 else 1 end, state_at desc
-    ) = 1
+),
+
+final as (
+    select
+        invoice_payment_id, invoice_id, payment_type, payment_intent_id, charge_id, status, is_default,
+        currency, amount_paid_minor, amount_paid, paid_at, found_in
+    from ranked
+    where recency = 1
 )
 
 select * from final

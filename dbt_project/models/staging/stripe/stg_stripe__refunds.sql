@@ -56,15 +56,23 @@ unioned as (
     select * from charge_refunds where refund_id is not null
 ),
 
+ranked as (
+    select
+        refund_id, charge_id, payment_intent_id, status, reason, currency, amount_minor, amount, created_at,
+        found_in,
+        row_number() over (
+            partition by refund_id
+            order by case when found_in = 'refund_event' then 0 else 1 end, state_at desc
+        ) as recency
+    from unioned
+),
+
 final as (
     select
         refund_id, charge_id, payment_intent_id, status, reason, currency, amount_minor, amount, created_at,
         found_in
-    from unioned
-    qualify row_number() over (
-        partition by refund_id
-        order by case when found_in = 'refund_event' then 0 else 1 end, state_at desc
-    ) = 1
+    from ranked
+    where recency = 1
 )
 
 select * from final

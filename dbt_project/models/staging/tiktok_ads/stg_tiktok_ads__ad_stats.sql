@@ -17,11 +17,11 @@ final as (
         {{ json_text('payload', 'metrics.campaign_id') }} as campaign_id,
         {{ json_text('payload', 'metrics.campaign_name') }} as campaign_name,
         upper({{ json_text('payload', 'metrics.currency') }}) as currency,
-        {{ safe_cast(json_text('payload', 'metrics.spend'), 'double') }} as spend,
+        {{ safe_cast(json_text('payload', 'metrics.spend'), 'float8') }} as spend,
         {{ safe_cast(json_text('payload', 'metrics.impressions'), 'bigint') }} as impressions,
         {{ safe_cast(json_text('payload', 'metrics.clicks'), 'bigint') }} as clicks,
         {{ safe_cast(json_text('payload', 'metrics.complete_payment'), 'bigint') }} as tiktok_conversions,
-        {{ safe_cast(json_text('payload', 'metrics.total_complete_payment_rate'), 'double') }}
+        {{ safe_cast(json_text('payload', 'metrics.total_complete_payment_rate'), 'float8') }}
             as tiktok_conversion_value,
         _loaded_at as loaded_at
     from source

@@ -1,0 +1,141 @@
+{# The stitch of int_identity_components.py in PostgreSQL SQL, run as the model's pre-hook (only when it runs: a
+   compile writes nothing). Connected components by min-label propagation over the used edges with pointer
+   jumping (a node takes its label's label), so a long chain converges in a number of rounds that grows with the
+   logarithm of its length, not with it; every round is a join over the edges. Then, as on DuckDB: each
+   component's anchor (the most stable identifier; ties by the identifier's bytes, hence collate "C"), the ids kept
+   from monitoring.customer_ids, and the merges and splits written to monitoring.customer_id_changes. Returns the
+   registry writes, which the hook runs in the model's transaction. #}
+{% macro postgres_stitch(nodes, edges) %}
+    {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
+    {%- set ranks = {'stripe_customer': 0, 'email': 1, 'phone': 2, 'user': 3, 'purchase': 4, 'browser': 5} -%}
+    {%- call statement('stitch_graph') -%}
+        create schema if not exists monitoring;
+        create table if not exists monitoring.customer_ids (
+            node text primary key, customer_id text not null, since timestamp not null
+        );
+        create table if not exists monitoring.customer_id_changes (
+            old_customer_id text not null, customer_id text not null, changed_at timestamp not null, why text not null
+        );
+        drop table if exists _stitch_nodes, _stitch_pairs, _stitch_labels, _stitch_components, _stitch_previous,
+            _stitch_kept, _stitch_ids, _stitch_changes;
+        create temp table _stitch_nodes as
+        select node, node_type, cast(row_number() over () - 1 as integer) as i,
+               case node_type {% for t, r in ranks.items() %}when '{{ t }}' then {{ r }} {% endfor %}else 9 end
+                   as anchor_rank
+        from {{ nodes }};
+        create unique index on _stitch_nodes (node);
+        create temp table _stitch_pairs as
+        with used as (
+            select l.i as a, r.i as b
+            from {{ edges }} as e
+            join _stitch_nodes as l on l.node = e.left_node
+            join _stitch_nodes as r on r.node = e.right_node
+            where e.is_used and l.i <> r.i
+        )
+        select a, b from used union select b, a from used;
+        create index on _stitch_pairs (a);
+        create temp table _stitch_labels as select i, i as label from _stitch_nodes;
+        alter table _stitch_labels add primary key (i);
+        analyze _stitch_pairs;
+        analyze _stitch_labels;
+    {%- endcall -%}
+    {%- set state = namespace(done=false, rounds=0) -%}
+    {%- for round in range(10000) if not state.done -%}
+        {%- set state.rounds = state.rounds + 1 -%}
+        {%- call statement('stitch_round', fetch_result=true) -%}
+            with lowest as (
+                select p.a as i, min(n.label) as label
+                from _stitch_pairs as p join _stitch_labels as n on n.i = p.b
+                group by p.a
+            ),
+            moved as (
+                update _stitch_labels as l set label = lowest.label
+                from lowest where lowest.i = l.i and lowest.label < l.label
+                returning 1
+            )
+            select count(*) from moved
+        {%- endcall -%}
+        {%- set moved = load_result('stitch_round')['data'][0][0] -%}
+        {%- call statement('stitch_jump') -%}
+            update _stitch_labels as l set label = j.label
+            from _stitch_labels as j where j.i = l.label and j.label < l.label
+        {%- endcall -%}
+        {%- if moved == 0 %}{% set state.done = true %}{% endif -%}
+    {%- endfor -%}
+    {%- if not state.done -%}
+        {{ exceptions.raise_compiler_error('the identity stitch did not converge in ' ~ state.rounds ~ ' rounds') }}
+    {%- endif -%}
+    {%- call statement('stitch_ids') -%}
+        create temp table _stitch_components as
+        with labelled as (
+            select n.node, n.node_type, n.anchor_rank, l.label
+            from _stitch_nodes as n join _stitch_labels as l using (i)
+        ),
+        anchors as (
+            select distinct on (label) label, node as anchor
+            from labelled order by label, anchor_rank, node collate "C"
+        ),
+        sizes as (select label, count(*) as component_size from labelled group by label)
+        -- a node is '<type>:<value>' and types hold no ':', so the value is everything after the first one
+        select labelled.node, labelled.node_type, substr(labelled.node, strpos(labelled.node, ':') + 1) as node_value,
+               labelled.label, anchors.anchor, sizes.component_size
+        from labelled join anchors using (label) join sizes using (label);
+
+        create temp table _stitch_previous as
+        select c.label, min(c.anchor collate "C") as anchor, r.customer_id as old_id, min(r.since) as since,
+               count(*) as n
+        from _stitch_components as c join monitoring.customer_ids as r using (node)
+        group by c.label, r.customer_id;
+
+        -- an id stays with the component holding most of its identifiers (ties: the smaller anchor)
+        create temp table _stitch_kept as
+        select label, old_id, since from (
+            select *, row_number() over (partition by old_id order by n desc, anchor collate "C") as rank
+            from _stitch_previous
+        ) as ranked where rank = 1;
+
+        create temp table _stitch_ids as
+        -- of the ids a component kept, the oldest survives
+        with survivors as (
+            select distinct on (label) label, old_id as customer_id, since
+            from _stitch_kept order by label, since, old_id collate "C"
+        ),
+        fresh as (
+            select distinct label, anchor, 'cust_' || left(md5(anchor), 20) as candidate
+            from _stitch_components where label not in (select label from survivors)
+        ),
+        taken as (select customer_id from monitoring.customer_ids union select customer_id from survivors)
+        select label, customer_id, since from survivors
+        union all
+        -- a new component, or a part that split off: its anchor's id, unless that id is in use already
+        select label,
+               case when candidate in (select customer_id from taken)
+                    then 'cust_' || left(md5(anchor || '#' || cast(cast(extract(epoch from clock_timestamp()) * 1000000
+                                                                        as bigint) as text)), 20)
+                    else candidate end,
+               cast(now() at time zone 'UTC' as timestamp)
+        from fresh;
+
+        create temp table _stitch_changes as
+        select kept.old_id as old_customer_id, ids.customer_id, 'merged' as why
+        from _stitch_kept as kept join _stitch_ids as ids using (label)
+        where kept.old_id <> ids.customer_id
+        union all
+        select distinct previous.old_id, ids.customer_id, 'split'
+        from _stitch_previous as previous
+        join _stitch_kept as kept on kept.old_id = previous.old_id and kept.label <> previous.label
+        join _stitch_ids as ids on ids.label = previous.label
+        where ids.customer_id <> previous.old_id;
+    {%- endcall -%}
+    {%- set writes -%}
+        insert into monitoring.customer_id_changes
+        select old_customer_id, customer_id, cast(now() at time zone 'UTC' as timestamp), why from _stitch_changes;
+        insert into monitoring.customer_ids
+        select c.node, ids.customer_id, ids.since
+        from _stitch_components as c join _stitch_ids as ids using (label)
+        left join monitoring.customer_ids as r using (node)
+        where r.customer_id is distinct from ids.customer_id
+        on conflict (node) do update set customer_id = excluded.customer_id, since = excluded.since
+    {%- endset -%}
+    {{ return(writes) }}
+{% endmacro %}
