@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 
 def owner_only_files() -> None:
@@ -16,6 +18,60 @@ def owner_only_files() -> None:
 
 def landing_dir() -> Path:
     return Path(os.environ.get("LANDING_DIR") or "./data/landing").resolve()
+
+
+@dataclass(frozen=True)
+class PostgresWarehouse:
+    """WAREHOUSE_URL, ``postgresql://user:password@host:port/dbname``: the warehouse is that PostgreSQL database
+    instead of the DuckDB file. The password is never printed (repr leaves it out) and reaches dbt through the
+    environment (``dbt_env``), not a command line."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    dbname: str
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresWarehouse:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError("WAREHOUSE_URL must be a postgresql:// URL (unset for the DuckDB file)")
+        try:
+            port = parts.port or 5432
+        except ValueError as e:
+            raise ValueError(f"WAREHOUSE_URL has a bad port: {e}") from None
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            dbname=unquote(parts.path.lstrip("/")) or "postgres",
+        )
+
+    def connect(self):
+        import psycopg2
+
+        return psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname
+        )
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables that select dbt_project/profiles.yml's `postgres` target and that it reads."""
+        return {
+            "DBT_TARGET": "postgres",
+            "TTATTR_PG_HOST": self.host,
+            "TTATTR_PG_PORT": str(self.port),
+            "TTATTR_PG_USER": self.user,
+            "TTATTR_PG_PASSWORD": self.password,
+            "TTATTR_PG_DBNAME": self.dbname,
+        }
+
+
+def postgres_warehouse() -> PostgresWarehouse | None:
+    """The PostgreSQL warehouse WAREHOUSE_URL names; None (unset): the DuckDB file at WAREHOUSE_PATH."""
+    raw = (os.environ.get("WAREHOUSE_URL") or "").strip()
+    return PostgresWarehouse.from_url(raw) if raw else None
 
 
 def warehouse_path() -> Path:

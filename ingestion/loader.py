@@ -540,28 +540,37 @@ def load_source(con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str) 
     files, listed_at = pending_files(con, landing_dir, source)
     with tempfile.TemporaryDirectory(prefix="landing-gunzip-") as scratch:
         for batch in _batches(files):
-            try:
-                _load_batch(con, landing_dir, source, batch, Path(scratch), result)
-            except (UnreadableFile, duckdb.InvalidInputException):
-                # one bad file fails the batch; load its files one by one to find and quarantine it
-                for path in batch:
-                    try:
-                        _load_batch(con, landing_dir, source, [path], Path(scratch), result)
-                    except UnreadableFile as e:
-                        _quarantine_file(con, landing_dir, source, path, str(e), result)
-                    except duckdb.InvalidInputException as e:
-                        if "read_text" not in str(e):
-                            raise  # not the file's fault: fail loudly rather than quarantine good data
-                        try:
-                            # bytes that are not UTF-8: quarantine those lines, load the rest
-                            _load_batch(con, landing_dir, source, [path], Path(scratch), result, utf8_by_line=True)
-                        except (UnreadableFile, duckdb.InvalidInputException) as again:
-                            _quarantine_file(con, landing_dir, source, path, str(again).split("\n")[0], result)
-            finally:
-                for p in Path(scratch).iterdir():
-                    p.unlink()
+            load_files(con, landing_dir, source, batch, Path(scratch), result)
     record_listing(con, source, listed_at)
     return result
+
+
+def load_files(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, batch: list[Path], scratch: Path, result: SourceLoad
+) -> None:
+    """Load one batch of files (committed together), or, when one of them is bad, each on its own: a file that
+    cannot be read is quarantined whole, one with bytes that are not UTF-8 loses those lines only."""
+    try:
+        try:
+            _load_batch(con, landing_dir, source, batch, scratch, result)
+        except (UnreadableFile, duckdb.InvalidInputException):
+            # one bad file fails the batch; load its files one by one to find and quarantine it
+            for path in batch:
+                try:
+                    _load_batch(con, landing_dir, source, [path], scratch, result)
+                except UnreadableFile as e:
+                    _quarantine_file(con, landing_dir, source, path, str(e), result)
+                except duckdb.InvalidInputException as e:
+                    if "read_text" not in str(e):
+                        raise  # not the file's fault: fail loudly rather than quarantine good data
+                    try:
+                        # bytes that are not UTF-8: quarantine those lines, load the rest
+                        _load_batch(con, landing_dir, source, [path], scratch, result, utf8_by_line=True)
+                    except (UnreadableFile, duckdb.InvalidInputException) as again:
+                        _quarantine_file(con, landing_dir, source, path, str(again).split("\n")[0], result)
+    finally:
+        for p in scratch.iterdir():
+            p.unlink()
 
 
 def load_all(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> dict[str, SourceLoad]:

@@ -9,6 +9,8 @@ again under the same event ids (TikTok deduplicates on pixel + event + event_id)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +21,10 @@ import pandas as pd
 SCHEMA = "reverse_etl"
 TABLE = f"{SCHEMA}.tiktok_deliveries"
 DAILY_VIEW = f"{SCHEMA}.tiktok_delivery_daily"
+# Where the ledger's writes also go: a delivery over a PostgreSQL warehouse runs on an in-memory DuckDB copy of its
+# candidates (reverse_etl/postgres.py) and writes every ledger row to PostgreSQL as it writes it there. A context
+# variable, so the threads the delivery writes from (asyncio.to_thread copies the context) see it too.
+LEDGER_MIRROR: ContextVar[Callable[[pd.DataFrame], None] | None] = ContextVar("ledger_mirror", default=None)
 
 
 class Status(StrEnum):
@@ -167,6 +173,9 @@ def write_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, list], fres
     frame = pd.DataFrame({c: columns[c] for c in COLUMNS})
     frame["attempts"] = frame["attempts"].astype("int32")
     frame["last_code"] = frame["last_code"].astype("Int64")
+    mirror = LEDGER_MIRROR.get()
+    if mirror is not None:
+        mirror(frame)
     con.register("_ledger_rows", frame)
     try:
         for verb in ["insert", "insert or replace"] if fresh else ["insert or replace"]:

@@ -6,7 +6,7 @@
 {#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'payment_intent', 'invoice', 'billing_details.email', 'billing_details.phone', 'billing_details.name', 'billing_details.address.city', 'billing_details.address.state', 'billing_details.address.country', 'billing_details.address.postal_code', 'status', 'amount', 'amount_refunded', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-with latest as (
+with latest as {{ materialized_cte() }} (
     {{ stripe_object_states('charge', paths) }}
 ),
 

@@ -5,7 +5,7 @@
 {#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'customer_details.email', 'customer_email', 'customer_details.phone', 'customer_details.name', 'customer_details.address.city', 'customer_details.address.state', 'customer_details.address.country', 'customer_details.address.postal_code', 'client_reference_id', 'mode', 'status', 'payment_status', 'invoice', 'subscription', 'payment_intent', 'amount_total', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-with latest as (
+with latest as {{ materialized_cte() }} (
     {{ stripe_object_states('checkout.session', paths) }}
 ),
 

@@ -5,7 +5,7 @@
 {#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['email', 'phone', 'name', 'address.city', 'address.state', 'address.country', 'address.postal_code', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-with latest as (
+with latest as {{ materialized_cte() }} (
     {{ stripe_object_states('customer', paths) }}
 ),
 

@@ -5,7 +5,7 @@
 {#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'customer_email', 'customer_phone', 'customer_name', 'status', 'billing_reason', 'customer_address.city', 'customer_address.state', 'customer_address.country', 'customer_address.postal_code', 'parent.subscription_details.subscription', 'subscription', 'payment_intent', 'charge', 'amount_paid', 'total', 'created', 'status_transitions.paid_at'] -%}
 {%- set at = json_text_refs(paths) -%}
-with latest as (
+with latest as {{ materialized_cte() }} (
     {{ stripe_object_states('invoice', paths) }}
 ),
 

@@ -5,7 +5,7 @@
 {#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'receipt_email', 'status', 'latest_charge', 'invoice', 'description', 'amount_received', 'created'] -%}
 {%- set at = json_text_refs(paths) -%}
-with latest as (
+with latest as {{ materialized_cte() }} (
     {{ stripe_object_states('payment_intent', paths) }}
 ),
 

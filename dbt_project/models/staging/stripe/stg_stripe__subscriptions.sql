@@ -5,7 +5,7 @@
 {#- every field below, read from one parse of the payload, not one parse per field -#}
 {%- set paths = ['customer', 'status', 'items.data[0].price.id', 'items.data[0].price.product', 'start_date', 'canceled_at', 'ended_at', 'cancellation_details.reason'] -%}
 {%- set at = json_text_refs(paths) -%}
-with latest as (
+with latest as {{ materialized_cte() }} (
     {{ stripe_object_states('subscription', paths) }}
 ),
 

@@ -40,14 +40,14 @@ with source as (
 {%- for c in click_ids %}{% do fields.append(('carried_' ~ c, 'context.attribution.clickIds.' ~ c)) %}{% endfor -%}
 {%- set at = json_text_refs(fields | map(attribute=0) | list) %}
 
-extracted as (
+extracted as {{ materialized_cte() }} (
     select
         message_id, type, event_name, anonymous_id, user_id, event_timestamp, _loaded_at,
         {{ json_texts('payload', fields | map(attribute=1) | list) }} as f
     from source
 ),
 
-parsed as (
+parsed as {{ materialized_cte() }} (
     select
         message_id,
         type as event_type,
@@ -89,7 +89,7 @@ parsed as (
     from extracted
 ),
 
-with_params as (
+with_params as {{ materialized_cte() }} (
     select
         *,
         {% for c in click_ids %}{{ url_param('page_url', c) }} as {{ c }},
@@ -112,7 +112,7 @@ with_params as (
     are computed once and never held in memory whole (a join per distinct value needed them materialized) #}
 {%- set bot_patterns = seed_rows('bot_user_agents', ['pattern']) %}
 {%- set listed_hosts = seed_rows('referrer_hosts', ['host']) %}
-classified as (
+classified as {{ materialized_cte() }} (
     select
         *,
         -- bots: the user agent matches any pattern of seed bot_user_agents

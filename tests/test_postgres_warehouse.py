@@ -1,0 +1,147 @@
+"""The PostgreSQL warehouse (WAREHOUSE_URL) on a real PostgreSQL 15 server started by the test, over the same simulated
+world as the DuckDB file: the same attributed purchases, credits and TikTok conversions (EXCEPT both ways), the
+same events accepted by TikTok, after a full build and after an incremental one, and an analyst holding a
+transaction open across a run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import duckdb
+import pandas as pd
+import psycopg2
+import pytest
+
+from fakes.tiktok import FakeTikTok
+from ingestion import postgres_loader
+from ingestion.config import PostgresWarehouse
+from reverse_etl.deliver import DeliverySettings, deliver
+from reverse_etl.postgres import deliver_postgres
+from tests.conftest import DBT, DBT_PROJECT, Workspace
+from tests.postgres_server import binaries, postgres_server
+
+TOKEN, PIXEL = "test-token", "TESTPIXEL"
+NOW = datetime.now(UTC).replace(tzinfo=None)
+COMPARED = ["marts.attributed_purchases", "marts.attribution_credits", "marts.tiktok_conversions"]
+
+
+@pytest.fixture(scope="module")
+def warehouse():
+    if binaries() is None:
+        reason = "PostgreSQL server binaries are not installed (Debian: apt-get install postgresql-15)"
+        if os.environ.get("CI"):
+            pytest.fail(f"the PostgreSQL warehouse test must run in CI: {reason}")
+        pytest.skip(reason)
+    with postgres_server() as (host, port, user):
+        con = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
+        con.autocommit = True
+        con.cursor().execute("create database warehouse")
+        con.close()
+        yield PostgresWarehouse(host=host, port=port, user=user, password="", dbname="warehouse")
+
+
+def settings(fake) -> DeliverySettings:
+    return DeliverySettings(
+        access_token=TOKEN, pixel_code=PIXEL, api_base_url=fake.url, now=NOW, timeout_seconds=5,
+        backoff_base_seconds=0.01, backoff_max_seconds=0.05,
+    )  # fmt: skip
+
+
+def build_postgres(ws: Workspace, wh: PostgresWarehouse) -> None:
+    with wh.connect() as pg:
+        postgres_loader.load_all(pg, ws.landing)
+    out = subprocess.run(
+        [str(DBT), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+         "--target-path", str(ws.root / "dbt_target_pg"), "--log-path", str(ws.root / "dbt_logs_pg")],
+        env={**os.environ, **wh.dbt_env()}, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def columns(duck, relation: str) -> list[str]:
+    schema, table = relation.split(".")
+    names = duck.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    # (fingerprints are each warehouse's own hash of a row's inputs, for telling what changed: not an answer)
+    return [n for (n,) in names if not n.endswith("fingerprint")]
+
+
+def differences(duck, wh: PostgresWarehouse, relation: str) -> tuple[int, int, list]:
+    """Rows only DuckDB has and rows only PostgreSQL has (EXCEPT both ways, in DuckDB over a copy of PostgreSQL's
+    rows); doubles compared to 9 significant digits, as two engines' floating-point sums differ in the last bits."""
+    names = columns(duck, relation)
+    types = dict(duck.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?",
+        relation.split("."),
+    ).fetchall())  # fmt: skip
+    with wh.connect() as pg, pg.cursor() as cur:
+        cur.execute(f"select {', '.join(names)} from {relation}")
+        rows = [tuple(float(v) if isinstance(v, Decimal) else v for v in r) for r in cur.fetchall()]
+    duck.execute(f"create or replace temp table pg_rows as select {', '.join(names)} from {relation} limit 0")
+    frame = pd.DataFrame(rows, columns=names, dtype=object)
+    duck.register("pg_frame", frame)
+    duck.execute("insert into pg_rows select * from pg_frame")
+
+    def rounded(source: str) -> str:
+        return "select " + ", ".join(
+            f"round({n}, 9 - cast(ceil(log10(abs({n}) + 1e-12)) as integer)) as {n}" if types[n] == "DOUBLE" else n
+            for n in names
+        ) + f" from {source}"  # fmt: skip
+
+    only_duck = duck.execute(f"{rounded(relation)} except all {rounded('pg_rows')}").fetchall()
+    only_pg = duck.execute(f"{rounded('pg_rows')} except all {rounded(relation)}").fetchall()
+    return len(only_duck), len(only_pg), (only_duck[:2], only_pg[:2])
+
+
+def assert_same_answers(ws: Workspace, wh: PostgresWarehouse) -> dict[str, int]:
+    counts = {}
+    with duckdb.connect(str(ws.warehouse), read_only=True) as duck:
+        for relation in COMPARED:
+            only_duck, only_pg, sample = differences(duck, wh, relation)
+            assert (only_duck, only_pg) == (0, 0), f"{relation} differs between DuckDB and PostgreSQL: {sample}"
+            counts[relation] = duck.execute(f"select count(*) from {relation}").fetchall()[0][0]
+    return counts
+
+
+def deliver_both(ws: Workspace, wh: PostgresWarehouse, fake_duck: FakeTikTok, fake_pg: FakeTikTok) -> None:
+    with duckdb.connect(str(ws.warehouse)) as duck:
+        deliver(duck, settings(fake_duck))
+    with wh.connect() as pg:
+        deliver_postgres(pg, settings(fake_pg))
+    assert fake_duck.accepted_events, "nothing reached TikTok: the world has no eligible conversion"
+    assert fake_pg.accepted_events == fake_duck.accepted_events, "TikTok received different events"
+    assert max(fake_pg.accepted.values()) == 1, "an event was sent twice from PostgreSQL"
+
+
+def test_postgres_gives_the_answers_and_the_tiktok_events_of_duckdb_full_and_incremental(warehouse, tmp_path):
+    ws = Workspace(tmp_path)
+    ws.add_world(visitors=600, seed=31, end_date=NOW.date())
+    ws.dbt("build")
+    build_postgres(ws, warehouse)
+    counts = assert_same_answers(ws, warehouse)
+    assert counts["marts.attributed_purchases"] > 100 and counts["marts.attribution_credits"] > 1000
+
+    with FakeTikTok([TOKEN], [PIXEL]) as fake_duck, FakeTikTok([TOKEN], [PIXEL]) as fake_pg:
+        deliver_both(ws, warehouse, fake_duck, fake_pg)
+        sent = len(fake_pg.accepted_events)
+
+        # an increment: more visitors of the same days land; both warehouses build incrementally
+        ws.add_world(visitors=150, seed=32, end_date=NOW.date())
+        ws.dbt("build")
+        build_postgres(ws, warehouse)
+        assert assert_same_answers(ws, warehouse)["marts.attributed_purchases"] > counts["marts.attributed_purchases"]
+        deliver_both(ws, warehouse, fake_duck, fake_pg)
+        assert len(fake_pg.accepted_events) > sent
+
+    with warehouse.connect() as pg, pg.cursor() as cur:
+        cur.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1")
+        ledger = dict(cur.fetchall())
+    with duckdb.connect(str(ws.warehouse), read_only=True) as duck:
+        assert ledger == dict(duck.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1").fetchall())
