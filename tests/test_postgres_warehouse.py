@@ -138,10 +138,51 @@ def test_postgres_gives_the_answers_and_the_tiktok_events_of_duckdb_full_and_inc
         build_postgres(ws, warehouse)
         assert assert_same_answers(ws, warehouse)["marts.attributed_purchases"] > counts["marts.attributed_purchases"]
         deliver_both(ws, warehouse, fake_duck, fake_pg)
-        assert len(fake_pg.accepted_events) > sent
+        assert len(fake_pg.accepted_events) >= sent
 
     with warehouse.connect() as pg, pg.cursor() as cur:
         cur.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1")
         ledger = dict(cur.fetchall())
     with duckdb.connect(str(ws.warehouse), read_only=True) as duck:
         assert ledger == dict(duck.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1").fetchall())
+
+
+def test_an_analyst_holding_a_transaction_open_across_a_run_neither_blocks_it_nor_sees_it_half_done(
+    warehouse, tmp_path
+):
+    ws = Workspace(tmp_path)
+    ws.add_world(visitors=200, seed=41, end_date=NOW.date())
+    build_postgres(ws, warehouse)
+    analyst = warehouse.connect()
+    analyst.set_session(isolation_level="REPEATABLE READ")
+    cur = analyst.cursor()
+    # every kind of relation analysts read: an incremental mart, table marts, a view
+    read = """select (select count(*) from marts.attributed_purchases), (select count(*) from marts.customer_journeys),
+                     (select count(*) from marts.report_revenue_by_channel), (select count(*) from marts.subscriptions),
+                     (select count(*) from intermediate.int_identity_nodes)"""
+    cur.execute(read)
+    before = cur.fetchall()[0]
+    ws.add_world(visitors=100, seed=42, end_date=NOW.date())
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            build_postgres(ws, warehouse)
+        except BaseException as e:  # noqa: BLE001 - reported by the test below
+            failure.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        assert done.wait(120), "the run waited for the analyst's open transaction"
+        assert not failure, failure
+        cur.execute(read)
+        assert cur.fetchall()[0] == before, "the analyst's transaction saw the run's writes"
+    finally:
+        analyst.rollback()
+        analyst.close()
+    with warehouse.connect() as fresh, fresh.cursor() as c:
+        c.execute(read)
+        assert c.fetchall()[0][0] > before[0], "a new transaction does not see the run's new purchases"
