@@ -1,4 +1,5 @@
-"""Load the landing zone into the warehouse without Dagster (the Dagster assets call the same code)."""
+"""Load the landing zone into the warehouse without Dagster (the Dagster assets call the same code): the DuckDB
+file (--warehouse, WAREHOUSE_PATH) or, when WAREHOUSE_URL is set, that PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--landing-dir", default=str(config.landing_dir()))
     ap.add_argument("--warehouse", default=str(config.warehouse_path()))
     args = ap.parse_args(argv)
-    with duckdb.connect(args.warehouse) as con:
-        for source, r in load_all(con, args.landing_dir).items():
-            print(
-                f"{source}: {r.files} files, {r.loaded_rows} new rows, {r.duplicate_rows} duplicates, "
-                f"{r.quarantined_rows} quarantined"
-            )
+    if (postgres := config.postgres_warehouse()) is not None:  # WAREHOUSE_URL
+        from ingestion import postgres_loader
+
+        with postgres.connect() as pg:
+            loads = postgres_loader.load_all(pg, args.landing_dir)
+    else:
+        with duckdb.connect(args.warehouse) as con:
+            loads = load_all(con, args.landing_dir)
+    for source, r in loads.items():
+        print(
+            f"{source}: {r.files} files, {r.loaded_rows} new rows, {r.duplicate_rows} duplicates, "
+            f"{r.quarantined_rows} quarantined"
+        )
     return 0
 
 

@@ -7,7 +7,8 @@ duplicate, ``on conflict do nothing``), the quarantined lines and the record tha
 is loaded once and an event once, and a crash leaves a batch wholly loaded or not at all, as on DuckDB.
 
 PostgreSQL stores the payloads as ``jsonb``, which refuses a few lines DuckDB's JSON reader accepts: text holding
-a NUL character (escaped or raw) and unpaired UTF-16 surrogate escapes. Those lines are quarantined, one by one.
+a NUL character (escaped or raw; an escaped backslash before "u0000" is refused too, a rare false alarm) and
+numbers beyond its numeric type (1e200000). Those lines are quarantined, one by one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion import config
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, landing_files_since
 from ingestion.loader import (
@@ -169,7 +169,9 @@ def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
         select _file, _line, payload from {RAW_SCHEMA}.{table}
         where contains(payload, chr(0)) or contains(payload, '\\u0000')
     """).fetchall()
-    refused = _quarantine_in_duckdb(mem, source, table, "_unstorable", "holds a NUL character, which PostgreSQL cannot store")
+    refused = _quarantine_in_duckdb(
+        mem, source, table, "_unstorable", "holds a NUL character, which PostgreSQL cannot store"
+    )
     try:
         with pg.cursor() as cur:
             cur.execute(f"create temp table _new (like {RAW_SCHEMA}.{table}) on commit drop")
@@ -193,9 +195,10 @@ def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
             cur.execute("savepoint rows")
             try:
                 cur.execute(insert)
-            except Exception:  # a line jsonb refuses (an unpaired surrogate escape): find them, one by one
+            except Exception:  # a line jsonb refuses (a number past numeric's range): find them, one by one
                 cur.execute("rollback to savepoint rows")
-                cur.execute(f"""
+                cur.execute(
+                    f"""
                     with bad as (
                         delete from _new where not {RAW_SCHEMA}.parses_as_jsonb(payload) returning _file, _line, payload
                     )
@@ -203,10 +206,13 @@ def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
                     select %s, _file, _line, 'JSON that PostgreSQL cannot store (jsonb)', left(payload, 10000),
                            now() at time zone 'UTC'
                     from bad
-                """, [source])
+                """,
+                    [source],
+                )
                 refused += cur.rowcount
                 cur.execute(
-                    """update _files f set loaded_rows = f.loaded_rows - b.n, quarantined_rows = f.quarantined_rows + b.n
+                    """update _files f
+                       set loaded_rows = f.loaded_rows - b.n, quarantined_rows = f.quarantined_rows + b.n
                        from (select file, count(*) as n from _quarantined
                              where reason = 'JSON that PostgreSQL cannot store (jsonb)' group by file) b
                        where b.file = f.file"""
@@ -241,13 +247,19 @@ def _quarantine_in_duckdb(mem, source: str, table: str, rows: str, reason: str) 
     n = mem.execute(f"select count(*) from {rows}").fetchall()[0][0]
     if not n:
         return 0
-    mem.execute(f"""
+    mem.execute(
+        f"""
         insert into {RAW_SCHEMA}.quarantine
         select ?, _file, _line, ?, left(payload, 10000), now() at time zone 'UTC' from {rows}
-    """, [source, reason]).fetchall()
+    """,
+        [source, reason],
+    ).fetchall()
     mem.execute(f"""
-        update {RAW_SCHEMA}.loaded_files f set loaded_rows = f.loaded_rows - b.n, quarantined_rows = f.quarantined_rows + b.n
+        update {RAW_SCHEMA}.loaded_files f
+        set loaded_rows = f.loaded_rows - b.n, quarantined_rows = f.quarantined_rows + b.n
         from (select _file, count(*) as n from {rows} group by _file) b where b._file = f.file
     """).fetchall()
-    mem.execute(f"delete from {RAW_SCHEMA}.{table} where (_file, _line) in (select _file, _line from {rows})").fetchall()
+    mem.execute(
+        f"delete from {RAW_SCHEMA}.{table} where (_file, _line) in (select _file, _line from {rows})"
+    ).fetchall()
     return n

@@ -1,6 +1,6 @@
 """Run one TikTok delivery over the warehouse without Dagster (the Dagster asset calls the same code).
 
-Settings come from the environment (TIKTOK_*, WAREHOUSE_PATH; see .env.example). Exit codes: 0 done,
+Settings come from the environment (TIKTOK_*, WAREHOUSE_PATH or WAREHOUSE_URL; see .env.example). Exit codes: 0 done,
 1 stopped (permission or endpoint problem: the message says what to fix), 2 bad configuration.
 """
 
@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", help="a note stored with --review-failures")
     args = ap.parse_args(argv)
     if args.review_failures:
+        if config.postgres_warehouse() is not None:
+            print(
+                "--review-failures reads the DuckDB ledger only; on PostgreSQL: insert into "
+                "reverse_etl.tiktok_failure_reviews (not done yet)",
+                file=sys.stderr,
+            )
+            return 2
         with duckdb.connect(args.warehouse) as con:
             for code, message, events, newest in unreviewed_failures(con):
                 print(f"{events:6d} x code {code}: {message} (latest {newest})")
@@ -38,12 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    with duckdb.connect(args.warehouse) as con:
-        try:
-            result = deliver(con, settings, log=lambda m: print(m, flush=True))
-        except DeliveryStopped as e:
-            print(f"delivery stopped: {e}", file=sys.stderr)
-            return 1
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        if (postgres := config.postgres_warehouse()) is not None:
+            from reverse_etl.postgres import deliver_postgres
+
+            with postgres.connect() as pg:
+                result = deliver_postgres(pg, settings, log=log)
+        else:
+            with duckdb.connect(args.warehouse) as con:
+                result = deliver(con, settings, log=log)
+    except DeliveryStopped as e:
+        print(f"delivery stopped: {e}", file=sys.stderr)
+        return 1
     mode = "dry run" if result.dry_run else f"{result.requests} requests"
     print(f"{mode}, {result.seconds:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
     return 0

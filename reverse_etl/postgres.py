@@ -84,7 +84,9 @@ def _copy_out(pg, mem, relation: str, where: str, scratch: Path) -> None:
     path.unlink()
 
 
-PENDING = f"""not exists (select 1 from {TABLE} as l where l.event_id = t.event_id and l.status in {FINAL_STATUSES!r})"""
+PENDING = (
+    f"""not exists (select 1 from {TABLE} as l where l.event_id = t.event_id and l.status in {FINAL_STATUSES!r})"""
+)
 
 
 def _python(value):

@@ -5,6 +5,7 @@ transaction open across a run."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -144,7 +145,9 @@ def test_postgres_gives_the_answers_and_the_tiktok_events_of_duckdb_full_and_inc
         cur.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1")
         ledger = dict(cur.fetchall())
     with duckdb.connect(str(ws.warehouse), read_only=True) as duck:
-        assert ledger == dict(duck.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1").fetchall())
+        assert ledger == dict(
+            duck.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1").fetchall()
+        )
 
 
 def test_an_analyst_holding_a_transaction_open_across_a_run_neither_blocks_it_nor_sees_it_half_done(
@@ -186,3 +189,52 @@ def test_an_analyst_holding_a_transaction_open_across_a_run_neither_blocks_it_no
     with warehouse.connect() as fresh, fresh.cursor() as c:
         c.execute(read)
         assert c.fetchall()[0][0] > before[0], "a new transaction does not see the run's new purchases"
+
+
+def test_the_postgres_loader_keeps_the_dedup_and_quarantine_contracts_line_by_line(warehouse, tmp_path):
+    admin = warehouse.connect()
+    admin.autocommit = True
+    admin.cursor().execute("create database loader_contracts")
+    admin.close()
+    wh = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", "loader_contracts")
+    landing = tmp_path / "landing"
+    (landing / "tracking").mkdir(parents=True)
+
+    def line(message_id: str, name: str = "Viewed") -> str:
+        return json.dumps({"messageId": message_id, "type": "track", "event": name, "anonymousId": "b1",
+                           "timestamp": "2026-11-20T10:00:00Z"})  # fmt: skip
+
+    (landing / "tracking" / "a.jsonl").write_text(line("m1") + "\n" + line("m2") + "\n")
+    with wh.connect() as pg:
+        first = postgres_loader.load_all(pg, landing)["tracking"]
+    assert (first.loaded_rows, first.duplicate_rows, first.quarantined_rows) == (2, 0, 0)
+    (landing / "tracking" / "b.jsonl").write_text(
+        "\n".join([
+            line("m2"),  # loaded by the earlier batch
+            line("m3"),
+            line("m3"),  # twice in this batch
+            line("m4", "nul ESCAPE inside").replace("ESCAPE", "\\u0000"),  # jsonb cannot hold NUL
+            line("m5", "huge").replace('"event"', '"value": 1e200000, "event"'),  # nor a number past numeric
+            "{not json",
+            line("m6"),
+        ]) + "\n"
+    )  # fmt: skip
+    with wh.connect() as pg:
+        second = postgres_loader.load_all(pg, landing)["tracking"]
+        with pg.cursor() as cur:
+            cur.execute("select message_id from raw.tracking_events order by 1")
+            ids = [r[0] for r in cur.fetchall()]
+            cur.execute("select line_number, reason from raw.quarantine order by 1")
+            quarantined = cur.fetchall()
+            cur.execute(
+                "select loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files where file = 'tracking/b.jsonl'"
+            )
+            recorded = cur.fetchall()
+    assert ids == ["m1", "m2", "m3", "m6"]
+    assert [n for n, _ in quarantined] == [4, 5, 6]
+    assert "NUL" in quarantined[0][1] and "jsonb" in quarantined[1][1] and "JSON" in quarantined[2][1]
+    assert (second.loaded_rows, second.duplicate_rows, second.quarantined_rows) == (2, 2, 3)
+    assert recorded == [(2, 2, 3)]
+    with wh.connect() as pg:
+        again = postgres_loader.load_all(pg, landing)["tracking"]
+    assert (again.files, again.loaded_rows) == (0, 0), "a file was loaded twice"
