@@ -84,10 +84,12 @@ bench: $(STAMP)
 	$(PY) -m bench.stripe_webhooks --requests $(BENCH_WEBHOOKS)
 	$(PY) -m bench.collector --events $(BENCH_TRACKING_EVENTS)
 
-# the whole pipeline through Dagster at scale: full run, no-new-data run, +1% run (several minutes, ~2 GB of disk)
+# the whole pipeline through Dagster at scale: full run, no-new-data run, +1% run (several minutes, ~2 GB of disk);
+# then DuckDB and PostgreSQL side by side over the same world (bench/warehouses.py)
 BENCH_PIPELINE_EVENTS ?= 1000000
 bench-pipeline: $(STAMP)
 	$(PY) -m bench.pipeline --tracking-events $(BENCH_PIPELINE_EVENTS)
+	$(PY) -m bench.warehouses --tracking-events $(BENCH_PIPELINE_EVENTS)
 	$(MAKE) bench-freshness
 
 # seconds from a purchase's webhook to TikTok with the product running by itself over a history (about 10 minutes)

@@ -235,6 +235,14 @@ TikTokAdsResource = _resource_class("TikTokAdsResource", _TikTokAdsResourceBase,
 def default_resources() -> dict:
     """Resources from the environment. Paths are resolved against the working directory now, so the dbt
     subprocess and every asset see the same files whatever directory they run in."""
+    if config.postgres_warehouse() is not None:
+        # the Dagster assets (loads, dbt, delivery, checks, the analysts' copy, the report) open the DuckDB file; a run
+        # with WAREHOUSE_URL set would quietly build that file instead of the database it names
+        raise ValueError(
+            "WAREHOUSE_URL is set, but the Dagster pipeline runs on the DuckDB file only so far. On PostgreSQL run "
+            "`python -m ingestion.cli`, `dbt build` (DBT_TARGET=postgres) and `python -m reverse_etl` "
+            "(docs/postgres-warehouse.md), or unset WAREHOUSE_URL."
+        )
     warehouse = str(config.warehouse_path())
     os.environ["WAREHOUSE_PATH"] = warehouse  # read by dbt_project/profiles.yml
     return {

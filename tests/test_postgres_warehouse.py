@@ -7,21 +7,28 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
+import hypothesis
 import pandas as pd
 import psycopg2
 import pytest
+from hypothesis import strategies as st
 
 from fakes.tiktok import FakeTikTok
 from ingestion import postgres_loader
 from ingestion.config import PostgresWarehouse
+from ingestion.landing import write_jsonl_atomic
 from reverse_etl.deliver import DeliverySettings, deliver
 from reverse_etl.postgres import deliver_postgres
+from tests import test_fuzz as fuzz
 from tests.conftest import DBT, DBT_PROJECT, Workspace
 from tests.postgres_server import binaries, postgres_server
 
@@ -227,7 +234,8 @@ def test_the_postgres_loader_keeps_the_dedup_and_quarantine_contracts_line_by_li
             cur.execute("select line_number, reason from raw.quarantine order by 1")
             quarantined = cur.fetchall()
             cur.execute(
-                "select loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files where file = 'tracking/b.jsonl'"
+                "select loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files where file = %s",
+                ["tracking/b.jsonl"],
             )
             recorded = cur.fetchall()
     assert ids == ["m1", "m2", "m3", "m6"]
@@ -238,3 +246,63 @@ def test_the_postgres_loader_keeps_the_dedup_and_quarantine_contracts_line_by_li
     with wh.connect() as pg:
         again = postgres_loader.load_all(pg, landing)["tracking"]
     assert (again.files, again.loaded_rows) == (0, 0), "a file was loaded twice"
+
+
+def test_the_dagster_pipeline_refuses_a_postgres_warehouse_it_would_not_use(monkeypatch):
+    from orchestration.resources import default_resources
+
+    monkeypatch.setenv("WAREHOUSE_URL", "postgresql://analytics@127.0.0.1:5432/shop")
+    with pytest.raises(ValueError, match="Dagster pipeline runs on the DuckDB file only"):
+        default_resources()
+
+
+@pytest.fixture(scope="module")
+def fuzz_base(warehouse, tmp_path_factory):
+    """A small world built on PostgreSQL once, as a template database each hostile example starts from."""
+    ws = Workspace(tmp_path_factory.mktemp("pg_fuzz_base"))
+    ws.add_world(visitors=120, seed=51)
+    admin = warehouse.connect()
+    admin.autocommit = True
+    admin.cursor().execute("create database fuzz_base")
+    base = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", "fuzz_base")
+    build_postgres(ws, base)
+    with base.connect() as pg, pg.cursor() as cur:
+        cur.execute(FUZZ_ANSWERS)
+        answers = cur.fetchall()
+    yield ws, admin, answers
+    admin.close()
+
+
+FUZZ_ANSWERS = (
+    "select purchase_id, customer_id, amount, first_touch_channel, first_touch_ttclid "
+    "from marts.attributed_purchases order by purchase_id"
+)
+_examples = iter(range(1000))
+
+
+@hypothesis.settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+@hypothesis.given(
+    messages=st.lists(fuzz.tracking_message(), min_size=20, max_size=40),
+    events=st.lists(fuzz.stripe_event(), min_size=10, max_size=20),
+)
+def test_hostile_lines_never_fail_a_postgres_build_nor_change_its_answers(warehouse, fuzz_base, messages, events):
+    world, admin, answers = fuzz_base
+    name = f"fuzz_{next(_examples)}"
+    admin.cursor().execute(f"create database {name} template fuzz_base")
+    wh = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", name)
+    with tempfile.TemporaryDirectory(prefix="pg-fuzz-") as tmp:
+        ws = Workspace(Path(tmp))
+        shutil.copytree(world.landing, ws.landing)
+        write_jsonl_atomic(ws.landing / "tracking" / "fuzz" / "m.jsonl", [json.dumps(m) for m in messages])
+        write_jsonl_atomic(ws.landing / "stripe_events" / "fuzz" / "e.jsonl", [json.dumps(e) for e in events])
+        build_postgres(ws, wh)  # an incremental build over the hostile lines: asserts dbt's exit code
+    fuzz_ids = {e["data"]["object"]["id"] for e in events}
+    with wh.connect() as pg, pg.cursor() as cur:
+        cur.execute(FUZZ_ANSWERS)
+        assert [r for r in cur.fetchall() if r[0] not in fuzz_ids] == answers
+    admin.cursor().execute(f"drop database {name}")
