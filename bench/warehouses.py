@@ -67,14 +67,14 @@ def run_duckdb(work: Path) -> dict[str, float]:
 def run_postgres(work: Path, warehouse: PostgresWarehouse) -> dict[str, float]:
     seconds = {}
     started = time.perf_counter()
-    with warehouse.connect() as pg:
+    with warehouse.connection() as pg:
         postgres_loader.load_all(pg, work / "landing")
     seconds["load"] = time.perf_counter() - started
     started = time.perf_counter()
     dbt_build(warehouse.dbt_env(), work, "postgres")
     seconds["dbt build"] = time.perf_counter() - started
     started = time.perf_counter()
-    with warehouse.connect() as pg:
+    with warehouse.connection() as pg:
         deliver_postgres(pg, DeliverySettings())
     seconds["delivery"] = time.perf_counter() - started
     return seconds

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     if (postgres := config.postgres_warehouse()) is not None:  # WAREHOUSE_URL
         from ingestion import postgres_loader
 
-        with postgres.connect() as pg:
+        with postgres.connection() as pg:
             loads = postgres_loader.load_all(pg, args.landing_dir)
     else:
         with duckdb.connect(args.warehouse) as con:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -55,6 +56,16 @@ class PostgresWarehouse:
         return psycopg2.connect(
             host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname
         )
+
+    @contextmanager
+    def connection(self):
+        """A connection, closed afterwards (psycopg2's own ``with`` ends a transaction but keeps it open)."""
+        con = self.connect()
+        try:
+            with con:
+                yield con
+        finally:
+            con.close()
 
     def dbt_env(self) -> dict[str, str]:
         """The variables that select dbt_project/profiles.yml's `postgres` target and that it reads."""

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if (postgres := config.postgres_warehouse()) is not None:
             from reverse_etl.postgres import deliver_postgres
 
-            with postgres.connect() as pg:
+            with postgres.connection() as pg:
                 result = deliver_postgres(pg, settings, log=log)
         else:
             with duckdb.connect(args.warehouse) as con:

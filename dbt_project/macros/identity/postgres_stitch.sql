@@ -102,7 +102,7 @@
         ),
         fresh as (
             select distinct label, anchor, 'cust_' || left(md5(anchor), 20) as candidate
-            from _stitch_components where label not in (select label from survivors)
+            from _stitch_components as c where not exists (select 1 from survivors as s where s.label = c.label)
         ),
         taken as (select customer_id from monitoring.customer_ids union select customer_id from survivors)
         select label, customer_id, since from survivors

@@ -149,8 +149,8 @@ blocked_nodes as (
 
 usable_edges as (
     select * from edges
-    where left_node not in (select node from blocked_nodes)
-      and right_node not in (select node from blocked_nodes)
+    where not exists (select 1 from blocked_nodes where blocked_nodes.node = edges.left_node)
+      and not exists (select 1 from blocked_nodes where blocked_nodes.node = edges.right_node)
 ),
 
 -- super-node guards: degree caps per identifier type, counted over unblocked edges only. Each cap: the node that

@@ -33,15 +33,15 @@ unclaimed as (
     where payment_intents.status = 'succeeded'
       and payment_intents.invoice_id is null
       and payment_intents.amount_received_minor > 0
-      and payment_intents.payment_intent_id not in (select payment_intent_id from claimed)
+      and not exists (select 1 from claimed where claimed.payment_intent_id = payment_intents.payment_intent_id)
 ),
 
 -- paid invoices that no link names a payment of
 invoices_without_payment as (
     select invoice_id, stripe_customer_id, currency, amount_paid_minor, coalesce(paid_at, created_at) as paid_at
-    from {{ ref('stg_stripe__invoices') }}
+    from {{ ref('stg_stripe__invoices') }} as invoices
     where status = 'paid' and amount_paid_minor > 0
-      and invoice_id not in (select invoice_id from links)
+      and not exists (select 1 from links where links.invoice_id = invoices.invoice_id)
 ),
 
 look_alikes as (

@@ -11,8 +11,8 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='purchase_id',
           on_schema_change='fail',
           post_hook="{% if is_incremental() %}
-              delete from {{ this }}
-              where purchase_id not in (select purchase_id from {{ ref('int_purchases') }})
+              delete from {{ this }} as built
+              where not exists (select 1 from {{ ref('int_purchases') }} as p where p.purchase_id = built.purchase_id)
               {% endif %}") }}
 with purchases as (
     select * from {{ ref('int_purchases') }}

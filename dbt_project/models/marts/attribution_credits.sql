@@ -12,7 +12,8 @@
 -- attributed are deleted after the run (post-hook). The orchestration rebuilds in full when the project changes.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='purchase_id',
           on_schema_change='fail',
-          post_hook="delete from {{ this }} where purchase_id not in (select purchase_id from {{ ref('attributed_purchases') }})") }}
+          post_hook="delete from {{ this }} as built where not exists (select 1 from {{ ref('attributed_purchases') }} as p
+                                                                     where p.purchase_id = built.purchase_id)") }}
 {% set models = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'position_based', 'time_decay'] %}
 with journeys as (
     select * from {{ ref('customer_journeys') }}

@@ -14,9 +14,10 @@
 -- sent are deleted after the run (post-hook). The orchestration rebuilds in full when the project changes.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_id',
           on_schema_change='fail',
-          post_hook=["delete from {{ this }} where purchase_id is not null and purchase_id not in (
-                         select attributed.purchase_id from {{ ref('attributed_purchases') }} as attributed
-                         join {{ ref('int_purchases') }} as int_purchases using (purchase_id))",
+          post_hook=["delete from {{ this }} as built where built.purchase_id is not null and not exists (
+                         select 1 from {{ ref('attributed_purchases') }} as attributed
+                         join {{ ref('int_purchases') }} as int_purchases using (purchase_id)
+                         where attributed.purchase_id = built.purchase_id)",
                      "delete from {{ this }} where event_id = purchase_id and purchase_id in (
                          select purchase_id from {{ this }} where event_id <> purchase_id)"]) }}
 with attributed as (
