@@ -2,7 +2,6 @@
 materialisation runs on it, and the run and its events are read back from PostgreSQL."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -13,24 +12,14 @@ import pytest
 from ingestion.landing import write_jsonl_atomic
 from orchestration.defs.ingestion import raw_tracking_events
 from orchestration.resources import LandingZoneResource, WarehouseResource
-from tests.postgres_server import binaries, postgres_server
+from tests.postgres_server import server_with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    if binaries() is None:
-        reason = "PostgreSQL server binaries are not installed (Debian: apt-get install postgresql-15)"
-        if os.environ.get("CI"):
-            pytest.fail(f"the PostgreSQL storage test must run in CI: {reason}")
-        pytest.skip(reason)
-    with postgres_server() as server:
-        host, port, user = server
-        con = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
-        con.autocommit = True
-        con.cursor().execute("create database dagster")
-        con.close()
+    with server_with_database("dagster", "the PostgreSQL storage test") as server:
         yield server
 
 

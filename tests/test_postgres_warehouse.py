@@ -18,7 +18,6 @@ from pathlib import Path
 import duckdb
 import hypothesis
 import pandas as pd
-import psycopg2
 import pytest
 from hypothesis import strategies as st
 
@@ -30,7 +29,7 @@ from reverse_etl.deliver import DeliverySettings, deliver
 from reverse_etl.postgres import deliver_postgres
 from tests import test_fuzz as fuzz
 from tests.conftest import DBT, DBT_PROJECT, Workspace
-from tests.postgres_server import binaries, postgres_server
+from tests.postgres_server import server_with_database
 
 TOKEN, PIXEL = "test-token", "TESTPIXEL"
 NOW = datetime.now(UTC).replace(tzinfo=None)
@@ -39,16 +38,7 @@ COMPARED = ["marts.attributed_purchases", "marts.attribution_credits", "marts.ti
 
 @pytest.fixture(scope="module")
 def warehouse():
-    if binaries() is None:
-        reason = "PostgreSQL server binaries are not installed (Debian: apt-get install postgresql-15)"
-        if os.environ.get("CI"):
-            pytest.fail(f"the PostgreSQL warehouse test must run in CI: {reason}")
-        pytest.skip(reason)
-    with postgres_server() as (host, port, user):
-        con = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
-        con.autocommit = True
-        con.cursor().execute("create database warehouse")
-        con.close()
+    with server_with_database("warehouse", "the PostgreSQL warehouse test") as (host, port, user):
         yield PostgresWarehouse(host=host, port=port, user=user, password="", dbname="warehouse")
 
 

@@ -47,13 +47,7 @@ transaction (a notebook, a BI tool's session) stopped the run until it ended. He
       drop table {{ intermediate_relation }};
     {%- endcall %}
   {% else %}
-    {% if existing_relation is not none %}
-      {% set existing_relation = load_cached_relation(existing_relation) %}
-      {% if existing_relation is not none %}
-        {{ adapter.rename_relation(existing_relation, backup_relation) }}
-      {% endif %}
-    {% endif %}
-    {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+    {{ ttattribution.swap_into_place(existing_relation, intermediate_relation, backup_relation, target_relation) }}
   {% endif %}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}
@@ -94,13 +88,7 @@ transaction (a notebook, a BI tool's session) stopped the run until it ended. He
   {% call statement('main') -%}
     {{ get_create_view_as_sql(intermediate_relation, sql) }}
   {%- endcall %}
-  {% if existing_relation is not none %}
-    {% set existing_relation = load_cached_relation(existing_relation) %}
-    {% if existing_relation is not none %}
-      {{ adapter.rename_relation(existing_relation, backup_relation) }}
-    {% endif %}
-  {% endif %}
-  {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+  {{ ttattribution.swap_into_place(existing_relation, intermediate_relation, backup_relation, target_relation) }}
   {% call statement('digest') -%} comment on view {{ target_relation }} is '{{ digest }}' {%- endcall %}
   {% set should_revoke = should_revoke(existing_relation, full_refresh_mode=True) %}
   {% do apply_grants(target_relation, grant_config, should_revoke=should_revoke) %}
@@ -110,3 +98,15 @@ transaction (a notebook, a BI tool's session) stopped the run until it ended. He
   {{ run_hooks(post_hooks, inside_transaction=False) }}
   {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+{# dbt's own replacement, as its table and view materializations do it: the old relation renamed out of the way (it is
+   dropped after the commit), the new one renamed into place. The lock it takes is the one the above avoid. #}
+{% macro swap_into_place(existing_relation, intermediate_relation, backup_relation, target_relation) %}
+  {% if existing_relation is not none %}
+    {% set existing_relation = load_cached_relation(existing_relation) %}
+    {% if existing_relation is not none %}
+      {{ adapter.rename_relation(existing_relation, backup_relation) }}
+    {% endif %}
+  {% endif %}
+  {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+{% endmacro %}
