@@ -15,6 +15,8 @@ DEMO_VISITORS ?= 3000
 DEMO_SEED ?= 7
 # fake: TikTok deliveries go to the fake Events API started for the demo; dry-run: recorded, not sent
 DEMO_TIKTOK ?= fake
+# postgres: the demo on PostgreSQL (WAREHOUSE_URL's empty database, else a throwaway server); empty: WAREHOUSE_URL decides
+DEMO_WAREHOUSE ?=
 PORT ?= 3000
 
 # Segment's browser SDK for tests/test_segment_sdk_browser.py (`make browser` fetches it)
@@ -46,7 +48,8 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	$(PY) -m simulator.demo --dir $(DEMO_DIR) --visitors $(DEMO_VISITORS) --seed $(DEMO_SEED) --tiktok $(DEMO_TIKTOK)
+	$(PY) -m simulator.demo --dir $(DEMO_DIR) --visitors $(DEMO_VISITORS) --seed $(DEMO_SEED) --tiktok $(DEMO_TIKTOK) \
+		$(if $(DEMO_WAREHOUSE),--warehouse $(DEMO_WAREHOUSE))
 	@echo
 	@echo "The run is recorded in the Dagster instance at $(DAGSTER_HOME)."
 	@echo "Open the Dagster UI over the demo's data with:  make dev-demo   (then http://127.0.0.1:$(PORT))"

@@ -95,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2100)
     ap.add_argument("--workdir", help="keep the files here (default: a temporary folder)")
     ap.add_argument("--postgres-url", help="an empty PostgreSQL database to use (default: a throwaway server)")
+    ap.add_argument(
+        "--postgres-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server parameter of the throwaway server (repeatable), e.g. work_mem=64MB",
+    )
     args = ap.parse_args(argv)
     print(f"cores: {cores()}")
     with ExitStack() as stack:
@@ -104,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             warehouse = PostgresWarehouse.from_url(args.postgres_url)
         else:
             sys.path.insert(0, str(ROOT))
-            from tests.postgres_server import postgres_server
+            from simulator.postgres_server import postgres_server
 
-            host, port, user = stack.enter_context(postgres_server())
+            settings = dict(setting.split("=", 1) for setting in args.postgres_setting)
+            print("PostgreSQL: a throwaway server, fsync off" + "".join(f", {k}={v}" for k, v in settings.items()))
+            host, port, user = stack.enter_context(postgres_server(settings))
             warehouse = PostgresWarehouse(host=host, port=port, user=user, password="", dbname="postgres")
         visitors = max(10, int(args.tracking_events / EVENTS_PER_VISITOR))
         write_world(WorldConfig(visitors=visitors, seed=args.seed), work / "landing", work / "truth.jsonl")

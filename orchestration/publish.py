@@ -27,6 +27,9 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.postgres_session import copy_to_duckdb
+from reverse_etl.ledger import ensure_daily_view
+
 PUBLISHED_SCHEMAS = ("marts", "staging", "reverse_etl")
 # relations never copied
 LEFT_OUT = {("staging", "stg_stripe__object_states"), ("staging", "stg_stripe__events")}
@@ -183,6 +186,43 @@ def publish(
         appended,
         patched,
         from_spare,
+    )
+
+
+def publish_from_postgres(pg, target: Path, schemas: tuple[str, ...] = PUBLISHED_SCHEMAS) -> Published:
+    """The analysts' copy of a PostgreSQL warehouse (``pg``: a psycopg2 connection): what :func:`publish` would copy,
+    read in one REPEATABLE READ transaction (one consistent state) into an in-memory DuckDB database, then published
+    from there whole. Analysts can query PostgreSQL itself while runs write (MVCC); the copy is the same file the
+    embedded default publishes, which the marketing report and the demo's report read, and a notebook can take
+    away. Views arrive as tables."""
+    started = time.perf_counter()
+    pg.rollback()
+    pg.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    try:
+        with pg.cursor() as cur:
+            cur.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_schema = any(%s) order by 1, 2",
+                [list(schemas)],
+            )
+            relations = [r for r in cur.fetchall() if r not in LEFT_OUT]
+        with tempfile.TemporaryDirectory(prefix="publish-postgres-") as scratch, duckdb.connect() as mem:
+            for schema, name in relations:
+                copy_to_duckdb(pg, mem, f"{schema}.{name}", "true", Path(scratch))
+            pg.rollback()
+            if {("marts", "tiktok_conversions"), ("reverse_etl", "tiktok_deliveries")} <= set(relations):
+                ensure_daily_view(mem)  # a DuckDB view over the delivery's ledger, as the embedded warehouse has
+            published = publish(mem, target, schemas)
+    finally:
+        pg.rollback()
+        pg.set_session(isolation_level="DEFAULT", readonly=False)
+    return Published(
+        published.path,
+        published.tables,
+        published.rows,
+        published.bytes,
+        time.perf_counter() - started,
+        published.written,
     )
 
 

@@ -13,6 +13,8 @@ import duckdb
 
 from ingestion import config
 from ingestion.pacing import backoff_seconds
+from ingestion.postgres_loader import ensure_postgres_schema
+from ingestion.postgres_session import PostgresSession
 from ingestion.settings import Setting, build, settings_fields, value_of
 from ingestion.stripe_pull import PullSettings
 from ingestion.tiktok_reporting import ReportingSettings
@@ -21,10 +23,14 @@ from reverse_etl.settings import DeliverySettings
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file. DuckDB allows one writing process, so every asset that opens it for
-    writing runs in the ``warehouse`` pool (limit 1) and closes its connection when done."""
+    """The warehouse: the DuckDB file at ``path``, or the PostgreSQL database ``url`` names (WAREHOUSE_URL). DuckDB
+    allows one writing process, so every asset that opens it for writing runs in the ``warehouse`` pool (limit 1)
+    and closes its connection when done; on PostgreSQL the pool keeps the same order of steps, and readers never
+    wait (MVCC). With a URL, ``path`` only places the files beside it (the analysts' copy, the report)."""
 
     path: str
+    # postgresql://user:password@host:port/dbname, set from WAREHOUSE_URL as an EnvVar (the UI never shows it)
+    url: str | None = None
     # the analysts' copy (orchestration/publish.py); empty: analytics.duckdb beside the warehouse
     analytics_path: str = ""
     # runs the landing sensor starts publish the copy only when the last one is at least this old (a copy holds the
@@ -49,8 +55,42 @@ class WarehouseResource(dg.ConfigurableResource):
             return Path(self.report_path).resolve()
         return self.resolved_path.with_name("marketing_report.html")
 
+    @property
+    def postgres(self) -> config.PostgresWarehouse | None:
+        """The PostgreSQL warehouse, or None for the DuckDB file."""
+        return config.PostgresWarehouse.from_url(self.url) if self.url else None
+
+    @property
+    def identity(self) -> str:
+        """Which warehouse this is, without secrets (for folder names and log lines)."""
+        pg = self.postgres
+        if pg is None:
+            return str(self.resolved_path)
+        return f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.dbname}"
+
+    def exists(self) -> bool:
+        """Whether there is a warehouse to read yet (a PostgreSQL database always is; a DuckDB file once written)."""
+        return self.postgres is not None or self.resolved_path.exists()
+
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection | PostgresSession]:
+        """A connection for this step: on PostgreSQL a ``PostgresSession`` (DuckDB's calling shape, see
+        ingestion/postgres_session.py) over a connection whose raw schema and ledger exist."""
+        pg = self.postgres
+        if pg is not None:
+            con = pg.connect()
+            try:
+                ensure_postgres_schema(con)  # (in a transaction of its own, before autocommit)
+                session = PostgresSession(con)
+                yield session
+            finally:
+                con.close()
+            return
+        with self._connect_duckdb(read_only) as con:
+            yield con
+
+    @contextmanager
+    def _connect_duckdb(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for this step. A warehouse locked by another step of the pipeline (or the landing sensor's
         brief read) is waited for with Dagster's RetryRequested, the message naming that step; one held by anyone
         else fails the step at once, since nothing says when they will let go (analysts open ANALYTICS_PATH)."""
@@ -235,19 +275,13 @@ TikTokAdsResource = _resource_class("TikTokAdsResource", _TikTokAdsResourceBase,
 def default_resources() -> dict:
     """Resources from the environment. Paths are resolved against the working directory now, so the dbt
     subprocess and every asset see the same files whatever directory they run in."""
-    if config.postgres_warehouse() is not None:
-        # the Dagster assets (loads, dbt, delivery, checks, the analysts' copy, the report) open the DuckDB file; a run
-        # with WAREHOUSE_URL set would quietly build that file instead of the database it names
-        raise ValueError(
-            "WAREHOUSE_URL is set, but the Dagster pipeline runs on the DuckDB file only so far. On PostgreSQL run "
-            "`python -m ingestion.cli`, `dbt build` (DBT_TARGET=postgres) and `python -m reverse_etl` "
-            "(docs/postgres-warehouse.md), or unset WAREHOUSE_URL."
-        )
     warehouse = str(config.warehouse_path())
     os.environ["WAREHOUSE_PATH"] = warehouse  # read by dbt_project/profiles.yml
     return {
         "warehouse": WarehouseResource(
             path=warehouse,
+            # kept an EnvVar, so the UI and logs never show the password
+            url=dg.EnvVar("WAREHOUSE_URL") if config.postgres_warehouse() is not None else None,
             analytics_path=str(config.analytics_path(Path(warehouse))),
             analytics_publish_seconds=config.analytics_publish_seconds(),
             report_path=str(config.report_path(Path(warehouse))),

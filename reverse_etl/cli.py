@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 
 import duckdb
 
 from ingestion import config
+from ingestion.postgres_session import PostgresSession
 from reverse_etl.deliver import DeliverySettings, DeliveryStopped, deliver
 from reverse_etl.ledger import review_failures, unreviewed_failures
 
@@ -28,14 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", help="a note stored with --review-failures")
     args = ap.parse_args(argv)
     if args.review_failures:
-        if config.postgres_warehouse() is not None:
-            print(
-                "--review-failures reads the DuckDB ledger only; on PostgreSQL: insert into "
-                "reverse_etl.tiktok_failure_reviews (not done yet)",
-                file=sys.stderr,
-            )
-            return 2
-        with duckdb.connect(args.warehouse) as con:
+        postgres = config.postgres_warehouse()
+        with closing(
+            duckdb.connect(args.warehouse) if postgres is None else PostgresSession(postgres.connect())
+        ) as con:
             for code, message, events, newest in unreviewed_failures(con):
                 print(f"{events:6d} x code {code}: {message} (latest {newest})")
             print(f"{review_failures(con, args.review_failures, args.note)} failed_permanent events marked reviewed")

@@ -141,7 +141,7 @@ def unreviewed_failures(con: duckdb.DuckDBPyConnection) -> list[tuple]:
         from {TABLE} d
         where status = '{Status.FAILED_PERMANENT}'
           and not exists (select 1 from {SCHEMA}.tiktok_failure_reviews r where r.event_id = d.event_id)
-        group by all order by 3 desc""").fetchall()
+        group by last_code, last_message order by 3 desc""").fetchall()
 
 
 def review_failures(con: duckdb.DuckDBPyConnection, reviewed_by: str, note: str | None = None) -> int:

@@ -11,6 +11,8 @@ nothing is lost and nothing is sent twice. The copy grows with what is pending, 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,23 +21,12 @@ import httpx
 import pandas as pd
 from psycopg2.extras import execute_values
 
+from ingestion.postgres_session import copy_to_duckdb
 from reverse_etl.candidates import CONTENTS, CONVERSIONS
 from reverse_etl.deliver import deliver
 from reverse_etl.ledger import COLUMNS, DDL, FINAL_STATUSES, LEDGER_MIRROR, SCHEMA, TABLE, ensure_ledger
 from reverse_etl.sending import DeliveryResult
 from reverse_etl.settings import DeliverySettings
-
-DUCKDB_TYPES = {
-    "text": "varchar",
-    "character varying": "varchar",
-    "jsonb": "varchar",
-    "boolean": "boolean",
-    "bigint": "bigint",
-    "integer": "integer",
-    "double precision": "double",
-    "timestamp without time zone": "timestamp",
-    "date": "date",
-}
 
 
 def ensure_postgres_ledger(pg) -> None:
@@ -43,45 +34,6 @@ def ensure_postgres_ledger(pg) -> None:
         cur.execute("select pg_advisory_xact_lock(hashtext('ttattr.ledger.ddl'))")
         cur.execute(DDL)
     pg.commit()
-
-
-def _columns(pg, relation: str) -> list[tuple[str, str]]:
-    schema, table = relation.split(".")
-    with pg.cursor() as cur:
-        cur.execute(
-            """select column_name, data_type, numeric_precision, numeric_scale from information_schema.columns
-               where table_schema = %s and table_name = %s order by ordinal_position""",
-            [schema, table],
-        )
-        rows = cur.fetchall()
-    if not rows:
-        raise LookupError(f"{relation} is not in the PostgreSQL warehouse: run the dbt build first")
-    return [
-        (name, f"decimal({precision or 38}, {scale or 0})" if kind == "numeric" else DUCKDB_TYPES.get(kind, "varchar"))
-        for name, kind, precision, scale in rows
-    ]
-
-
-def _copy_out(pg, mem, relation: str, where: str, scratch: Path) -> None:
-    """The rows of a PostgreSQL relation (``where``: a condition on them, alias ``t``) into a DuckDB table of the
-    same name and column types (one the copy has already, such as the ledger with its key, is filled), through
-    CSV."""
-    columns = _columns(pg, relation)
-    schema = relation.split(".")[0]
-    mem.execute(f"create schema if not exists {schema}")
-    mem.execute(f"create table if not exists {relation} ({', '.join(f'{n} {t}' for n, t in columns)})")
-    select = ", ".join(f"t.{n}::text" if t == "boolean" else f"t.{n}" for n, t in columns)
-    path = scratch / f"{relation}.csv"
-    with open(path, "w", encoding="utf-8") as f, pg.cursor() as cur:
-        cur.copy_expert(f"copy (select {select} from {relation} as t where {where}) to stdout with (format csv)", f)
-    if path.stat().st_size:  # (DuckDB cannot read the dialect of an empty file)
-        mem.execute(
-            f"insert into {relation} select * from read_csv(?, header = false, allow_quoted_nulls = false, "
-            "delim = ',', quote = '\"', escape = '\"', "
-            f"columns = {{{', '.join(repr(n) + ': ' + repr(t) for n, t in columns)}}})",
-            [str(path)],
-        )
-    path.unlink()
 
 
 PENDING = (
@@ -131,6 +83,22 @@ def redact_client_context(pg, before: datetime) -> int:
     return n
 
 
+@contextmanager
+def pending_copy(pg) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB database holding what a delivery can act on: the conversions without a final ledger row,
+    their content lines, their ledger rows (and the failure reviews' table, empty). Raises LookupError before the
+    first dbt build."""
+    ensure_postgres_ledger(pg)
+    with tempfile.TemporaryDirectory(prefix="tiktok-delivery-") as scratch, duckdb.connect() as mem:
+        ensure_ledger(mem)
+        copy_to_duckdb(pg, mem, CONVERSIONS, PENDING, Path(scratch))
+        copy_to_duckdb(pg, mem, CONTENTS, PENDING, Path(scratch))
+        copy_to_duckdb(pg, mem, TABLE, f"t.status not in {FINAL_STATUSES!r}", Path(scratch))
+        copy_to_duckdb(pg, mem, f"{SCHEMA}.tiktok_failure_reviews", "false", Path(scratch))
+        pg.commit()
+        yield mem
+
+
 def deliver_postgres(
     pg,
     settings: DeliverySettings,
@@ -138,14 +106,7 @@ def deliver_postgres(
     log=None,
 ) -> DeliveryResult:
     """One delivery run over the PostgreSQL warehouse ``pg`` (a psycopg2 connection)."""
-    ensure_postgres_ledger(pg)
-    with tempfile.TemporaryDirectory(prefix="tiktok-delivery-") as scratch, duckdb.connect() as mem:
-        ensure_ledger(mem)
-        _copy_out(pg, mem, CONVERSIONS, PENDING, Path(scratch))
-        _copy_out(pg, mem, CONTENTS, PENDING, Path(scratch))
-        _copy_out(pg, mem, TABLE, f"t.status not in {FINAL_STATUSES!r}", Path(scratch))
-        _copy_out(pg, mem, f"{SCHEMA}.tiktok_failure_reviews", "false", Path(scratch))
-        pg.commit()
+    with pending_copy(pg) as mem:
         token = LEDGER_MIRROR.set(_write_to_postgres(pg))
         try:
             result = deliver(mem, settings, transport, log)

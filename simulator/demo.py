@@ -4,6 +4,11 @@ By default the TikTok delivery goes to the fake Events API (``fakes.tiktok``) st
 demo, so the report can show what "TikTok" accepted; ``--tiktok dry-run`` records payloads without sending. The
 ad spend comes from the fake Marketing API report (``fakes.tiktok_reporting``) serving the simulated ad account;
 ``--tiktok-ads none`` leaves it out.
+
+``--warehouse postgres`` (`make demo DEMO_WAREHOUSE=postgres`) runs the same pipeline on PostgreSQL: on the empty
+database WAREHOUSE_URL names, or, without it, on a throwaway server started from the installed PostgreSQL binaries
+as the tests start one (gone when the demo ends). The report is the same; it reads the analysts' copy published
+from PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -29,7 +35,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--tiktok", choices=["fake", "dry-run"], default="fake")
     ap.add_argument("--tiktok-ads", choices=["fake", "none"], default="fake", help="where the ad spend comes from")
+    ap.add_argument(
+        "--warehouse",
+        choices=["duckdb", "postgres"],
+        default="postgres" if os.environ.get("WAREHOUSE_URL") else "duckdb",
+        help="the DuckDB file in --dir, or PostgreSQL: WAREHOUSE_URL's (empty) database, else a throwaway server",
+    )
     args = ap.parse_args(argv)
+    with ExitStack() as stack:
+        return _demo(args, stack)
+
+
+def _postgres_warehouse(stack: ExitStack):
+    """The demo's PostgreSQL database, and its URL setting for the Dagster resource (an EnvVar for the user's)."""
+    import dagster as dg
+
+    from ingestion.config import PostgresWarehouse, postgres_warehouse
+    from simulator.postgres_server import binaries, postgres_server
+
+    database = postgres_warehouse()
+    if database is not None:
+        with database.connection() as pg, pg.cursor() as cur:
+            cur.execute("select count(*) from information_schema.schemata where schema_name in ('raw', 'marts')")
+            if cur.fetchall()[0][0]:
+                raise SystemExit(
+                    f"WAREHOUSE_URL names {database.dbname}, which already holds a warehouse: the demo loads a "
+                    "simulated world, so give it an empty database (createdb ttattr_demo) or unset WAREHOUSE_URL "
+                    "for a throwaway server"
+                )
+        print(f"warehouse: PostgreSQL database {database.dbname} on {database.host}:{database.port} (WAREHOUSE_URL)")
+        return database, dg.EnvVar("WAREHOUSE_URL")
+    if binaries() is None:
+        raise SystemExit(
+            "--warehouse postgres without WAREHOUSE_URL starts a throwaway server, but the PostgreSQL server "
+            "binaries are not installed (Debian: apt-get install postgresql-15)"
+        )
+    host, port, user = stack.enter_context(postgres_server())
+    import psycopg2
+
+    con = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
+    con.autocommit = True
+    con.cursor().execute("create database ttattr_demo")
+    con.close()
+    database = PostgresWarehouse(host=host, port=port, user=user, password="", dbname="ttattr_demo")
+    print(f"warehouse: a throwaway PostgreSQL server on {host}:{port} (database ttattr_demo, gone when the demo ends)")
+    return database, database.url
+
+
+def _demo(args, stack: ExitStack) -> int:
     root = Path(args.dir).resolve()
     landing, warehouse = root / "landing", root / "warehouse.duckdb"
     os.environ["LANDING_DIR"], os.environ["WAREHOUSE_PATH"] = str(landing), str(warehouse)
@@ -70,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tiktok = TikTokResource()
         warehouse_resource = WarehouseResource(path=str(warehouse))
+        if args.warehouse == "postgres":
+            database, url = _postgres_warehouse(stack)
+            warehouse_resource = WarehouseResource(path=str(warehouse), url=url)
         tiktok_ads = TikTokAdsResource()
         if reporting:
             tiktok_ads = TikTokAdsResource(
@@ -101,7 +157,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the pipeline run {result.run_id} failed; see the errors above", file=sys.stderr)
             return 1
         print(f"run {result.run_id} succeeded")
-        print(build_report(warehouse, summary["truth_path"]))
+        read = warehouse
+        if args.warehouse == "postgres":
+            # the report's queries are DuckDB's: over a copy of the database (the analysts' copy and the
+            # intermediate models the accuracy check reads), from one snapshot
+            from orchestration.publish import PUBLISHED_SCHEMAS, publish_from_postgres
+
+            read = root / "postgres_snapshot.duckdb"
+            with database.connection() as pg:
+                publish_from_postgres(pg, read, (*PUBLISHED_SCHEMAS, "intermediate"))
+        print(build_report(read, summary["truth_path"]))
         if fake:
             s = fake.stats()
             print(

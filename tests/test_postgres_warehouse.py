@@ -9,12 +9,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import hypothesis
 import pandas as pd
@@ -25,8 +27,7 @@ from fakes.tiktok import FakeTikTok
 from ingestion import postgres_loader
 from ingestion.config import PostgresWarehouse
 from ingestion.landing import write_jsonl_atomic
-from reverse_etl.deliver import DeliverySettings, deliver
-from reverse_etl.postgres import deliver_postgres
+from reverse_etl.deliver import DeliverySettings
 from tests import test_fuzz as fuzz
 from tests.conftest import DBT, DBT_PROJECT, Workspace
 from tests.postgres_server import server_with_database
@@ -108,35 +109,58 @@ def assert_same_answers(ws: Workspace, wh: PostgresWarehouse) -> dict[str, int]:
     return counts
 
 
-def deliver_both(ws: Workspace, wh: PostgresWarehouse, fake_duck: FakeTikTok, fake_pg: FakeTikTok) -> None:
-    with duckdb.connect(str(ws.warehouse)) as duck:
-        deliver(duck, settings(fake_duck))
-    with wh.connection() as pg:
-        deliver_postgres(pg, settings(fake_pg))
-    assert fake_duck.accepted_events, "nothing reached TikTok: the world has no eligible conversion"
-    assert fake_pg.accepted_events == fake_duck.accepted_events, "TikTok received different events"
-    assert max(fake_pg.accepted.values()) == 1, "an event was sent twice from PostgreSQL"
+def pipeline_defs(ws: Workspace, fake: FakeTikTok, postgres: PostgresWarehouse | None):
+    """The Dagster definitions as `make run` has them, over the DuckDB file or (``postgres``) the database, with
+    deliveries going to ``fake``."""
+    from orchestration.definitions import build_defs
+    from orchestration.resources import TikTokResource, WarehouseResource
+
+    resources = ws.resources()
+    resources["tiktok"] = TikTokResource(access_token=TOKEN, pixel_code=PIXEL, api_base_url=fake.url)
+    if postgres is not None:
+        files = ws.root / "postgres_files"  # the analysts' copy and the report of the PostgreSQL pipeline
+        resources["warehouse"] = WarehouseResource(path=str(files / "warehouse.duckdb"), url=postgres.url)
+    return build_defs(resources)
 
 
-def test_postgres_gives_the_answers_and_the_tiktok_events_of_duckdb_full_and_incremental(warehouse, tmp_path):
+def run_through_dagster(defs, instance) -> dict[str, bool]:
+    """One `make run` (the `pipeline` job); returns every check's outcome by asset and name."""
+    from orchestration.run import run_pipeline
+
+    result = run_pipeline(instance=instance, defs=defs, log_level="WARNING")
+    failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert result.success, f"the pipeline failed in {failed}"
+    return {f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in result.get_asset_check_evaluations()}
+
+
+def test_the_dagster_pipeline_on_postgres_gives_the_answers_checks_and_tiktok_events_of_duckdb(warehouse, tmp_path):
+    """`make run` over each warehouse, full and then incremental: the same marts (EXCEPT both ways), the same
+    outcome of every check (dbt tests and ours), the same events accepted by TikTok, each once, and the analysts'
+    copy and the marketing report published from PostgreSQL too."""
     ws = Workspace(tmp_path)
     ws.add_world(visitors=450, seed=31, end_date=NOW.date())
-    ws.dbt("build")
-    build_postgres(ws, warehouse)
-    counts = assert_same_answers(ws, warehouse)
-    assert counts["marts.attributed_purchases"] > 100 and counts["marts.attribution_credits"] > 1000
-
-    with FakeTikTok([TOKEN], [PIXEL]) as fake_duck, FakeTikTok([TOKEN], [PIXEL]) as fake_pg:
-        deliver_both(ws, warehouse, fake_duck, fake_pg)
+    with (
+        FakeTikTok([TOKEN], [PIXEL]) as fake_duck,
+        FakeTikTok([TOKEN], [PIXEL]) as fake_pg,
+        dg.instance_for_test() as instance_duck,
+        dg.instance_for_test() as instance_pg,
+    ):
+        duck_defs, pg_defs = pipeline_defs(ws, fake_duck, None), pipeline_defs(ws, fake_pg, warehouse)
+        checks = run_through_dagster(duck_defs, instance_duck)
+        assert len(checks) > 50, "the dbt tests did not run as checks"
+        assert run_through_dagster(pg_defs, instance_pg) == checks
+        counts = assert_same_answers(ws, warehouse)
+        assert counts["marts.attributed_purchases"] > 100 and counts["marts.attribution_credits"] > 1000
+        assert fake_duck.accepted_events, "nothing reached TikTok: the world has no eligible conversion"
+        assert fake_pg.accepted_events == fake_duck.accepted_events, "TikTok received different events"
         sent = len(fake_pg.accepted_events)
 
-        # an increment: more visitors of the same days land; both warehouses build incrementally
+        # an increment: more visitors of the same days land; both pipelines build incrementally
         ws.add_world(visitors=150, seed=32, end_date=NOW.date())
-        ws.dbt("build")
-        build_postgres(ws, warehouse)
+        assert run_through_dagster(pg_defs, instance_pg) == run_through_dagster(duck_defs, instance_duck)
         assert assert_same_answers(ws, warehouse)["marts.attributed_purchases"] > counts["marts.attributed_purchases"]
-        deliver_both(ws, warehouse, fake_duck, fake_pg)
-        assert len(fake_pg.accepted_events) >= sent
+        assert fake_pg.accepted_events == fake_duck.accepted_events and len(fake_pg.accepted_events) >= sent
+        assert max(fake_pg.accepted.values()) == 1, "an event was sent twice from PostgreSQL"
 
     with warehouse.connection() as pg, pg.cursor() as cur:
         cur.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1")
@@ -145,6 +169,12 @@ def test_postgres_gives_the_answers_and_the_tiktok_events_of_duckdb_full_and_inc
         assert ledger == dict(
             duck.execute("select status, count(*) from reverse_etl.tiktok_deliveries group by 1").fetchall()
         )
+    copy = ws.root / "postgres_files" / "analytics.duckdb"
+    with duckdb.connect(str(copy), read_only=True) as published:
+        assert published.execute("select count(*) from marts.attributed_purchases").fetchall()[0][0] == (
+            ws.scalar("select count(*) from marts.attributed_purchases")
+        )
+    assert (ws.root / "postgres_files" / "marketing_report.html").stat().st_size > 10_000
 
 
 def test_an_analyst_holding_a_transaction_open_across_a_run_neither_blocks_it_nor_sees_it_half_done(
@@ -238,12 +268,16 @@ def test_the_postgres_loader_keeps_the_dedup_and_quarantine_contracts_line_by_li
     assert (again.files, again.loaded_rows) == (0, 0), "a file was loaded twice"
 
 
-def test_the_dagster_pipeline_refuses_a_postgres_warehouse_it_would_not_use(monkeypatch):
+def test_the_warehouse_url_reaches_dagster_without_its_password_showing(monkeypatch):
     from orchestration.resources import default_resources
 
-    monkeypatch.setenv("WAREHOUSE_URL", "postgresql://analytics@127.0.0.1:5432/shop")
-    with pytest.raises(ValueError, match="Dagster pipeline runs on the DuckDB file only"):
-        default_resources()
+    monkeypatch.setenv("WAREHOUSE_URL", "postgresql://analytics:s3cret%2F@db.internal:6432/shop")
+    resource = default_resources()["warehouse"]
+    assert "s3cret" not in repr(resource)
+    # an EnvVar: resolved when a run starts, never stored in the run's config
+    assert isinstance(resource.url, dg.EnvVar) and resource.url.env_var_name == "WAREHOUSE_URL"
+    parsed = PostgresWarehouse.from_url("postgresql://analytics:s3cret%2F@db.internal:6432/shop")
+    assert parsed.password == "s3cret/" and PostgresWarehouse.from_url(parsed.url) == parsed
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +330,76 @@ def test_hostile_lines_never_fail_a_postgres_build_nor_change_its_answers(wareho
         cur.execute(FUZZ_ANSWERS)
         assert [r for r in cur.fetchall() if r[0] not in fuzz_ids] == answers
     admin.cursor().execute(f"drop database {name}")
+
+
+def _demo_report(tmp_path: Path, warehouse: str) -> str:
+    """What `make demo` prints (`--warehouse`, a small world), from the report's first line to what TikTok
+    accepted, both included (the run's id and the fakes' ports differ between runs)."""
+    root = tmp_path / warehouse
+    env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home")}
+    env.pop("WAREHOUSE_URL", None)
+    (root / "dagster_home").mkdir(parents=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "simulator.demo", "--dir", str(root / "demo"), "--visitors", "300", "--seed", "5",
+         "--warehouse", warehouse],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    start = text.index("succeeded\n") + len("succeeded\n")
+    end = text.index("\n", text.index("What the (fake) TikTok Events API accepted"))
+    return text[start:end]
+
+
+def test_the_demo_on_a_throwaway_postgres_server_prints_the_report_of_the_demo_on_duckdb(tmp_path):
+    from simulator.postgres_server import binaries
+
+    if binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("the PostgreSQL demo must run in CI: the PostgreSQL server binaries are not installed")
+        pytest.skip("PostgreSQL server binaries are not installed (Debian: apt-get install postgresql-15)")
+    on_duckdb = _demo_report(tmp_path, "duckdb")
+    assert "Net revenue by first-touch channel" in on_duckdb
+    assert _demo_report(tmp_path, "postgres") == on_duckdb
+    # the analysts' copies hold the same relations with the same column types (fingerprints: each engine's own hash)
+    copies = [_column_types(tmp_path / w / "demo" / "analytics.duckdb") for w in ("duckdb", "postgres")]
+    assert copies[0] == copies[1], {k: (copies[0].get(k), copies[1].get(k)) for k in copies[0].keys() ^ copies[1].keys()
+                                    or [k for k in copies[0] if copies[0][k] != copies[1][k]]}  # fmt: skip
+
+
+def _column_types(path: Path) -> dict[tuple[str, str, str], str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "select table_schema, table_name, column_name, data_type from information_schema.columns "
+            "where column_name not like '%fingerprint'"
+        ).fetchall()
+    return {(schema, table, column): kind for schema, table, column, kind in rows}
+
+
+def test_review_failures_records_the_reviews_in_the_postgres_ledger(warehouse, monkeypatch, capsys):
+    import psycopg2
+
+    from reverse_etl.cli import main as reverse_etl_main
+
+    admin = psycopg2.connect(host=warehouse.host, port=warehouse.port, user=warehouse.user, dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute("create database reviews")
+    admin.close()
+    reviews = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", "reviews")
+    with reviews.connection() as pg:
+        postgres_loader.ensure_postgres_schema(pg)
+        with pg.cursor() as cur:
+            cur.execute(
+                "insert into reverse_etl.tiktok_deliveries (event_id, event_name, status, attempts, last_code, "
+                "last_message, recorded_at) values ('in_1', 'CompletePayment', 'failed_permanent', 1, 40002, "
+                "'invalid value', now() at time zone 'UTC'), ('in_2', 'CompletePayment', 'sent', 1, 0, 'OK', "
+                "now() at time zone 'UTC')"
+            )
+    monkeypatch.setenv("WAREHOUSE_URL", reviews.url)
+    assert reverse_etl_main(["--review-failures", "analyst@example.com", "--note", "price was 0"]) == 0
+    assert "1 x code 40002: invalid value" in capsys.readouterr().out
+    with reviews.connection() as pg, pg.cursor() as cur:
+        cur.execute("select event_id, reviewed_by, note from reverse_etl.tiktok_failure_reviews")
+        assert cur.fetchall() == [("in_1", "analyst@example.com", "price was 0")]
+    assert reverse_etl_main(["--review-failures", "analyst@example.com"]) == 0
+    assert "0 failed_permanent events marked reviewed" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Activation: attributed conversions -> the TikTok Events API, through the delivery ledger."""
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -14,6 +15,7 @@ from orchestration.warehouse_lock import read_only
 from reverse_etl.candidates import checkout_waits_due
 from reverse_etl.deliver import DeliveryStopped, deliver
 from reverse_etl.ledger import retries_due, status_counts
+from reverse_etl.postgres import deliver_postgres, pending_copy
 
 
 @dg.asset(
@@ -38,11 +40,16 @@ def tiktok_deliveries(
     settings = tiktok.settings()
     if settings.dry_run:
         context.log.info("TIKTOK_ACCESS_TOKEN / TIKTOK_PIXEL_CODE not set: dry run, payloads recorded, nothing sent")
+    postgres = warehouse.postgres
     with warehouse.connect() as con:
         try:
             # what the process held before (all of Dagster) stays out of the passes the run's rows cause
             with frozen():
-                result = deliver(con, settings, log=context.log.info)
+                if postgres is None:
+                    result = deliver(con, settings, log=context.log.info)
+                else:  # the pending conversions copied out, the same deliver, the ledger written back as it goes
+                    with postgres.connection() as pg:
+                        result = deliver_postgres(pg, settings, log=context.log.info)
         except DeliveryStopped as stop:
             # not retried: a token or endpoint problem needs a person; the ledger already holds what was sent
             raise dg.Failure(
@@ -85,11 +92,16 @@ def tiktok_retry_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, tiktok: TikTokResource
 ) -> dg.SensorResult:
     settings = tiktok.settings()
-    if not warehouse.resolved_path.exists():
+    if not warehouse.exists():
         return dg.SensorResult(skip_reason="no warehouse yet")
     now = datetime.now(UTC).replace(tzinfo=None)
+    postgres = warehouse.postgres
     try:
-        with read_only(warehouse.resolved_path, "TikTok retry sensor") as con:
+        with ExitStack() as stack:
+            if postgres is None:
+                con = stack.enter_context(read_only(warehouse.resolved_path, "TikTok retry sensor"))
+            else:  # what is pending, copied out as a delivery would (reverse_etl/postgres.py)
+                con = stack.enter_context(pending_copy(stack.enter_context(postgres.connection())))
             due, newest = retries_due(
                 con,
                 now,
@@ -100,6 +112,8 @@ def tiktok_retry_sensor(
             held, newest_held = checkout_waits_due(con, now, settings.checkout_session_wait_seconds)
     except duckdb.IOException:
         return dg.SensorResult(skip_reason="the warehouse is busy (a run is writing it); next tick")
+    except LookupError:  # PostgreSQL before the first build
+        return dg.SensorResult(skip_reason="no TikTok conversions built yet")
     if not due and not held:
         return dg.SensorResult(skip_reason="no retryable TikTok deliveries due")
     # one run per state of the ledger (and of the invoices that waited for their Checkout Session): a later failure

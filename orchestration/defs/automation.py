@@ -86,8 +86,18 @@ def _read_cursor(cursor: str | None) -> tuple[float, set[str]]:
 def _loaded_among(warehouse: WarehouseResource, files: list[str], after: float) -> set[str] | None:
     """Which of ``files`` (visible after ``after``) the warehouse has loaded; None when it is busy (a run is writing
     it). A file is loaded after it became visible: only the loads since then are read."""
-    if not warehouse.resolved_path.exists():
+    if not warehouse.exists():
         return set()
+    if warehouse.postgres is not None:
+        with warehouse.connect() as con:
+            return {
+                r[0]
+                for r in con.execute(
+                    "select file from raw.loaded_files where loaded_at >= to_timestamp(?) at time zone 'UTC' "
+                    "and file = any(?)",
+                    [after - CURSOR_SLACK_SECONDS, files],
+                ).fetchall()
+            }
     with read_only(warehouse.resolved_path, "landing sensor") as con:
         if not con.execute(
             "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'loaded_files'"

@@ -76,14 +76,15 @@ def _quarantine_check(source: str, table: str):
         with warehouse.connect() as con:
             loaded, quarantined = con.execute(
                 "select coalesce(sum(loaded_rows + duplicate_rows), 0), coalesce(sum(quarantined_rows), 0) "
-                "from raw.loaded_files where source = ? and loaded_at > now() - interval 24 hours",
+                "from raw.loaded_files where source = ? and loaded_at > now() - interval '24 hours'",
                 [source],
             ).fetchall()[0]
             reasons = con.execute(
                 "select reason, count(*) from raw.quarantine where source = ? "
-                "and quarantined_at > now() - interval 24 hours group by 1 order by 2 desc limit 5",
+                "and quarantined_at > now() - interval '24 hours' group by 1 order by 2 desc limit 5",
                 [source],
             ).fetchall()
+        loaded, quarantined = int(loaded), int(quarantined)  # (PostgreSQL's sum of bigints is a numeric)
         share = quarantined / (loaded + quarantined) if loaded + quarantined else 0.0
         return dg.AssetCheckResult(
             passed=share <= limit,
@@ -108,7 +109,7 @@ quarantine_checks = [
 MATCH_HISTORY = """
 create schema if not exists monitoring;
 create table if not exists monitoring.match_rate_history (
-    measured_at timestamp not null, purchases bigint not null, matched bigint not null, match_rate double
+    measured_at timestamp not null, purchases bigint not null, matched bigint not null, match_rate double precision
 );
 """
 
@@ -125,7 +126,7 @@ def match_rate_holds(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
         purchases, matched = con.execute("""
             select count(*), count(first_touch_at) from marts.attributed_purchases
-            where purchased_at > (select max(purchased_at) from marts.attributed_purchases) - interval 30 days
+            where purchased_at > (select max(purchased_at) from marts.attributed_purchases) - interval '30 days'
         """).fetchall()[0]
         rate = matched / purchases if purchases else None
         con.execute(MATCH_HISTORY)
@@ -162,8 +163,8 @@ def stripe_payments_linked(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         held = con.execute("""
             select count(*), coalesce(sum(amount_received), 0), min(paid_at), max(paid_at),
                    string_agg(payment_intent_id || ' -> ' || suspected_invoice_id, ', ' order by paid_at desc)
-                       filter (where rank <= 5)
-            from (select *, row_number() over (order by paid_at desc) as rank
+                       filter (where recency <= 5)
+            from (select *, row_number() over (order by paid_at desc) as recency
                   from intermediate.int_standalone_payment_intents
                   where hold_reason = 'no_invoice_payment_link') as held
         """).fetchall()[0]

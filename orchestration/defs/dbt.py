@@ -5,6 +5,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -161,8 +162,14 @@ def _loaded_through(con):
 def dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, tiktok: TikTokResource
 ):
-    # dbt reads the warehouse path from WAREHOUSE_PATH (profiles.yml); the resource decides it.
+    # dbt reads the warehouse from the environment (profiles.yml: WAREHOUSE_PATH, or the `postgres` target and its
+    # TTATTR_PG_* variables); the resource decides it.
     os.environ["WAREHOUSE_PATH"] = str(warehouse.resolved_path)
+    postgres = warehouse.postgres
+    if postgres is not None:
+        os.environ.update(postgres.dbt_env())
+    else:
+        os.environ.pop("DBT_TARGET", None)
     # DUCKDB_COMPRESS_TEXT is read once, by ingestion/config.py; profiles.yml takes what it means
     os.environ["TTATTR_DISABLED_COMPRESSION_METHODS"] = config.disabled_compression_methods()
     keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
@@ -203,7 +210,7 @@ def dbt_models(
     # One target folder per warehouse, kept between runs: dbt then re-parses only what changed (partial parsing;
     # a fresh folder per run, dagster-dbt's default, costs a full parse, 10 s here). Runs that build the same
     # warehouse never overlap (the warehouse pool), so they never share the folder at the same time.
-    target = build_target_path(warehouse.resolved_path)
+    target = build_target_path(warehouse.identity)
     # Unit tests check the models' logic against fixed inputs, which a new load cannot change: they run in
     # `make test` and CI (`dbt build` there), not on every production build (dbt's own advice for unit tests).
     # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
@@ -215,9 +222,14 @@ def dbt_models(
         if not full_refresh and built[0][2] is not None:
             con.execute(f"create table {TESTS_SCOPE} as select cast(? as timestamp) as loads_after", [built[0][2]])
         loaded_through = _loaded_through(con)
-    # dbt holds the warehouse for the build: recorded as the pipeline's, so a step that finds it locked waits
+    # dbt holds the DuckDB file for the build: recorded as the pipeline's, so a step that finds it locked waits
+    held = (
+        pipeline_use(warehouse.resolved_path, f"{DBT_BUILD} of run {context.run_id[:8]}")
+        if postgres is None
+        else nullcontext()
+    )
     try:
-        with pipeline_use(warehouse.resolved_path, f"{DBT_BUILD} of run {context.run_id[:8]}"):
+        with held:
             events = list(
                 dbt.cli(
                     ["build", "--vars", json.dumps(variables), "--exclude-resource-type", *skipped]
@@ -230,7 +242,7 @@ def dbt_models(
         with warehouse.connect() as con:
             con.execute(f"drop table if exists {TESTS_SCOPE}")
         # dbt found the file locked, by a neighbour that has let go since (the connection above got it)
-        busy = busy_build(error, warehouse.resolved_path) if isinstance(error, Exception) else None
+        busy = busy_build(error, warehouse.resolved_path) if isinstance(error, Exception) and not postgres else None
         if busy is not None:
             raise busy from None
         raise
@@ -255,8 +267,9 @@ def dbt_models(
         after = _fingerprint(con, relations, project)
         if after is not None:
             con.execute(
-                "insert or replace into monitoring.dbt_build_state "
-                "(selection, fingerprint, built_at, project, loaded_through) values (?, ?, now(), ?, ?)",
+                "insert into monitoring.dbt_build_state (selection, fingerprint, built_at, project, loaded_through) "
+                "values (?, ?, now(), ?, ?) on conflict (selection) do update set fingerprint = excluded.fingerprint, "
+                "built_at = excluded.built_at, project = excluded.project, loaded_through = excluded.loaded_through",
                 [selection, after, project, loaded_through],
             )
 

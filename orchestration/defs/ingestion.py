@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ingestion import postgres_loader
 from ingestion.landing import STRIPE_DIR, TRACKING_DIR
 from ingestion.loader import load_source
 from orchestration.resources import LandingZoneResource, WarehouseResource
@@ -18,8 +19,13 @@ def _load(
     source: str,
     table: str,
 ) -> dg.MaterializeResult:
+    postgres = warehouse.postgres
+    if postgres is not None:  # COPY in batches, each in a transaction of its own (ingestion/postgres_loader.py)
+        with postgres.connection() as pg:
+            result = postgres_loader.load_source(pg, landing_zone.resolved_path, source)
     with warehouse.connect() as con:
-        result = load_source(con, landing_zone.resolved_path, source)
+        if postgres is None:
+            result = load_source(con, landing_zone.resolved_path, source)
         total = con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
         quarantined = con.execute("select count(*) from raw.quarantine where source = ?", [source]).fetchall()[0][0]
     context.log.info(

@@ -9,7 +9,7 @@ import duckdb
 from orchestration.defs.activation import tiktok_deliveries
 from orchestration.defs.dbt import dbt_models, dbt_project
 from orchestration.defs.ingestion import WAREHOUSE_POOL
-from orchestration.publish import PUBLISHED_SCHEMAS, publish
+from orchestration.publish import PUBLISHED_SCHEMAS, publish, publish_from_postgres
 from orchestration.resources import WarehouseResource
 
 INGEST_JOB = "ingest"  # the landing sensor's job (orchestration/defs/automation.py)
@@ -45,25 +45,33 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             f"{warehouse.analytics_publish_seconds:g}): left to a later run or the automation"
         )
         return
-    changed = _changed_since_last_publish(context)
-    manifest = json.loads(dbt_project.manifest_path.read_bytes())
-    with warehouse.connect() as con:
-        project = _built_project(con)
-        # after a full rebuild (the dbt project changed) the rows of earlier loads may hold other values: compared
-        # by key like any other table, not taken for unchanged
-        published_project = last.asset_materialization.metadata.get("dbt_project") if last else None
-        rebuilt = published_project is None or published_project.value != project
-        result = publish(
-            con,
-            warehouse.resolved_analytics_path,
-            changed=changed,
-            append_only=frozenset() if rebuilt else _append_only_models(manifest),
-            keys=_keys(con, manifest),
-        )
+    postgres = warehouse.postgres
+    if postgres is not None:
+        # copied whole from one consistent state of the database (orchestration/publish.py)
+        with postgres.connection() as pg:
+            result = publish_from_postgres(pg, warehouse.resolved_analytics_path)
+        extra = {"source": warehouse.identity}
+    else:
+        changed = _changed_since_last_publish(context)
+        manifest = json.loads(dbt_project.manifest_path.read_bytes())
+        with warehouse.connect() as con:
+            project = _built_project(con)
+            # after a full rebuild (the dbt project changed) the rows of earlier loads may hold other values:
+            # compared by key like any other table, not taken for unchanged
+            published_project = last.asset_materialization.metadata.get("dbt_project") if last else None
+            rebuilt = published_project is None or published_project.value != project
+            result = publish(
+                con,
+                warehouse.resolved_analytics_path,
+                changed=changed,
+                append_only=frozenset() if rebuilt else _append_only_models(manifest),
+                keys=_keys(con, manifest),
+            )
+        extra = {"from_spare": result.from_spare, "dbt_project": project}
     context.log.info(
         f"published {result.tables} relations, {result.rows} rows, to {result.path} in {result.seconds:.2f} s "
         f"({result.written} tables written, {result.appended} appended to, {result.patched} patched by key"
-        + (", the rest kept from the last copy)" if changed is not None else ")")
+        + (", the rest kept from the last copy)" if postgres is None and changed is not None else ")")
     )
     yield dg.MaterializeResult(
         metadata={
@@ -75,8 +83,7 @@ def published_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "tables_written": result.written,
             "tables_appended": result.appended,
             "tables_patched": result.patched,
-            "from_spare": result.from_spare,
-            "dbt_project": project,
+            **extra,
         }
     )
 

@@ -45,8 +45,14 @@ def tiktok_ad_stats(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             result = pull_days(con, settings, days)
         except ReportingError as exc:
             raise dg.Failure(description=str(exc), metadata={"tiktok_code": exc.code or 0}) from None
+        spend = (
+            "try_cast(json_extract_string(payload, '$.metrics.spend') as double)"
+            if warehouse.postgres is None
+            else "case when payload #>> '{metrics,spend}' ~ '^-{0,1}[0-9]+(\\.[0-9]+){0,1}$' "  # (no ? in our SQL)
+            "then cast(payload #>> '{metrics,spend}' as float8) end"
+        )
         stored = con.execute(
-            "select count(*), sum(try_cast(json_extract_string(payload, '$.metrics.spend') as double)) "
+            f"select count(*), sum({spend}) "
             f"from {SPEND_KEY.path[0]}.{SPEND_KEY.path[1]} where stat_day between ? and ?",
             [days[0], days[-1]],
         ).fetchall()[0]

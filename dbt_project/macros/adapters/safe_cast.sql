@@ -17,8 +17,9 @@
         {%- if t.startswith('decimal(') or t.startswith('numeric(') -%}
             {%- set ps = t.split('(')[1].rstrip(')').split(',') -%}
             {%- set bound = '1' ~ '0' * (ps[0] | int - ps[1] | int) -%}
-            (case when {{ text }} ~ {{ number }} and abs(cast({{ text }} as numeric)) < {{ bound }} - 1
-                  then cast(cast({{ text }} as numeric) as {{ type }}) end)
+            {#- the outer cast keeps the precision and scale, which a case expression drops -#}
+            cast(case when {{ text }} ~ {{ number }} and abs(cast({{ text }} as numeric)) < {{ bound }} - 1
+                      then cast(cast({{ text }} as numeric) as {{ type }}) end as {{ type }})
         {%- elif t in number_types -%}
             (case when {{ text }} ~ {{ number }} then cast({{ text }} as {{ type }}) end)
         {%- else -%}

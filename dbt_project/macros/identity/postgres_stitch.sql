@@ -104,17 +104,18 @@
             select distinct label, anchor, 'cust_' || left(md5(anchor), 20) as candidate
             from _stitch_components as c where not exists (select 1 from survivors as s where s.label = c.label)
         ),
+        -- (a join, not `candidate in (...)`: past work_mem that subplan scans every id for every new component)
         taken as (select customer_id from monitoring.customer_ids union select customer_id from survivors)
         select label, customer_id, since from survivors
         union all
         -- a new component, or a part that split off: its anchor's id, unless that id is in use already
         select label,
-               case when candidate in (select customer_id from taken)
+               case when taken.customer_id is not null
                     then 'cust_' || left(md5(anchor || '#' || cast(cast(extract(epoch from clock_timestamp()) * 1000000
                                                                         as bigint) as text)), 20)
                     else candidate end,
                cast(now() at time zone 'UTC' as timestamp)
-        from fresh;
+        from fresh left join taken on taken.customer_id = fresh.candidate;
 
         create temp table _stitch_changes as
         select kept.old_id as old_customer_id, ids.customer_id, 'merged' as why

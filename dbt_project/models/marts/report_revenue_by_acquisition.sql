@@ -16,10 +16,10 @@ final as (
         count(distinct customer_id) as customers,
         count(*) as purchases,
         count(*) filter (where is_renewal) as renewals,
-        sum(amount) as revenue,
-        sum(refunded_amount) as refunded,
-        sum(net_amount) as net_revenue,
-        sum(net_amount) / count(distinct customer_id) as net_revenue_per_customer
+        cast(sum(amount) as decimal(38, 3)) as revenue,
+        cast(sum(refunded_amount) as decimal(38, 3)) as refunded,
+        cast(sum(net_amount) as decimal(38, 3)) as net_revenue,
+        cast(sum(net_amount) as float8) / count(distinct customer_id) as net_revenue_per_customer
     from purchases
     group by 1, 2, 3, 4, 5, 6, 7
 )

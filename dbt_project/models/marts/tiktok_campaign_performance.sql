@@ -12,17 +12,17 @@ summed as (
         reporting_currency,
         -- null when any ad's spend of the month had no rate: a partial sum would overstate the ROAS
         case when count(*) filter (where spend is null) = 0 then sum(spend) end as spend,
-        sum(impressions) as impressions,
-        sum(clicks) as clicks,
-        sum(customers) as customers,
-        sum(customers_matched_by_name) as customers_matched_by_name,
-        sum(first_purchases) as first_purchases,
-        sum(purchases) as purchases,
+        cast(sum(impressions) as bigint) as impressions,
+        cast(sum(clicks) as bigint) as clicks,
+        cast(sum(customers) as bigint) as customers,
+        cast(sum(customers_matched_by_name) as bigint) as customers_matched_by_name,
+        cast(sum(first_purchases) as bigint) as first_purchases,
+        cast(sum(purchases) as bigint) as purchases,
         case when count(*) filter (where first_purchase_revenue is null) = 0 then sum(first_purchase_revenue) end
             as first_purchase_revenue,
         case when count(*) filter (where lifetime_revenue is null) = 0 then sum(lifetime_revenue) end
             as lifetime_revenue,
-        sum(tiktok_reported_conversions) as tiktok_reported_conversions,
+        cast(sum(tiktok_reported_conversions) as bigint) as tiktok_reported_conversions,
         sum(tiktok_reported_value) as tiktok_reported_value,
         count(*) filter (where ad_id is not null) as ads
     from ads
