@@ -5,6 +5,7 @@ at once with a message saying who holds it, while a neighbour of the pipeline is
 import subprocess
 import sys
 import threading
+import time
 
 import dagster as dg
 import duckdb
@@ -238,7 +239,18 @@ def test_a_step_waits_for_the_pipeline_s_own_holder_and_says_which(workspace, tm
     (users_dir(workspace.warehouse) / str(holder.pid)).write_text('{"what": "landing sensor"}')
     try:
         with dg.instance_for_test() as instance:
-            threading.Timer(3.0, holder.kill).start()
+
+            def release_once_waited_for() -> None:
+                # let go once a step has said it waits (a fixed delay raced the run's start on a loaded machine)
+                deadline = time.time() + 120
+                while time.time() < deadline:
+                    runs = instance.get_runs()
+                    if runs and any("held by" in e.user_message for e in instance.all_logs(runs[0].run_id)):
+                        break
+                    time.sleep(0.2)
+                holder.kill()
+
+            threading.Thread(target=release_once_waited_for, daemon=True).start()
             result = (
                 workspace.defs().resolve_job_def("ingest").execute_in_process(instance=instance, raise_on_error=False)
             )
