@@ -1,7 +1,8 @@
 {# The stitch of int_identity_components.py in PostgreSQL SQL, run as the model's pre-hook (only when it runs: a
    compile writes nothing). Connected components by min-label propagation over the used edges with pointer
    jumping (a node takes its label's label), so a long chain converges in a number of rounds that grows with the
-   logarithm of its length, not with it; every round is a join over the edges. Then, as on DuckDB: each
+   logarithm of its length, not with it. Only the nodes whose label changed in a round push it to their neighbours
+   in the next (the frontier): the first round joins every edge, the later ones the few that can still move. Then, as on DuckDB: each
    component's anchor (the most stable identifier; ties by the identifier's bytes, hence collate "C"), the ids kept
    from monitoring.customer_ids, and the merges and splits written to monitoring.customer_id_changes. Returns the
    registry writes, which the hook runs in the model's transaction. #}
@@ -16,8 +17,8 @@
         create table if not exists monitoring.customer_id_changes (
             old_customer_id text not null, customer_id text not null, changed_at timestamp not null, why text not null
         );
-        drop table if exists _stitch_nodes, _stitch_pairs, _stitch_labels, _stitch_components, _stitch_previous,
-            _stitch_kept, _stitch_ids, _stitch_changes;
+        drop table if exists _stitch_nodes, _stitch_pairs, _stitch_labels, _stitch_frontier, _stitch_moved,
+            _stitch_components, _stitch_previous, _stitch_kept, _stitch_ids, _stitch_changes;
         create temp table _stitch_nodes as
         select node, node_type, cast(row_number() over () - 1 as integer) as i,
                case node_type {% for t, r in ranks.items() %}when '{{ t }}' then {{ r }} {% endfor %}else 9 end
@@ -36,6 +37,8 @@
         create index on _stitch_pairs (a);
         create temp table _stitch_labels as select i, i as label from _stitch_nodes;
         alter table _stitch_labels add primary key (i);
+        create temp table _stitch_frontier as select i from _stitch_nodes;
+        create temp table _stitch_moved (i integer not null);
         analyze _stitch_pairs;
         analyze _stitch_labels;
     {%- endcall -%}
@@ -43,23 +46,34 @@
     {%- for round in range(10000) if not state.done -%}
         {%- set state.rounds = state.rounds + 1 -%}
         {%- call statement('stitch_round', fetch_result=true) -%}
-            with lowest as (
-                select p.a as i, min(n.label) as label
-                from _stitch_pairs as p join _stitch_labels as n on n.i = p.b
-                group by p.a
+            -- each frontier node offers its label to its neighbours; those it lowers, and those that then take
+            -- their label's label, are the next frontier
+            with offered as (
+                select p.b as i, min(n.label) as label
+                from _stitch_frontier as f
+                join _stitch_labels as n on n.i = f.i
+                join _stitch_pairs as p on p.a = f.i
+                group by p.b
             ),
             moved as (
-                update _stitch_labels as l set label = lowest.label
-                from lowest where lowest.i = l.i and lowest.label < l.label
-                returning 1
+                update _stitch_labels as l set label = offered.label
+                from offered where offered.i = l.i and offered.label < l.label
+                returning l.i
             )
-            select count(*) from moved
+            insert into _stitch_moved select i from moved;
+            with jumped as (
+                update _stitch_labels as l set label = j.label
+                from _stitch_labels as j where j.i = l.label and j.label < l.label
+                returning l.i
+            )
+            insert into _stitch_moved select i from jumped;
+            truncate _stitch_frontier;
+            insert into _stitch_frontier select distinct i from _stitch_moved;
+            truncate _stitch_moved;
+            analyze _stitch_frontier;
+            select count(*) from _stitch_frontier
         {%- endcall -%}
         {%- set moved = load_result('stitch_round')['data'][0][0] -%}
-        {%- call statement('stitch_jump') -%}
-            update _stitch_labels as l set label = j.label
-            from _stitch_labels as j where j.i = l.label and j.label < l.label
-        {%- endcall -%}
         {%- if moved == 0 %}{% set state.done = true %}{% endif -%}
     {%- endfor -%}
     {%- if not state.done -%}
