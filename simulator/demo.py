@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 
+from ingestion.config import postgres_warehouse
 from simulator.cli import write_world
 from simulator.world import WorldConfig
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--warehouse",
         choices=["duckdb", "postgres"],
-        default="postgres" if os.environ.get("WAREHOUSE_URL") else "duckdb",
+        default="postgres" if postgres_warehouse() is not None else "duckdb",
         help="the DuckDB file in --dir, or PostgreSQL: WAREHOUSE_URL's (empty) database, else a throwaway server",
     )
     args = ap.parse_args(argv)
@@ -50,7 +51,7 @@ def _postgres_warehouse(stack: ExitStack):
     """The demo's PostgreSQL database, and its URL setting for the Dagster resource (an EnvVar for the user's)."""
     import dagster as dg
 
-    from ingestion.config import PostgresWarehouse, postgres_warehouse
+    from ingestion.config import PostgresWarehouse
     from simulator.postgres_server import binaries, postgres_server
 
     database = postgres_warehouse()
@@ -103,6 +104,8 @@ def _demo(args, stack: ExitStack) -> int:
     from simulator.report import build_report
     from simulator.world import WORLD_DAYS
 
+    # the database first: one that already holds a warehouse is refused before anything is simulated
+    database, url = _postgres_warehouse(stack) if args.warehouse == "postgres" else (None, None)
     summary = write_world(
         WorldConfig(visitors=args.visitors, seed=args.seed, end_date=date.today()), landing, replace=True
     )
@@ -122,10 +125,7 @@ def _demo(args, stack: ExitStack) -> int:
             print(f"TikTok deliveries go to the fake Events API at {fake.url}")
         else:
             tiktok = TikTokResource()
-        warehouse_resource = WarehouseResource(path=str(warehouse))
-        if args.warehouse == "postgres":
-            database, url = _postgres_warehouse(stack)
-            warehouse_resource = WarehouseResource(path=str(warehouse), url=url)
+        warehouse_resource = WarehouseResource(path=str(warehouse), url=url)
         tiktok_ads = TikTokAdsResource()
         if reporting:
             tiktok_ads = TikTokAdsResource(

@@ -403,3 +403,22 @@ def test_review_failures_records_the_reviews_in_the_postgres_ledger(warehouse, m
         assert cur.fetchall() == [("in_1", "analyst@example.com", "price was 0")]
     assert reverse_etl_main(["--review-failures", "analyst@example.com"]) == 0
     assert "0 failed_permanent events marked reviewed" in capsys.readouterr().out
+
+
+def test_the_demo_refuses_a_database_that_already_holds_a_warehouse(warehouse, tmp_path, monkeypatch):
+    import psycopg2
+
+    from simulator import demo
+
+    admin = psycopg2.connect(host=warehouse.host, port=warehouse.port, user=warehouse.user, dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute("create database occupied")
+    admin.close()
+    occupied = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", "occupied")
+    with occupied.connection() as pg:
+        postgres_loader.ensure_postgres_schema(pg)
+    for name in ("WAREHOUSE_URL", "LANDING_DIR", "WAREHOUSE_PATH"):  # restored afterwards (the demo sets the last two)
+        monkeypatch.setenv(name, occupied.url if name == "WAREHOUSE_URL" else str(tmp_path / name))
+    with pytest.raises(SystemExit, match="already holds a warehouse"):
+        demo.main(["--dir", str(tmp_path / "demo"), "--visitors", "10"])
+    assert not (tmp_path / "demo" / "landing").exists(), "the demo simulated a world before refusing"
