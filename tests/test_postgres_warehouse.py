@@ -376,25 +376,31 @@ def _column_types(path: Path) -> dict[tuple[str, str, str], str]:
     return {(schema, table, column): kind for schema, table, column, kind in rows}
 
 
-def test_review_failures_records_the_reviews_in_the_postgres_ledger(warehouse, monkeypatch, capsys):
+def new_database(warehouse: PostgresWarehouse, name: str) -> PostgresWarehouse:
+    """Another database on the test's server, with the raw schema and the ledger (what the loader creates)."""
     import psycopg2
-
-    from reverse_etl.cli import main as reverse_etl_main
 
     admin = psycopg2.connect(host=warehouse.host, port=warehouse.port, user=warehouse.user, dbname="postgres")
     admin.autocommit = True
-    admin.cursor().execute("create database reviews")
+    admin.cursor().execute(f"create database {name}")
     admin.close()
-    reviews = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", "reviews")
-    with reviews.connection() as pg:
+    database = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", name)
+    with database.connection() as pg:
         postgres_loader.ensure_postgres_schema(pg)
-        with pg.cursor() as cur:
-            cur.execute(
-                "insert into reverse_etl.tiktok_deliveries (event_id, event_name, status, attempts, last_code, "
-                "last_message, recorded_at) values ('in_1', 'CompletePayment', 'failed_permanent', 1, 40002, "
-                "'invalid value', now() at time zone 'UTC'), ('in_2', 'CompletePayment', 'sent', 1, 0, 'OK', "
-                "now() at time zone 'UTC')"
-            )
+    return database
+
+
+def test_review_failures_records_the_reviews_in_the_postgres_ledger(warehouse, monkeypatch, capsys):
+    from reverse_etl.cli import main as reverse_etl_main
+
+    reviews = new_database(warehouse, "reviews")
+    with reviews.connection() as pg, pg.cursor() as cur:
+        cur.execute(
+            "insert into reverse_etl.tiktok_deliveries (event_id, event_name, status, attempts, last_code, "
+            "last_message, recorded_at) values ('in_1', 'CompletePayment', 'failed_permanent', 1, 40002, "
+            "'invalid value', now() at time zone 'UTC'), ('in_2', 'CompletePayment', 'sent', 1, 0, 'OK', "
+            "now() at time zone 'UTC')"
+        )
     monkeypatch.setenv("WAREHOUSE_URL", reviews.url)
     assert reverse_etl_main(["--review-failures", "analyst@example.com", "--note", "price was 0"]) == 0
     assert "1 x code 40002: invalid value" in capsys.readouterr().out
@@ -406,17 +412,9 @@ def test_review_failures_records_the_reviews_in_the_postgres_ledger(warehouse, m
 
 
 def test_the_demo_refuses_a_database_that_already_holds_a_warehouse(warehouse, tmp_path, monkeypatch):
-    import psycopg2
-
     from simulator import demo
 
-    admin = psycopg2.connect(host=warehouse.host, port=warehouse.port, user=warehouse.user, dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute("create database occupied")
-    admin.close()
-    occupied = PostgresWarehouse(warehouse.host, warehouse.port, warehouse.user, "", "occupied")
-    with occupied.connection() as pg:
-        postgres_loader.ensure_postgres_schema(pg)
+    occupied = new_database(warehouse, "occupied")
     for name in ("WAREHOUSE_URL", "LANDING_DIR", "WAREHOUSE_PATH"):  # restored afterwards (the demo sets the last two)
         monkeypatch.setenv(name, occupied.url if name == "WAREHOUSE_URL" else str(tmp_path / name))
     with pytest.raises(SystemExit, match="already holds a warehouse"):
