@@ -420,3 +420,49 @@ def test_the_demo_refuses_a_database_that_already_holds_a_warehouse(warehouse, t
     with pytest.raises(SystemExit, match="already holds a warehouse"):
         demo.main(["--dir", str(tmp_path / "demo"), "--visitors", "10"])
     assert not (tmp_path / "demo" / "landing").exists(), "the demo simulated a world before refusing"
+
+
+def test_a_long_chain_of_identities_is_one_customer_on_both_warehouses(warehouse, tmp_path):
+    """Browsers linked in a line, each to the next by a shared phone or email (one of each per browser, within the
+    guards): about 900 identifiers, each two steps from the next browser, in one component. Min-label propagation
+    alone would need a round per step; the SQL stitch's pointer jumping and frontier must still reach one id, the
+    one DuckDB's stitch gives."""
+    browsers = 300
+    lines = [
+        json.dumps(
+            {
+                "messageId": f"chain-{k}",
+                "type": "identify",
+                "anonymousId": f"chain-browser-{k}",
+                "traits": {"email": f"chain{k // 2}@mailbox.org", "phone": f"+1202555{(k + 1) // 2:04d}"},
+                "timestamp": "2026-11-20T10:00:00Z",
+            }
+        )  # fmt: skip
+        for k in range(1, browsers + 1)
+    ]
+    ws = Workspace(tmp_path)
+    (ws.landing / "tracking").mkdir(parents=True)
+    (ws.landing / "tracking" / "chain.jsonl").write_text("\n".join(lines) + "\n")
+    ws.dbt("build", "--select", "+int_identity_components", "--exclude-resource-type", "unit_test")
+    chain = new_database(warehouse, "chain")
+    with chain.connection() as pg:
+        postgres_loader.load_all(pg, ws.landing)
+    out = subprocess.run(
+        [str(DBT), "build", "--select", "+int_identity_components", "--exclude-resource-type", "unit_test",
+         "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+         "--target-path", str(ws.root / "dbt_target_pg"), "--log-path", str(ws.root / "dbt_logs_pg")],
+        env={**os.environ, **chain.dbt_env()}, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-4000:]
+    # the component of the chain's first browser, with its customer id
+    query = (
+        "select node, customer_id from intermediate.int_identity_components where customer_id = "
+        "(select customer_id from intermediate.int_identity_components where node = 'browser:chain-browser-1')"
+    )
+    duck = dict(ws.query(query))
+    with chain.connection() as pg, pg.cursor() as cur:
+        cur.execute(query)
+        postgres = dict(cur.fetchall())
+    # 300 browsers, 151 emails (chain0 to chain150), 150 phones
+    assert len(duck) == browsers + (browsers // 2 + 1) + browsers // 2, "the chain is not one customer on DuckDB"
+    assert postgres == duck
