@@ -466,3 +466,46 @@ def test_a_long_chain_of_identities_is_one_customer_on_both_warehouses(warehouse
     # 300 browsers, 151 emails (chain0 to chain150), 150 phones
     assert len(duck) == browsers + (browsers // 2 + 1) + browsers // 2, "the chain is not one customer on DuckDB"
     assert postgres == duck
+
+
+def test_the_sensors_read_a_postgres_warehouse(warehouse, tmp_path):
+    """The landing sensor asks PostgreSQL which files are loaded; the retry sensor finds the retryable events due
+    there (before the first build: a skip, not an error)."""
+    from orchestration.defs.activation import tiktok_retry_sensor
+    from orchestration.defs.automation import landing_zone_sensor
+    from orchestration.resources import LandingZoneResource, TikTokResource, WarehouseResource
+
+    sensed = new_database(warehouse, "sensed")
+    landing = tmp_path / "landing"
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb"), url=sensed.url),
+        "landing_zone": LandingZoneResource(path=str(landing)),
+        "tiktok": TikTokResource(),
+    }
+    page = {"messageId": "m1", "type": "page", "timestamp": "2026-06-01T00:00:00Z", "anonymousId": "b"}
+    write_jsonl_atomic(landing / "tracking" / "a.jsonl", [page])
+
+    def tick(sensor):
+        needs = ("landing_zone", "warehouse") if sensor is landing_zone_sensor else ("warehouse", "tiktok")
+        with dg.build_sensor_context(resources={k: resources[k] for k in needs}) as ctx:
+            return sensor(ctx)
+
+    assert len(tick(landing_zone_sensor).run_requests) == 1
+    with sensed.connection() as pg:
+        postgres_loader.load_all(pg, landing)
+    assert not tick(landing_zone_sensor).run_requests, "a file PostgreSQL has loaded started a run"
+
+    assert "no TikTok conversions built yet" in tick(tiktok_retry_sensor).skip_reason.skip_message
+    with sensed.connection() as pg, pg.cursor() as cur:
+        # the two relations the delivery reads, as the dbt build leaves them (the columns the sensor reads)
+        cur.execute("create schema marts")
+        cur.execute("create table marts.tiktok_conversions (event_id text, event_time timestamp)")
+        cur.execute("create table marts.tiktok_conversion_contents (event_id text)")
+        cur.execute(
+            "insert into marts.tiktok_conversions values ('in_1', now() at time zone 'UTC' - interval '1 hour');"
+            "insert into reverse_etl.tiktok_deliveries (event_id, event_name, status, attempts, last_code, "
+            "last_attempt_at, recorded_at) values ('in_1', 'CompletePayment', 'failed_retryable', 1, 50000, "
+            "now() at time zone 'UTC' - interval '1 hour', now() at time zone 'UTC' - interval '1 hour')"
+        )
+    due = tick(tiktok_retry_sensor)
+    assert len(due.run_requests) == 1 and due.run_requests[0].tags["tiktok/due"] == "1"
