@@ -253,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
 
     region = TikTokResource.from_env().default_phone_region
     resources = default_resources()
+    if resources["warehouse"].postgres is not None:
+        # queued there, a request would wait for a job that cannot carry it out yet
+        print(
+            "forget: erasure runs on the DuckDB warehouse only so far, not on WAREHOUSE_URL's database; nothing was "
+            "queued or erased (docs/postgres-warehouse.md)",
+            file=sys.stderr,
+        )
+        return 2
     with resources["warehouse"].connect() as con:
         try:
             request_id = request_erasure(

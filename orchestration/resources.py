@@ -57,8 +57,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @property
     def postgres(self) -> config.PostgresWarehouse | None:
-        """The PostgreSQL warehouse, or None for the DuckDB file."""
-        return config.PostgresWarehouse.from_url(self.url) if self.url else None
+        """The PostgreSQL warehouse, or None for the DuckDB file. (Outside a run, as in `python -m
+        orchestration.forget`, ``url`` is still the EnvVar itself: its value is read here.)"""
+        url = self.url.get_value() if isinstance(self.url, dg.EnvVar) else self.url
+        return config.PostgresWarehouse.from_url(url) if url else None
 
     @property
     def identity(self) -> str:

@@ -509,3 +509,14 @@ def test_the_sensors_read_a_postgres_warehouse(warehouse, tmp_path):
         )
     due = tick(tiktok_retry_sensor)
     assert len(due.run_requests) == 1 and due.run_requests[0].tags["tiktok/due"] == "1"
+
+
+def test_erasure_says_it_does_not_run_on_postgres_and_queues_nothing(warehouse, monkeypatch, capsys):
+    from orchestration.forget import main as forget_main
+
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse.url)
+    assert forget_main(["--email", "someone@mailbox.org"]) == 2
+    assert "nothing was queued or erased" in capsys.readouterr().err
+    with warehouse.connection() as pg, pg.cursor() as cur:
+        cur.execute("select count(*) from information_schema.tables where table_name = 'erasure_requests'")
+        assert cur.fetchall()[0][0] == 0
