@@ -360,11 +360,32 @@ def test_the_demo_on_a_throwaway_postgres_server_prints_the_report_of_the_demo_o
         pytest.skip("PostgreSQL server binaries are not installed (Debian: apt-get install postgresql-15)")
     on_duckdb = _demo_report(tmp_path, "duckdb")
     assert "Net revenue by first-touch channel" in on_duckdb
-    assert _demo_report(tmp_path, "postgres") == on_duckdb
+    on_postgres = _demo_report(tmp_path, "postgres")
+    assert _same_but_last_digit(on_postgres, on_duckdb), (on_postgres, on_duckdb)
     # the analysts' copies hold the same relations with the same column types (fingerprints: each engine's own hash)
     copies = [_column_types(tmp_path / w / "demo" / "analytics.duckdb") for w in ("duckdb", "postgres")]
     assert copies[0] == copies[1], {k: (copies[0].get(k), copies[1].get(k)) for k in copies[0].keys() ^ copies[1].keys()
                                     or [k for k in copies[0] if copies[0][k] != copies[1][k]]}  # fmt: skip
+
+
+def _same_but_last_digit(a: str, b: str) -> bool:
+    """The same text, numbers allowed to differ by one unit of their last printed digit: money converted at a
+    float rate and summed in another order can differ in the last bits, which rounding to cents can show (the
+    marts' equality test compares doubles to 9 significant digits for the same reason)."""
+    ta, tb = a.split(), b.split()
+    if len(ta) != len(tb):
+        return False
+    for x, y in zip(ta, tb, strict=True):
+        if x == y:
+            continue
+        try:
+            fx, fy = float(x.replace(",", "")), float(y.replace(",", ""))
+        except ValueError:
+            return False
+        decimals = len(x.rpartition(".")[2]) if "." in x else 0
+        if abs(fx - fy) > 1.5 * 10**-decimals:
+            return False
+    return True
 
 
 def _column_types(path: Path) -> dict[tuple[str, str, str], str]:
