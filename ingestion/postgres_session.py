@@ -96,15 +96,15 @@ def _duckdb_type(kind: str, precision: int | None, scale: int | None) -> str:
     return DUCKDB_TYPES.get(kind, "varchar")
 
 
-def copy_to_duckdb(pg, mem, relation: str, where: str, scratch: Path) -> None:
+def copy_to_duckdb(pg, mem, relation: str, where: str, scratch: Path, left_out: frozenset[str] = frozenset()) -> None:
     """The rows of a PostgreSQL relation (``where``: a condition on them, alias ``t``) into a DuckDB table of the
     same name and column types (one the copy has already, such as the ledger with its key, is filled), through
-    CSV."""
+    CSV; the columns in ``left_out`` are not read (null in the copy)."""
     columns = duckdb_columns(pg, relation)
     schema = relation.split(".")[0]
     mem.execute(f"create schema if not exists {schema}")
     mem.execute(f"create table if not exists {relation} ({', '.join(f'{n} {t}' for n, t in columns)})")
-    select = ", ".join(f"t.{n}::text" if t == "boolean" else f"t.{n}" for n, t in columns)
+    select = ", ".join("null" if n in left_out else f"t.{n}::text" if t == "boolean" else f"t.{n}" for n, t in columns)
     path = scratch / f"{relation}.csv"
     with open(path, "w", encoding="utf-8") as f, pg.cursor() as cur:
         cur.copy_expert(f"copy (select {select} from {relation} as t where {where}) to stdout with (format csv)", f)

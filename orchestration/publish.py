@@ -208,7 +208,9 @@ def publish_from_postgres(pg, target: Path, schemas: tuple[str, ...] = PUBLISHED
             relations = [r for r in cur.fetchall() if r not in LEFT_OUT]
         with tempfile.TemporaryDirectory(prefix="publish-postgres-") as scratch, duckdb.connect() as mem:
             for schema, name in relations:
-                copy_to_duckdb(pg, mem, f"{schema}.{name}", "true", Path(scratch))
+                # what the copy leaves out (the ledger's payloads) never leaves PostgreSQL
+                left_out = frozenset(LEFT_OUT_COLUMNS.get((schema, name), ()))
+                copy_to_duckdb(pg, mem, f"{schema}.{name}", "true", Path(scratch), left_out)
             pg.rollback()
             if {("marts", "tiktok_conversions"), ("reverse_etl", "tiktok_deliveries")} <= set(relations):
                 ensure_daily_view(mem)  # a DuckDB view over the delivery's ledger, as the embedded warehouse has
