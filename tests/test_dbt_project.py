@@ -239,6 +239,7 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
         "staging.stg_stripe__invoices",
         "staging.stg_stripe__invoice_lines",
         "intermediate.int_touches",
+        "intermediate.int_identity_components",
         "marts.customer_journeys",
         "marts.attributed_purchases",
         "marts.attribution_credits",

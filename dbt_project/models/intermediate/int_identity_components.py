@@ -12,6 +12,13 @@ email, a phone, a site user id, a purchase, a browser; ties by the identifier's 
 identifiers it holds; when several ids come together (a merge), the oldest survives and the others are recorded
 in `monitoring.customer_id_changes` (`marts.customer_id_aliases` reads it); the part that leaves a component (a
 split) gets a new id, recorded there too.
+
+Incremental: a run stitches again only the components that can have changed, those holding an identifier that is
+new or gone or the end of a used edge that is new or gone since the last build (the edges it stitched are kept in
+`monitoring.stitched_edges`), and replaces their rows; every other component, its ids and its size, is what a full
+stitch would give again. So a run costs what the new edges touch, not the whole graph. The kept edges and the
+identifiers to delete are applied by the post-hook, in the transaction that replaces the rows (`stitch_pending`
+holds them until then): a build that fails leaves the kept edges as they were with the rows they describe.
 """
 
 import numpy as np
@@ -165,12 +172,89 @@ def create_registry(con, registry: str = REGISTRY, changes: str = CHANGES) -> No
     """).fetchall()
 
 
+STITCHED_EDGES = "monitoring.stitched_edges"
+PENDING = "monitoring.stitch_pending"
+
+
+def create_state(con) -> None:
+    create_registry(con)
+    con.execute(f"create table if not exists {STITCHED_EDGES} (left_node varchar, right_node varchar)").fetchall()
+    con.execute(
+        f"create table if not exists {PENDING} (change varchar not null, left_node varchar, right_node varchar)"
+    ).fetchall()
+
+
+def changed_region(con, built: str, nodes: str, edges: str, registry: str = REGISTRY) -> None:
+    """_stitch_region_nodes and _stitch_region_edges: the identifiers (and their used edges) of every component that
+    can differ from ``built`` (the rows of the last build), against the edges it stitched; and, in PENDING, what the
+    post-hook applies: the edges that came and went, the identifiers that are gone."""
+    con.execute(f"create or replace temp table _stitch_all_nodes as select node, node_type from {nodes}").fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_edge_changes as
+        select 'edge_added' as change, left_node, right_node from (
+            select left_node, right_node from {edges} except select left_node, right_node from {STITCHED_EDGES})
+        union all
+        select 'edge_gone', left_node, right_node from (
+            select left_node, right_node from {STITCHED_EDGES} except select left_node, right_node from {edges})
+    """).fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_node_changes as
+        select 'node_added' as change, node from _stitch_all_nodes n
+        where not exists (select 1 from {built} b where b.node = n.node)
+        union all
+        select 'node_removed', node from {built} b
+        where not exists (select 1 from _stitch_all_nodes n where n.node = b.node)
+    """).fetchall()
+    # the components to stitch again: those of every touched identifier, and those whose id a returning identifier
+    # held before (an id stays with the component holding most of its identifiers: a full stitch weighs them all)
+    con.execute(f"""
+        create or replace temp table _stitch_region_ids as
+        with touched as (
+            select node from _stitch_node_changes
+            union select left_node from _stitch_edge_changes
+            union select right_node from _stitch_edge_changes
+        )
+        select b.customer_id from {built} b join touched using (node)
+        union
+        select r.customer_id from {registry} r
+        join _stitch_node_changes c on c.node = r.node and c.change = 'node_added'
+    """).fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_region_nodes as
+        select n.node, n.node_type from _stitch_all_nodes n
+        left join {built} b using (node)
+        where b.node is null or b.customer_id in (select customer_id from _stitch_region_ids)
+    """).fetchall()
+    # an unchanged used edge joins two identifiers of one built component, a new one two touched identifiers: both
+    # ends of every edge out of the region are in it
+    con.execute(f"""
+        create or replace temp table _stitch_region_edges as
+        select e.left_node, e.right_node from {edges} e
+        where e.left_node in (select node from _stitch_region_nodes)
+    """).fetchall()
+    con.execute(f"delete from {PENDING}").fetchall()
+    con.execute(f"""
+        insert into {PENDING}
+        select change, left_node, right_node from _stitch_edge_changes
+        union all
+        select change, node, null from _stitch_node_changes where change = 'node_removed'
+    """).fetchall()
+
+
 def model(dbt, session):
-    dbt.config(materialized="table")
+    # the post-hook (dbt_project.yml) applies PENDING in the transaction that writes the rows
+    dbt.config(materialized="incremental", incremental_strategy="delete+insert", unique_key="node",
+               on_schema_change="fail")
     dbt.ref("int_identity_nodes").create_view("_identity_nodes_in", replace=True)
     dbt.ref("int_identity_edges").filter("is_used").create_view("_identity_edges_in", replace=True)
-    create_registry(session)
-    stitch(session, "_identity_nodes_in", "_identity_edges_in", registry=REGISTRY)
+    create_state(session)
+    if dbt.is_incremental:
+        changed_region(session, str(dbt.this), "_identity_nodes_in", "_identity_edges_in")
+        stitch(session, "_stitch_region_nodes", "_stitch_region_edges", registry=REGISTRY)
+    else:
+        session.execute(f"delete from {PENDING}").fetchall()
+        session.execute(f"insert into {PENDING} values ('reset', null, null)").fetchall()
+        stitch(session, "_identity_nodes_in", "_identity_edges_in", registry=REGISTRY)
     # the build writes the registry as it goes (a failed build after this point leaves ids that the next one keeps)
     remember_ids(session)
     return session.sql("""
