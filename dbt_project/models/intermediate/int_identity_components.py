@@ -16,7 +16,8 @@ split) gets a new id, recorded there too.
 Incremental: a run stitches again only the components that can have changed, those holding an identifier that is
 new or gone or the end of a used edge that is new or gone since the last build (the edges it stitched are kept in
 `monitoring.stitched_edges`), and replaces their rows; every other component, its ids and its size, is what a full
-stitch would give again. So a run costs what the new edges touch, not the whole graph. The kept edges and the
+stitch would give again. The graph is still read whole to find what changed (set differences, cheaper than
+a stitch), but numbered, labelled and given ids only where it changed. The kept edges and the
 identifiers to delete are applied by the post-hook, in the transaction that replaces the rows (`stitch_pending`
 holds them until then): a build that fails leaves the kept edges as they were with the rows they describe.
 """
