@@ -204,6 +204,13 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
         workspace.scalar("select page_title from staging.stg_tracking__events where message_id = ?", [marked])
         == "marked"
     ), "an incremental run leaves staged rows alone"
+    # no table of an incremental build's new rows is left behind (dbt-duckdb's for a Python model holds identifiers)
+    assert (
+        workspace.query(
+            "select table_schema, table_name from information_schema.tables where table_name like '%__dbt_tmp%'"
+        )
+        == []
+    )
     # appending gave what a rebuild gives
     copy = workspace.root / "rebuilt.duckdb"
     shutil.copy(workspace.warehouse, copy)
