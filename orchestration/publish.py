@@ -36,6 +36,8 @@ LEFT_OUT = {("staging", "stg_stripe__object_states"), ("staging", "stg_stripe__e
 # columns never copied: (schema, table) -> columns
 LEFT_OUT_COLUMNS = {("reverse_etl", "tiktok_deliveries"): {"payload"}}
 _ALIAS = "ttattr_published"
+# the column of the build's stamp in the keyed incremental models (dbt_project/macros/incremental/build_stamp.sql)
+STAMP = "built_at"
 # a copy's private folder older than this belongs to a process that died (runs copy one at a time: the pool)
 STALE_SECONDS = 3600
 
@@ -297,11 +299,16 @@ def _append_newer_loads(con, schema: str, name: str) -> bool:
 
 
 def _patch_changed_keys(con, schema: str, name: str, key: str, left_out: set[str]) -> bool:
-    """Replace, in the copy, the rows of every key whose rows differ from the warehouse's (compared by a hash of each
-    whole row, as multisets: ``except all`` both ways), and nothing else. Exact whatever the key's uniqueness (all
-    rows of a changed key are replaced) and for null keys. Reading both tables' hashes costs a fraction of writing
-    the table again, and an increment changes few keys. False (write it whole) when the columns differ or the row
-    counts disagree afterwards."""
+    """Replace, in the copy, the rows of every key whose rows differ from the warehouse's, and nothing else. Exact
+    whatever the key's uniqueness (all rows of a changed key are replaced) and for null keys. An increment changes
+    few keys. False (write it whole) when the columns differ or the row counts disagree afterwards.
+
+    Which keys differ: in a table whose rows carry the build's stamp (``built_at``, macro build_stamp: dbt writes
+    every row it builds with its build's start), the keys of rows whose stamp the copy does not hold, and the keys
+    whose count of rows differs (rows a post-hook deleted, keys gone). That reads two narrow columns of each side;
+    nothing updates a stamped row in place (a run rewrites it, `forget` drops the table). Stamps are compared as a
+    set, not by order, so a clock set back does not hide a build. In any other table, a hash of each whole row,
+    compared as multisets (``except all`` both ways): every column of both sides."""
     relation = f"{_ident(schema)}.{_ident(name)}"
     copied = f"{_ALIAS}.{relation}"
     columns = [c[0] for c in con.execute(f"select * from {relation} limit 0").description if c[0] not in left_out]
@@ -309,14 +316,29 @@ def _patch_changed_keys(con, schema: str, name: str, key: str, left_out: set[str
         return False
     listed = ", ".join(_ident(c) for c in columns)
     k, row = _ident(key), f"hash({listed})"
-    con.execute(f"""
-        create or replace temp table _ttattr_changed_keys as
-        select distinct k from (
-            (select {k} as k, {row} as h from {relation} except all select {k}, {row} from {copied})
-            union all
-            (select {k}, {row} from {copied} except all select {k}, {row} from {relation})
-        )
-    """)
+    if STAMP in columns:
+        stamp = _ident(STAMP)
+        con.execute(f"""
+            create or replace temp table _ttattr_changed_keys as
+            select distinct {k} as k from {relation}
+            where {stamp} not in (select distinct {stamp} from {copied} where {stamp} is not null)
+               or {stamp} is null
+            union
+            select coalesce(w.k, c.k) from
+                (select {k} as k, count(*) as n from {relation} group by all) as w
+                full join (select {k} as k, count(*) as n from {copied} group by all) as c
+                on w.k is not distinct from c.k
+            where w.n is distinct from c.n
+        """)
+    else:
+        con.execute(f"""
+            create or replace temp table _ttattr_changed_keys as
+            select distinct k from (
+                (select {k} as k, {row} as h from {relation} except all select {k}, {row} from {copied})
+                union all
+                (select {k}, {row} from {copied} except all select {k}, {row} from {relation})
+            )
+        """)
     try:
         con.execute("begin")
         con.execute(

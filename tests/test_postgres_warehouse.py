@@ -68,8 +68,9 @@ def columns(duck, relation: str) -> list[str]:
         "order by ordinal_position",
         [schema, table],
     ).fetchall()
-    # (fingerprints are each warehouse's own hash of a row's inputs, for telling what changed: not an answer)
-    return [n for (n,) in names if not n.endswith("fingerprint")]
+    # (fingerprints are each warehouse's own hash of a row's inputs, and built_at when each build ran: for telling
+    # what changed, not an answer)
+    return [n for (n,) in names if not n.endswith("fingerprint") and n != "built_at"]
 
 
 def differences(duck, wh: PostgresWarehouse, relation: str) -> tuple[int, int, list]:

@@ -127,4 +127,4 @@ final as (
         on lt.customer_id = p.customer_id and lt.touch_index = last_touch_before.touch_index
 )
 
-select * from final
+select *, {{ build_stamp() }} as built_at from final

@@ -167,4 +167,4 @@ final as (
     left join journeys on journeys.touch_id = credited.touch_id
 )
 
-select * from final
+select *, {{ build_stamp() }} as built_at from final

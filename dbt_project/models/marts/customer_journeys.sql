@@ -85,4 +85,4 @@ final as (
     {% endif %}
 )
 
-select * from final
+select *, {{ build_stamp() }} as built_at from final

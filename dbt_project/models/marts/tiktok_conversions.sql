@@ -366,5 +366,6 @@ final as (
 
 select
     *,
-    ineligible_reason is null as eligible
+    ineligible_reason is null as eligible,
+    {{ build_stamp() }} as built_at
 from final

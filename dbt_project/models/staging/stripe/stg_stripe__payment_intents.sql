@@ -31,4 +31,4 @@ final as (
     from latest
 )
 
-select * from final
+select *, {{ build_stamp() }} as built_at from final
