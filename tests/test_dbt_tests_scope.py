@@ -54,3 +54,46 @@ def test_checks_on_loads_scan_new_loads_in_pipeline_builds_and_everything_by_han
         con.execute("delete from staging.stg_tracking__events where message_id = 'm-new-bogus'")
     with pytest.raises(AssertionError, match="accepted_values_stg_tracking__events_event_type"):
         workspace.dbt("test", "--select", "stg_tracking__events")
+
+
+# half a credit more for an existing purchase: credits_sum_to_one fails on it (alone or with the purchase's other
+# rows), and nothing else does
+BOGUS_CREDIT = """
+    insert into marts.attribution_credits
+    select * replace ('bogus-' || credit_id as credit_id, credit / 2 as credit,
+                      cast('{built_at}' as timestamp) as built_at)
+    from marts.attribution_credits where purchase_id = '{purchase_id}' and attribution_model = 'first_touch'
+"""
+
+
+def test_checks_on_built_rows_scan_the_rows_built_since_the_last_success_and_everything_by_hand(workspace):
+    workspace.add_world(visitors=60, seed=84)
+    assert workspace.run().success
+    purchase = workspace.scalar("select min(purchase_id) from marts.attribution_credits")
+    # a row stamped before the last successful build breaks a check: an incremental build does not read it again
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        con.execute(BOGUS_CREDIT.format(built_at="2000-01-01", purchase_id=purchase))
+    workspace.add_world(visitors=20, seed=85)
+    assert workspace.run().success, "the old row was checked when it was built, not now"
+    assert workspace.scalar("select count(*) from marts.attribution_credits where credit_id like 'bogus-%'") == 1
+
+    # a row stamped after it is checked: the build fails, and so does the next one, whose models rebuild nothing of
+    # it (the failed build's rows stay in scope until a build succeeds)
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        con.execute("delete from marts.attribution_credits where credit_id like 'bogus-%'")
+        con.execute(BOGUS_CREDIT.format(built_at="2999-01-01", purchase_id=purchase))
+    for seed in (86, 87):
+        workspace.add_world(visitors=20, seed=seed)
+        assert not workspace.run().success
+        results = json.loads(
+            (DBT_PROJECT_DIR / build_target_path(workspace.warehouse) / "run_results.json").read_text()
+        )
+        assert [r["unique_id"].split(".")[2] for r in results["results"] if r["status"] == "fail"] == [
+            "credits_sum_to_one_attribution_credits_"
+        ]
+
+    # dbt by hand checks every row, the old one too
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        con.execute("update marts.attribution_credits set built_at = '2000-01-01' where credit_id like 'bogus-%'")
+    with pytest.raises(AssertionError, match="credits_sum_to_one_attribution_credits"):
+        workspace.dbt("test", "--select", "attribution_credits")

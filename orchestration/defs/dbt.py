@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Mapping
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +103,13 @@ create table if not exists monitoring.dbt_build_state (
 alter table monitoring.dbt_build_state add column if not exists project varchar;
 -- the newest load the selection was built with: the next build's tests on loads check only the loads after it
 alter table monitoring.dbt_build_state add column if not exists loaded_through timestamp;
+-- when the selection's last successful build had finished (UTC): rows of keyed incremental models stamped later
+-- (built_at) are the ones the next build's tests on built rows check
+alter table monitoring.dbt_build_state add column if not exists built_through timestamp;
 """
-# Read by the project's get_where_subquery for the tests on loads (`where: "loaded_at > __loads_after__"`) while a
-# pipeline build runs; absent otherwise, so dbt by hand and `make test` check every row.
+# Read by the project's get_where_subquery for the tests on loads (`where: "loaded_at > __loads_after__"`) and on
+# built rows (`where: "built_at > __built_after__"`) while a pipeline build runs; absent otherwise, so dbt by hand and
+# `make test` check every row.
 TESTS_SCOPE = "monitoring.dbt_tests_scope"
 RAW_TABLES = ("stripe_events", "tracking_events", "tiktok_ad_stats")
 
@@ -189,7 +193,8 @@ def dbt_models(
         con.execute(BUILD_STATE)
         before = _fingerprint(con, relations, project)
         built = con.execute(
-            "select fingerprint, project, loaded_through from monitoring.dbt_build_state where selection = ?",
+            "select fingerprint, project, loaded_through, built_through from monitoring.dbt_build_state "
+            "where selection = ?",
             [selection],
         ).fetchall()
     if before is not None and built and built[0][0] == before and context.run.tags.get(FORCE_TAG) != "true":
@@ -216,11 +221,17 @@ def dbt_models(
     # Seeds are part of the project: loaded again only when it changed (a full refresh), not with each new load.
     skipped = ["unit_test"] if full_refresh else ["unit_test", "seed"]
     # Tests that would scan a whole table of loaded rows check the loads since the last build of these models (the
-    # earlier ones were checked then); a full refresh checks everything, as `make test` does.
+    # earlier ones were checked then), and tests on rows of keyed incremental models the rows built since it
+    # succeeded (those of a build that failed since are checked again); a full refresh checks everything, as
+    # `make test` does.
     with warehouse.connect() as con:
         con.execute(f"drop table if exists {TESTS_SCOPE}")
-        if not full_refresh and built[0][2] is not None:
-            con.execute(f"create table {TESTS_SCOPE} as select cast(? as timestamp) as loads_after", [built[0][2]])
+        if not full_refresh and (built[0][2] is not None or built[0][3] is not None):
+            con.execute(
+                f"create table {TESTS_SCOPE} as "
+                "select cast(? as timestamp) as loads_after, cast(? as timestamp) as built_after",
+                [built[0][2], built[0][3]],
+            )
         loaded_through = _loaded_through(con)
     # dbt holds the DuckDB file for the build: recorded as the pipeline's, so a step that finds it locked waits
     held = (
@@ -267,10 +278,13 @@ def dbt_models(
         after = _fingerprint(con, relations, project)
         if after is not None:
             con.execute(
-                "insert into monitoring.dbt_build_state (selection, fingerprint, built_at, project, loaded_through) "
-                "values (?, ?, now(), ?, ?) on conflict (selection) do update set fingerprint = excluded.fingerprint, "
-                "built_at = excluded.built_at, project = excluded.project, loaded_through = excluded.loaded_through",
-                [selection, after, project, loaded_through],
+                "insert into monitoring.dbt_build_state "
+                "(selection, fingerprint, built_at, project, loaded_through, built_through) "
+                "values (?, ?, now(), ?, ?, ?) on conflict (selection) do update set "
+                "fingerprint = excluded.fingerprint, built_at = excluded.built_at, project = excluded.project, "
+                "loaded_through = excluded.loaded_through, built_through = excluded.built_through",
+                # dbt stamps rows with its start in UTC (macro build_stamp): the same clock, without a time zone
+                [selection, after, project, loaded_through, datetime.now(UTC).replace(tzinfo=None)],
             )
 
 
