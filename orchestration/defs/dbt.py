@@ -1,9 +1,12 @@
 """The dbt project as Dagster assets: staging, identity, attribution and activation models, keyed [schema, model]."""
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -38,6 +41,10 @@ def _manifest_is_stale() -> bool:
     manifest = dbt_project.manifest_path
     if not manifest.exists():
         return True
+    try:
+        json.loads(manifest.read_bytes())
+    except ValueError:  # left broken (by a dbt of an older version of this module, or a crash while writing)
+        return True
     built = manifest.stat().st_mtime
     sources = [
         DBT_PROJECT_DIR / "dbt_project.yml",
@@ -52,11 +59,28 @@ def prepare_manifest(force: bool = False) -> Path:
     Each new target folder starts from this parse (partial parsing), but dbt reuses a parse only for the profile it
     was made with, the warehouse path included: with another path, the first build in the folder parses the whole
     project again (5-7 s). The image build parses with the path its runs use (deploy/Dockerfile); so does the
-    benchmark, with ``force``."""
-    if force or _manifest_is_stale():
-        DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(
-            ["parse", "--quiet"], target_path=Path("target")
-        ).wait()
+    benchmark, with ``force``.
+
+    Every process of the code location imports this module (the test suite's workers, the daemon, the webserver),
+    so after a change several find the manifest stale at once: one parses at a time (a lock file), into a private
+    folder, and the files are renamed into place, so that a reader never opens a manifest half-written. dbt writes
+    its own in place: two parses at once used to leave one document followed by the rest of the other."""
+    target = DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
+    with open(target / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if force or _manifest_is_stale():
+            private = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+            try:
+                DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(
+                    ["parse", "--quiet"], target_path=private
+                ).wait()
+                # the manifest last: it is what says the parse is current
+                for name in ("partial_parse.msgpack", "semantic_manifest.json", "manifest.json"):
+                    if (private / name).exists():
+                        os.replace(private / name, target / name)
+            finally:
+                shutil.rmtree(private, ignore_errors=True)
     return dbt_project.manifest_path
 
 

@@ -1,5 +1,8 @@
 -- Lifetime value of the customers each first touch brought: revenue by the month, channel, campaign, ad and
 -- landing page of the customer's first touch (renewals and later purchases included), per currency.
+-- A view: as a table it was aggregated again from every row of attributed_purchases in every run, a cost that
+-- grew with the history whatever the run brought; the view aggregates the (incremental) mart when it is read.
+{{ config(materialized='view') }}
 with purchases as (
     select * from {{ ref('attributed_purchases') }}
 ),

@@ -1,5 +1,8 @@
 -- Revenue by the month it was paid, credited to channels, campaigns and ads by every attribution model, per
 -- currency: the same money, split the way each model splits it.
+-- A view: as a table it was aggregated again from every row of attribution_credits in every run, a cost that
+-- grew with the history whatever the run brought; the view aggregates the (incremental) mart when it is read.
+{{ config(materialized='view') }}
 with credits as (
     select * from {{ ref('attribution_credits') }}
 ),

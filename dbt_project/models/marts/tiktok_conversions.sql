@@ -180,11 +180,13 @@ identities as (
     where customer_id in (select customer_id from purchases)
 ),
 
--- consent is the person's (any browser); the other browser columns are read only for the two chosen events of
--- each conversion (numbering wide rows sorts all of their text)
-browser_events as (
+-- consent is the person's (any browser); the context columns are numbered for the two chosen events of each
+-- conversion only (numbering wide rows sorts all of their text), read from here: joining the chosen events back to
+-- the tracking history by message id read those columns of every event ever tracked
+browser_events as {{ materialized_cte() }} (
     select identities.customer_id, events.anonymous_id, events.message_id, events.event_at, events.ttp,
-           events.advertising_consent, events.ip is not null or events.user_agent is not null as has_context
+           events.advertising_consent, events.ip is not null or events.user_agent is not null as has_context,
+           events.ip, events.user_agent, events.locale
     from {{ ref('stg_tracking__events') }} as events
     join identities on identities.node_type = 'browser' and identities.node_value = events.anonymous_id
 ),
@@ -300,7 +302,7 @@ context_before as (
         events.user_agent,
         events.locale
     from ranked_context
-    join {{ ref('stg_tracking__events') }} as events on events.message_id = ranked_context.message_id
+    join browser_events as events on events.message_id = ranked_context.message_id
     where ranked_context.recency = 1 or ranked_context.ttp_recency = 1
 ),
 
