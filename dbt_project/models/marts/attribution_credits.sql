@@ -15,12 +15,9 @@
           post_hook="delete from {{ this }} as built where not exists (select 1 from {{ ref('attributed_purchases') }} as p
                                                                      where p.purchase_id = built.purchase_id)") }}
 {% set models = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'position_based', 'time_decay'] %}
-with journeys as (
-    select * from {{ ref('customer_journeys') }}
-),
 
 -- the journey's fingerprint comes with the purchase (customer_journeys makes it, attributed_purchases keeps it)
-all_purchases as (
+with all_purchases as (
     select
         purchases.purchase_id, purchases.customer_id, purchases.purchased_at, purchases.amount,
         purchases.net_amount, purchases.currency,
@@ -33,6 +30,13 @@ all_purchases as (
 purchases as (
     select * from all_purchases
     {{ where_inputs_changed('all_purchases', 'purchase_id') }}
+),
+
+-- the journeys of the purchases' customers only: read twice, this is materialized, and all of them would be every
+-- touch in history with every column
+journeys as (
+    select * from {{ ref('customer_journeys') }}
+    where customer_id in (select customer_id from purchases)
 ),
 
 model_names as (

@@ -32,12 +32,15 @@ built as (
     select distinct anonymous_id, customer_id from {{ this }}
 ),
 
+-- (int_touches read here by name, not through `touches`: a CTE read twice is materialized, every column of every
+-- touch in history, where these two need two columns)
 changed_browsers as (
-    select touches.anonymous_id from touches
-    where not exists (select 1 from {{ this }} as built_touches where built_touches.touch_id = touches.touch_id)
+    select new_touches.anonymous_id from {{ ref('int_touches') }} as new_touches
+    where not exists (select 1 from {{ this }} as built_touches where built_touches.touch_id = new_touches.touch_id)
     union
     select built_touches.anonymous_id from {{ this }} as built_touches
-    where not exists (select 1 from touches where touches.touch_id = built_touches.touch_id)
+    where not exists (select 1 from {{ ref('int_touches') }} as new_touches
+                      where new_touches.touch_id = built_touches.touch_id)
     union
     select built.anonymous_id from built
     left join identities on identities.anonymous_id = built.anonymous_id
