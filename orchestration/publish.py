@@ -130,14 +130,27 @@ def publish(
             written += 1
         # views last, in the copy itself (its own catalog, so the names in their text resolve to the copied tables)
         unbound = []
+        held = {
+            (s, n)
+            for s, n in con.execute(
+                "select table_schema, table_name from information_schema.tables where table_catalog = ?", [_ALIAS]
+            ).fetchall()
+        }
         con.execute(f"use {_ALIAS}")
         try:
             for schema, name, is_view in relations:
                 if not is_view:
                     continue
+                # a table the copy holds under the view's name (it was a table, or a view copied as one) gives way,
+                # in the same transaction, only if the view can be created
+                con.execute("begin")
                 try:
+                    if (schema, name) in held:
+                        con.execute(f"drop table {_ALIAS}.{_ident(schema)}.{_ident(name)}")
                     con.execute(view_sql[(schema, name)].replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
-                except (KeyError, duckdb.CatalogException):
+                    con.execute("commit")
+                except (KeyError, duckdb.CatalogException, duckdb.BinderException):
+                    con.execute("rollback")
                     unbound.append((schema, name))  # it reads something the copy does not hold
         finally:
             con.execute(f"use {_ident(warehouse_catalog)}")
