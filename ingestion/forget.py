@@ -15,6 +15,10 @@ the delivery ledger. Here:
   old file or the new one; it keeps its name, so a loaded file is not loaded again.
 - Raw rows and quarantined lines are deleted, after the files are rewritten: a crash in between leaves rows that a
   second erasure of the same person finds again.
+
+The same statements run on both warehouses (``con`` a DuckDB connection or an ``ingestion.postgres_session``
+session); only the payload search differs: DuckDB's RE2 over the payload's text, PostgreSQL's regular expressions
+over the ``jsonb``'s text (which keeps every JSON string as the line had it, escapes aside: both forms are searched).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import duckdb
 
 from ingestion.landing import SOURCES, STRIPE_DIR, TRACKING_DIR, fsync_dir, list_landing_files
 from ingestion.loader import RAW_SCHEMA, ensure_schema
+from ingestion.postgres_session import PostgresSession
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,33 @@ def _quoted(values) -> list[str]:
     return sorted({json.dumps(v) for v in values} | {json.dumps(v, ensure_ascii=False) for v in values})
 
 
+def _alternatives(values) -> str:
+    return "|".join(re.escape(q) for q in _quoted(values))
+
+
 def _pattern(exact, emails) -> str | None:
-    """One regular expression (RE2 and Python alike) matching a JSON text that holds any of the exact values as a
-    string, or any of the emails in any letter case."""
-    parts = [re.escape(q) for q in _quoted(exact)]
+    """One regular expression (Python's) matching a JSON text that holds any of the exact values as a string, or any
+    of the emails in any letter case."""
+    parts = [_alternatives(exact)] if exact else []
     if emails:
-        parts.append("(?i:" + "|".join(re.escape(q) for q in _quoted(emails)) + ")")
+        parts.append("(?i:" + _alternatives(emails) + ")")
     return "|".join(parts) or None
+
+
+def _payload_names(con, exact, emails) -> tuple[list[str], list[str]]:
+    """SQL conditions (with their parameters) true of a raw row whose payload holds one of the exact values as a
+    JSON string, or one of the emails in any letter case. PostgreSQL's regular expressions take flags only for a
+    whole pattern (no ``(?i:...)`` group), so the two are separate conditions on both warehouses."""
+    postgres = isinstance(con, PostgresSession)
+    terms, params = [], []
+    for values, insensitive in ((exact, False), (emails, True)):
+        if values:
+            if postgres:
+                terms.append("payload::text ~* ?" if insensitive else "payload::text ~ ?")
+            else:
+                terms.append("regexp_matches(payload, ?, 'i')" if insensitive else "regexp_matches(payload, ?)")
+            params.append(_alternatives(values))
+    return terms, params
 
 
 def stripe_objects(con: duckdb.DuckDBPyConnection, ids: Identifiers) -> set[str]:
@@ -77,13 +102,13 @@ def stripe_objects(con: duckdb.DuckDBPyConnection, ids: Identifiers) -> set[str]
     names one of them or one of the emails, followed to a fixed point."""
     found = set(ids.stripe_ids)
     while True:
-        pattern = _pattern(found | ids.phones, ids.emails)
-        if pattern is None:
+        terms, params = _payload_names(con, found | ids.phones, ids.emails)
+        if not terms:
             return found
         rows = con.execute(
             f"select distinct object_id from {RAW_SCHEMA}.stripe_events "
-            "where object_id is not null and regexp_matches(payload, ?)",
-            [pattern],
+            f"where object_id is not null and ({' or '.join(terms)})",
+            params,
         ).fetchall()
         new = {r[0] for r in rows} - found
         if not new:
@@ -94,27 +119,25 @@ def stripe_objects(con: duckdb.DuckDBPyConnection, ids: Identifiers) -> set[str]
 def _rows(con, ids: Identifiers, stripe_ids: set[str]) -> dict[str, list[tuple[str, int]]]:
     """(file, line) of each raw row to erase, by table."""
 
-    def where(columns: dict[str, frozenset[str] | set[str]], pattern: str | None) -> tuple[str, list]:
+    def where(columns: dict[str, frozenset[str] | set[str]], exact: set[str], emails) -> tuple[str, list]:
         terms, params = [], []
         for column, values in columns.items():
             if values:
-                terms.append(f"list_contains(?::varchar[], {column})")
+                terms.append(f"{column} = any(?::varchar[])")
                 params.append(sorted(values))
-        if pattern:
-            terms.append("regexp_matches(payload, ?)")
-            params.append(pattern)
-        return " or ".join(terms) or "false", params
+        payload_terms, payload_params = _payload_names(con, exact, emails)
+        return " or ".join(terms + payload_terms) or "false", params + payload_params
 
     rows = {}
-    for table, columns, pattern in (
-        ("stripe_events", {"object_id": stripe_ids}, _pattern(stripe_ids | ids.phones, ids.emails)),
+    for table, columns, exact in (
+        ("stripe_events", {"object_id": stripe_ids}, stripe_ids | ids.phones),
         (
             "tracking_events",
             {"anonymous_id": ids.browsers, "user_id": ids.users, "message_id": ids.message_ids},
-            _pattern(ids.phones, ids.emails),
+            set(ids.phones),
         ),
     ):
-        condition, params = where(columns, pattern)
+        condition, params = where(columns, exact, ids.emails)
         rows[table] = con.execute(f"select _file, _line from {RAW_SCHEMA}.{table} where {condition}", params).fetchall()
     return rows
 
@@ -155,7 +178,8 @@ def _rewrite(path: Path, blank: set[int]) -> int:
 
 def erase(con: duckdb.DuckDBPyConnection, landing_dir: Path, ids: Identifiers) -> IngestionErasure:
     """Erase the person's lines from every landing file and their rows from the raw tables and the quarantine."""
-    ensure_schema(con)
+    if not isinstance(con, PostgresSession):  # (there, the warehouse resource created it)
+        ensure_schema(con)
     landing_dir = Path(landing_dir).resolve()
     result = IngestionErasure()
     if not ids:
@@ -194,7 +218,8 @@ def erase(con: duckdb.DuckDBPyConnection, landing_dir: Path, ids: Identifiers) -
     con.execute("begin transaction")
     try:
         for table, table_rows in rows.items():
-            con.execute("create or replace temp table _erase (file varchar, line bigint)")
+            con.execute("drop table if exists _erase")
+            con.execute("create temp table _erase (file varchar, line bigint)")
             if table_rows:
                 con.executemany("insert into _erase values (?, ?)", table_rows)
             con.execute(
@@ -202,7 +227,8 @@ def erase(con: duckdb.DuckDBPyConnection, landing_dir: Path, ids: Identifiers) -
                 "where t._file = _erase.file and t._line = _erase.line"
             )
             result.raw_rows[table] = len(table_rows)
-        con.execute("create or replace temp table _erase (source varchar, file varchar, line bigint)")
+        con.execute("drop table if exists _erase")
+        con.execute("create temp table _erase (source varchar, file varchar, line bigint)")
         if quarantined:
             con.executemany("insert into _erase values (?, ?, ?)", quarantined)
         con.execute(

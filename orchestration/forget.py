@@ -14,10 +14,14 @@ run's config stays in Dagster's storage for good. The job then, for each request
 - records what was erased in monitoring.erasures: when, the SHA-256 of each identifier asked for (a request can be
   proven done without keeping who asked), and how much went from where; the request itself is deleted.
 
+The statements are written once for both warehouses: ``con`` is a DuckDB connection or, with WAREHOUSE_URL, a
+PostgreSQL session (ingestion/postgres_session.py).
+
 Not reached from here: TikTok (events already sent stay there; the Events API has no deletion), Stripe (erase the
 customer there first, or a Stripe pull or backfill brings the objects back), copies outside the product (backups,
-a BI tool's extracts), and free space in the DuckDB file (CHECKPOINT rewrites the blocks in use; the file is
-owner-only).
+a BI tool's extracts), and free space: in the DuckDB file CHECKPOINT rewrites the blocks in use (the file is
+owner-only); on PostgreSQL VACUUM makes the deleted rows' space reusable, but their bytes stay in the data files and
+the write-ahead log (and its archive, and replicas' copies) until overwritten or expired.
 """
 
 from __future__ import annotations
@@ -31,10 +35,16 @@ from pathlib import Path
 import duckdb
 
 from ingestion.forget import Identifiers, erase
+from ingestion.postgres_session import PostgresSession
 from reverse_etl.hashing import normalise_email, normalise_phone
 from reverse_etl.ledger import erase_events
 
 DERIVED_SCHEMAS = ("staging", "intermediate", "marts")
+# what VACUUM is asked to clean on PostgreSQL after an erasure (the tables that deleted or rewrote the person's rows)
+ERASED_TABLES = (
+    "raw.stripe_events", "raw.tracking_events", "raw.quarantine", "reverse_etl.tiktok_deliveries",
+    "monitoring.customer_ids", "monitoring.customer_id_changes", "marts.attributed_purchases_history",
+)  # fmt: skip
 # snapshots keep history no rebuild recreates: their rows of the person are deleted, the tables kept
 SNAPSHOTS = {("marts", "attributed_purchases_history"): "purchase_id"}
 
@@ -101,13 +111,13 @@ def resolve(
             """
             select node_type, node_value from intermediate.int_identity_components
             where customer_id in (select customer_id from intermediate.int_identity_components
-                                  where list_contains(?::varchar[], node))""",
+                                  where node = any(?::varchar[]))""",
             [seeds],
         ).fetchall()
         nodes |= set(found)
         customers = con.execute(
             "select count(distinct customer_id) from intermediate.int_identity_components "
-            "where list_contains(?::varchar[], node)",
+            "where node = any(?::varchar[])",
             [seeds],
         ).fetchall()[0][0]
 
@@ -121,7 +131,7 @@ def resolve(
             r[0]
             for r in con.execute(
                 "select message_id from staging.stg_tracking__events "
-                "where list_contains(?::varchar[], email_normalised) or list_contains(?::varchar[], phone_normalised)",
+                "where email_normalised = any(?::varchar[]) or phone_normalised = any(?::varchar[])",
                 [sorted(emails_all), sorted(phones_all)],
             ).fetchall()
         )
@@ -145,17 +155,17 @@ def forget_customer_ids(con, ids: Identifiers, stripe_ids: frozenset[str] = froz
         r[0]
         for r in con.execute(
             "select distinct customer_id from monitoring.customer_ids "
-            "where list_contains(?::varchar[], substr(node, strpos(node, ':') + 1))",
+            "where substr(node, strpos(node, ':') + 1) = any(?::varchar[])",
             [values],
         ).fetchall()
     ]
     if _exists(con, "monitoring", "customer_id_changes"):
         con.execute(
             "delete from monitoring.customer_id_changes "
-            "where list_contains(?::varchar[], old_customer_id) or list_contains(?::varchar[], customer_id)",
+            "where old_customer_id = any(?::varchar[]) or customer_id = any(?::varchar[])",
             [customers, customers],
         )
-    con.execute("delete from monitoring.customer_ids where list_contains(?::varchar[], customer_id)", [customers])
+    con.execute("delete from monitoring.customer_ids where customer_id = any(?::varchar[])", [customers])
 
 
 def _drop_derived_tables(con) -> int:
@@ -163,13 +173,16 @@ def _drop_derived_tables(con) -> int:
         (s, n)
         for s, n in con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE' and list_contains(?::varchar[], table_schema)",
+            "where table_type = 'BASE TABLE' and table_schema = any(?::varchar[])",
             [list(DERIVED_SCHEMAS)],
         ).fetchall()
         if (s, n) not in SNAPSHOTS
     ]
+    # PostgreSQL keeps views from outliving their tables: they go too (the build creates them again); DuckDB's views
+    # are left to bind again when the tables are back
+    cascade = " cascade" if isinstance(con, PostgresSession) else ""
     for schema, name in tables:
-        con.execute(f'drop table if exists "{schema}"."{name}"')
+        con.execute(f'drop table if exists "{schema}"."{name}"{cascade}')
     if _exists(con, "monitoring", "dbt_build_state"):
         con.execute("delete from monitoring.dbt_build_state")
     # the edges the stitch last stitched name the person too; the full build that follows keeps them again
@@ -193,9 +206,11 @@ def process_requests(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[
         snapshot_rows = 0
         for (schema, name), key in SNAPSHOTS.items():
             if _exists(con, schema, name) and events:
-                snapshot_rows += con.execute(
-                    f'delete from "{schema}"."{name}" where list_contains(?::varchar[], {key})', [events]
-                ).fetchall()[0][0]
+                snapshot_rows += len(
+                    con.execute(
+                        f'delete from "{schema}"."{name}" where {key} = any(?::varchar[]) returning {key}', [events]
+                    ).fetchall()
+                )
         forget_customer_ids(con, ids, ingested.stripe_ids)
         dropped = _drop_derived_tables(con)
         record = {
@@ -217,19 +232,26 @@ def process_requests(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[
         }
         con.execute("begin transaction")
         con.execute(
-            "insert into monitoring.erasures by name select *, now() as erased_at from "
-            "(select unnest([?::struct(request_id varchar, requested_at timestamp, "
-            "identifiers_sha256 varchar[], customers integer, stripe_objects integer, landing_files bigint, "
-            "landing_lines bigint, raw_stripe_events bigint, raw_tracking_events bigint, "
-            "quarantined_lines bigint, ledger_events bigint, snapshot_rows bigint, tables_dropped integer)], "
-            "recursive := true))",
-            [record],
+            f"insert into monitoring.erasures ({', '.join(record)}, erased_at) "
+            f"values ({', '.join('?' for _ in record)}, now())",
+            list(record.values()),
         )
         con.execute("delete from monitoring.erasure_requests where request_id = ?", [request_id])
         con.execute("commit")
-        con.execute("checkpoint")
+        _reclaim(con)
         records.append(record)
     return records
+
+
+def _reclaim(con) -> None:
+    """Free the space of what was erased (see the module's docstring for what stays)."""
+    if not isinstance(con, PostgresSession):
+        con.execute("checkpoint")
+        return
+    for table in ERASED_TABLES:
+        schema, name = table.split(".")
+        if _exists(con, schema, name):
+            con.execute(f"vacuum {table}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,14 +278,6 @@ def main(argv: list[str] | None = None) -> int:
 
     region = TikTokResource.from_env().default_phone_region
     resources = default_resources()
-    if resources["warehouse"].postgres is not None:
-        # queued there, a request would wait for a job that cannot carry it out yet
-        print(
-            "forget: erasure runs on the DuckDB warehouse only so far, not on WAREHOUSE_URL's database; nothing was "
-            "queued or erased (docs/postgres-warehouse.md)",
-            file=sys.stderr,
-        )
-        return 2
     with resources["warehouse"].connect() as con:
         try:
             request_id = request_erasure(
@@ -280,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forget: the erasure run {result.run_id} failed; the request stays queued", file=sys.stderr)
         return 1
     with resources["warehouse"].connect(read_only=True) as con:
-        record = con.execute("select * from monitoring.erasures where request_id = ?", [request_id]).fetchall()
-        columns = [d[0] for d in con.description]
+        result = con.execute("select * from monitoring.erasures where request_id = ?", [request_id])
+        columns = [d[0] for d in result.description]
+        record = result.fetchall()
     for name, value in zip(columns, record[0], strict=False):
         print(f"  {name:22s} {value}")
     if args.no_rebuild:

@@ -120,17 +120,21 @@ def redact_client_context(con: duckdb.DuckDBPyConnection, before: datetime) -> i
 def erase_events(con: duckdb.DuckDBPyConnection, event_ids: list[str]) -> int:
     """Erase what the ledger holds of a person's events (orchestration/forget.py): the recorded payload (hashed match
     keys, IP, user agent) and TikTok's message. The row itself stays, with its status, so an event that was sent
-    is never sent again should its Stripe objects be imported once more. Returns how many rows held something."""
+    is never sent again should its Stripe objects be imported once more. Returns how many rows held something.
+    ``con`` may be a PostgreSQL session (ingestion/postgres_session.py): the statement is written for both."""
     ensure_ledger(con)
     if not event_ids:
         return 0
-    return con.execute(
-        f"""
-        update {TABLE} set payload = null, last_message = null
-        where list_contains(?::varchar[], event_id) and (payload is not null or last_message is not null)
-    """,
-        [sorted(set(event_ids))],
-    ).fetchall()[0][0]
+    return len(
+        con.execute(
+            f"""
+            update {TABLE} set payload = null, last_message = null
+            where event_id = any(?::varchar[]) and (payload is not null or last_message is not null)
+            returning event_id
+        """,
+            [sorted(set(event_ids))],
+        ).fetchall()
+    )
 
 
 def unreviewed_failures(con: duckdb.DuckDBPyConnection) -> list[tuple]:

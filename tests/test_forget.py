@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _landing_text(landing: Path) -> str:
+def landing_text(landing: Path) -> str:
     text = []
     for path in landing.rglob("*"):
         if path.is_file() and path.name.endswith((".jsonl", ".jsonl.gz")):
@@ -32,7 +32,7 @@ def _landing_text(landing: Path) -> str:
     return "\n".join(text).lower()
 
 
-def _tables_holding(warehouse: Path, needles: list[str]) -> dict[str, int]:
+def tables_holding(warehouse: Path, needles: list[str]) -> dict[str, int]:
     """Every table or view of the warehouse with a row whose text holds one of the needles (case-insensitive);
     the delivery ledger, which keeps event ids on purpose, is checked on its own."""
     found = {}
@@ -103,7 +103,7 @@ def test_forget_erases_a_person_everywhere_and_only_them(workspace, tmp_path):
     assert workspace.query("select count(*) from raw.quarantine where line_text like ?", [f"%{browser}%"]) == [(1,)]
 
     analytics = workspace.root / "analytics.duckdb"
-    assert _tables_holding(analytics, needles), "the analysts' copy holds the person before"
+    assert tables_holding(analytics, needles), "the analysts' copy holds the person before"
 
     home = tmp_path / "dagster_home"
     env = {
@@ -123,11 +123,11 @@ def test_forget_erases_a_person_everywhere_and_only_them(workspace, tmp_path):
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
-    assert not [n for n in needles if n in _landing_text(workspace.landing)], "no landing line names the person"
-    assert "m-someone-else" in _landing_text(workspace.landing)
-    assert _tables_holding(workspace.warehouse, needles + ["b-new-device"]) == {}
+    assert not [n for n in needles if n in landing_text(workspace.landing)], "no landing line names the person"
+    assert "m-someone-else" in landing_text(workspace.landing)
+    assert tables_holding(workspace.warehouse, needles + ["b-new-device"]) == {}
     assert analytics.exists(), "published again by the rebuild"
-    assert _tables_holding(analytics, needles + ["b-new-device"]) == {}
+    assert tables_holding(analytics, needles + ["b-new-device"]) == {}
     ledger = workspace.query(
         "select count(*), count(payload) from reverse_etl.tiktok_deliveries d "
         "where list_contains(?::varchar[], lower(event_id))",
@@ -155,4 +155,4 @@ def test_forget_erases_a_person_everywhere_and_only_them(workspace, tmp_path):
             assert email.encode() not in path.read_bytes().lower(), f"Dagster's storage names the person: {path}"
 
     assert workspace.run().success
-    assert _tables_holding(workspace.warehouse, needles + ["b-new-device"]) == {}
+    assert tables_holding(workspace.warehouse, needles + ["b-new-device"]) == {}

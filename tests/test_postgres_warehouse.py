@@ -5,6 +5,7 @@ transaction open across a run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -533,12 +534,96 @@ def test_the_sensors_read_a_postgres_warehouse(warehouse, tmp_path):
     assert len(due.run_requests) == 1 and due.run_requests[0].tags["tiktok/due"] == "1"
 
 
-def test_erasure_says_it_does_not_run_on_postgres_and_queues_nothing(warehouse, monkeypatch, capsys):
-    from orchestration.forget import main as forget_main
+def postgres_tables_holding(db: PostgresWarehouse, needles: list[str]) -> dict[str, int]:
+    """tests/test_forget.py's `tables_holding` over every table and view of a PostgreSQL database."""
+    found = {}
+    with db.connection() as pg, pg.cursor() as cur:
+        cur.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema not in ('information_schema', 'pg_catalog') and table_name <> 'tiktok_deliveries'"
+        )
+        for schema, name in cur.fetchall():
+            cur.execute(
+                f'select count(*) from "{schema}"."{name}" as t where exists '
+                "(select 1 from unnest(%s::text[]) as n where strpos(lower(t::text), n) > 0)",
+                [needles],
+            )
+            n = cur.fetchall()[0][0]
+            if n:
+                found[f"{schema}.{name}"] = n
+    return found
 
-    monkeypatch.setenv("WAREHOUSE_URL", warehouse.url)
-    assert forget_main(["--email", "someone@mailbox.org"]) == 2
-    assert "nothing was queued or erased" in capsys.readouterr().err
-    with warehouse.connection() as pg, pg.cursor() as cur:
-        cur.execute("select count(*) from information_schema.tables where table_name = 'erasure_requests'")
-        assert cur.fetchall()[0][0] == 0
+
+def test_forget_on_postgres_erases_a_person_everywhere_and_only_them(warehouse, tmp_path):
+    """`python -m orchestration.forget --email ...` with WAREHOUSE_URL set, as tests/test_forget.py runs it on DuckDB:
+    afterwards nothing of the person is left in the landing files, the database (raw tables, models, stitch
+    registry, snapshot), the ledger's payloads or the analysts' copy; everyone else's purchases are unchanged; the
+    models are rebuilt, and a later run does not bring the person back."""
+    from tests.test_forget import landing_text, tables_holding
+
+    db = new_database(warehouse, "forgetting")
+    ws = Workspace(tmp_path)
+    ws.add_world(visitors=300, seed=53, end_date=NOW.date())
+    with FakeTikTok([TOKEN], [PIXEL]) as fake, dg.instance_for_test() as instance:
+        defs = pipeline_defs(ws, fake, db)
+        run_through_dagster(defs, instance)
+        assert fake.accepted_events
+
+        def query(sql: str, params=()) -> list[tuple]:
+            with db.connection() as pg, pg.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+
+        customer, email = query("""
+            select c.customer_id, c.emails from marts.tiktok_conversions c
+            join reverse_etl.tiktok_deliveries d on d.event_id = c.event_id and d.payload is not null
+            join intermediate.int_identity_components b on b.customer_id = c.customer_id and b.node_type = 'browser'
+            where c.emails is not null and c.emails not like '%%,%%' and c.purchase_id is not null
+            order by c.event_id limit 1""")[0]
+        nodes = query(
+            "select node_type, node_value from intermediate.int_identity_components where customer_id = %s", [customer]
+        )
+        kinds = ("email", "browser", "stripe_customer", "purchase", "user")
+        needles = sorted({v.lower() for t, v in nodes if t in kinds})
+        assert email in needles and postgres_tables_holding(db, needles)
+        others = ("select purchase_id, amount, first_touch_campaign, first_touch_at from marts.attributed_purchases "
+                  "where customer_id <> %s")  # fmt: skip
+        others_before = set(query(others, [customer]))
+        copy = ws.root / "postgres_files" / "analytics.duckdb"
+        assert tables_holding(copy, needles), "the analysts' copy holds the person before"
+
+        env = {
+            **os.environ,
+            "WAREHOUSE_URL": db.url,
+            "WAREHOUSE_PATH": str(ws.root / "postgres_files" / "warehouse.duckdb"),
+            "LANDING_DIR": str(ws.landing),
+            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+            "DAGSTER_LOG_LEVEL": "WARNING",
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "orchestration.forget", "--email", email.upper()],
+            cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+        assert not [n for n in needles if n in landing_text(ws.landing)], "a landing line names the person"
+        assert postgres_tables_holding(db, needles) == {}
+        assert tables_holding(copy, needles) == {}, "the analysts' copy, published again, holds the person"
+        assert (
+            query(
+                "select count(*), count(payload) from reverse_etl.tiktok_deliveries where lower(event_id) = any(%s)",
+                [needles],
+            )[0][1]
+            == 0
+        ), "a ledger payload of the person is left"
+        (record,) = query(
+            "select identifiers_sha256, customers, raw_tracking_events, raw_stripe_events, ledger_events "
+            "from monitoring.erasures"
+        )
+        assert record[0] == [hashlib.sha256(email.encode()).hexdigest()]
+        assert record[1] == 1 and record[2] and record[3] and record[4] >= 1
+        assert query("select count(*) from monitoring.erasure_requests") == [(0,)]
+        assert set(query(others.replace("where customer_id <> %s", ""))) == others_before
+
+        run_through_dagster(defs, instance)
+        assert postgres_tables_holding(db, needles) == {}

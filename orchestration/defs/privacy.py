@@ -17,12 +17,6 @@ from orchestration.resources import LandingZoneResource, WarehouseResource
 def erase_requested_people(
     context: dg.OpExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource
 ) -> None:
-    if warehouse.postgres is not None:
-        raise dg.Failure(
-            description="Erasure requests are carried out on the DuckDB warehouse only so far; on PostgreSQL they "
-            "stay queued, nothing was erased (docs/postgres-warehouse.md, 'What does not run there yet').",
-            allow_retries=False,
-        )
     with warehouse.connect() as con:
         records = process_requests(con, landing_zone.resolved_path)
     if records:
