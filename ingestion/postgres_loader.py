@@ -9,12 +9,18 @@ is loaded once and an event once, and a crash leaves a batch wholly loaded or no
 PostgreSQL stores the payloads as ``jsonb``, which refuses a few lines DuckDB's JSON reader accepts: text holding
 a NUL character (escaped or raw; an escaped backslash before "u0000" is refused too, a rare false alarm) and
 numbers beyond its numeric type (1e200000). Those lines are quarantined, one by one.
+
+The two sides overlap: while PostgreSQL inserts one batch (its backend busy on one core, converting the payloads to
+``jsonb``), the next is read and validated in DuckDB. At most one batch waits, as CSV files in the scratch folder;
+the batches still commit in order, each with its files' record.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -22,6 +28,7 @@ import duckdb
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, landing_files_since
 from ingestion.loader import (
+    BATCH_BYTES,
     ID_COLUMN,
     LISTING_SLACK_SECONDS,
     RAW_SCHEMA,
@@ -112,8 +119,9 @@ def pending_files(pg, landing_dir: Path, source: str) -> tuple[list[Path], float
     return [p for p, name in zip(found, names, strict=True) if name not in loaded], listed_at
 
 
-def load_source(pg, landing_dir: Path, source: str) -> SourceLoad:
-    """Load every new landing file of one source into PostgreSQL (``pg``: a psycopg2 connection)."""
+def load_source(pg, landing_dir: Path, source: str, batch_bytes: int = BATCH_BYTES) -> SourceLoad:
+    """Load every new landing file of one source into PostgreSQL (``pg``: a psycopg2 connection), in batches of
+    files of at most ``batch_bytes`` together."""
     if source not in SOURCES:
         raise ValueError(f"unknown landing source {source!r}; expected one of {SOURCES}")
     landing_dir = Path(landing_dir).resolve()
@@ -121,18 +129,32 @@ def load_source(pg, landing_dir: Path, source: str) -> SourceLoad:
     result = SourceLoad(source=source)
     recover_orphans(landing_dir / source)
     files, listed_at = pending_files(pg, landing_dir, source)
-    with tempfile.TemporaryDirectory(prefix="landing-postgres-") as scratch:
-        for batch in _batches(files):
+
+    def add(part: SourceLoad) -> None:
+        for name in ("files", "lines", "loaded_rows", "duplicate_rows", "quarantined_rows"):
+            setattr(result, name, getattr(result, name) + getattr(part, name))
+        result.file_names += part.file_names
+
+    with (
+        tempfile.TemporaryDirectory(prefix="landing-postgres-") as scratch,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-copy") as postgres_side,
+    ):
+        inserting: Future | None = None
+        for k, batch in enumerate(_batches(files, limit=batch_bytes)):
+            folder = Path(scratch) / str(k)
+            folder.mkdir()
             with duckdb.connect(config=_duckdb_settings()) as mem:
                 ensure_schema(mem)
                 part = SourceLoad(source=source)
-                work = Path(scratch) / "read"
-                work.mkdir(exist_ok=True)
+                work = folder / "read"
+                work.mkdir()
                 load_files(mem, landing_dir, source, batch, work, part)
-                _copy_batch(mem, pg, source, part, Path(scratch))
-            for name in ("files", "lines", "loaded_rows", "duplicate_rows", "quarantined_rows"):
-                setattr(result, name, getattr(result, name) + getattr(part, name))
-            result.file_names += part.file_names
+                exported = _export_batch(mem, source, part, folder)
+            if inserting is not None:
+                add(inserting.result())  # (a failure there stops the load here, before another batch goes in)
+            inserting = postgres_side.submit(_insert_batch, pg, source, part, exported)
+        if inserting is not None:
+            add(inserting.result())
     with pg.cursor() as cur:
         cur.execute(
             f"""insert into {RAW_SCHEMA}.landing_listings values (%s, %s)
@@ -151,18 +173,18 @@ def _duckdb_settings() -> dict[str, str]:
     return {"memory_limit": "1GB"}
 
 
-def _copy(mem, pg, query: str, table: str, path: Path) -> None:
-    """The rows of a DuckDB query into a PostgreSQL table, as CSV (NULL unquoted and empty, '' quoted)."""
-    mem.execute(f"copy ({query}) to '{path}' (format csv, header false)").fetchall()
-    with open(path, encoding="utf-8") as f, pg.cursor() as cur:
-        cur.copy_expert(f"copy {table} from stdin with (format csv)", f)
-    path.unlink()
+@dataclass(frozen=True)
+class _Exported:
+    """A batch as DuckDB kept it, in CSV files for COPY (NULL unquoted and empty, '' quoted)."""
+
+    rows: Path
+    files: Path
+    quarantine: Path
+    refused: int  # lines quarantined here for PostgreSQL's sake, already counted in the files' record
 
 
-def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
+def _export_batch(mem, source: str, part: SourceLoad, folder: Path) -> _Exported:
     table = _table(source)
-    id_column = ID_COLUMN[table]
-    columns = COLUMNS[table]
     # NUL, as a character or an escape, is text PostgreSQL cannot store: quarantined before the copy
     mem.execute(f"""
         create temp table _unstorable as
@@ -172,6 +194,29 @@ def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
     refused = _quarantine_in_duckdb(
         mem, source, table, "_unstorable", "holds a NUL character, which PostgreSQL cannot store"
     )
+    exported = _Exported(folder / "rows.csv", folder / "files.csv", folder / "quarantine.csv", refused)
+    for query, path in (
+        (f"select {', '.join(COLUMNS[table])} from {RAW_SCHEMA}.{table}", exported.rows),
+        (f"select * from {RAW_SCHEMA}.loaded_files", exported.files),
+        (f"select * from {RAW_SCHEMA}.quarantine", exported.quarantine),
+    ):
+        mem.execute(f"copy ({query}) to '{path}' (format csv, header false)").fetchall()
+    return exported
+
+
+def _copy(cur, path: Path, table: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        cur.copy_expert(f"copy {table} from stdin with (format csv)", f, size=1 << 20)
+    path.unlink()
+
+
+def _insert_batch(pg, source: str, part: SourceLoad, exported: _Exported) -> SourceLoad:
+    """The exported batch into PostgreSQL, in one transaction; ``part`` (the batch's counts) corrected for what
+    PostgreSQL had already or refused, and returned."""
+    table = _table(source)
+    id_column = ID_COLUMN[table]
+    columns = COLUMNS[table]
+    refused = exported.refused
     try:
         with pg.cursor() as cur:
             cur.execute(f"create temp table _new (like {RAW_SCHEMA}.{table}) on commit drop")
@@ -180,9 +225,9 @@ def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
                 f"create temp table _files (like {RAW_SCHEMA}.loaded_files) on commit drop; "
                 f"create temp table _quarantined (like {RAW_SCHEMA}.quarantine) on commit drop"
             )
-            _copy(mem, pg, f"select {', '.join(columns)} from {RAW_SCHEMA}.{table}", "_new", scratch / "rows.csv")
-            _copy(mem, pg, f"select * from {RAW_SCHEMA}.loaded_files", "_files", scratch / "files.csv")
-            _copy(mem, pg, f"select * from {RAW_SCHEMA}.quarantine", "_quarantined", scratch / "quarantine.csv")
+            _copy(cur, exported.rows, "_new")
+            _copy(cur, exported.files, "_files")
+            _copy(cur, exported.quarantine, "_quarantined")
             insert = f"""
                 with inserted as (
                     insert into {RAW_SCHEMA}.{table} ({", ".join(columns)})
@@ -239,6 +284,7 @@ def _copy_batch(mem, pg, source: str, part: SourceLoad, scratch: Path) -> None:
     part.loaded_rows -= refused + duplicates
     part.quarantined_rows += refused
     part.duplicate_rows += duplicates
+    return part
 
 
 def _quarantine_in_duckdb(mem, source: str, table: str, rows: str, reason: str) -> int:

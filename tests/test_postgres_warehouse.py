@@ -270,6 +270,39 @@ def test_the_postgres_loader_keeps_the_dedup_and_quarantine_contracts_line_by_li
     assert (again.files, again.loaded_rows) == (0, 0), "a file was loaded twice"
 
 
+def test_a_load_in_many_batches_keeps_the_contracts_while_postgres_inserts_one_and_duckdb_reads_the_next(
+    warehouse, tmp_path
+):
+    """Batches overlap (one inserted in PostgreSQL while the next is read): duplicates across batches of one load,
+    a line jsonb refuses in a middle batch, the record of each file, and nothing loaded twice."""
+    wh = new_database(warehouse, "loader_batches")
+    landing = tmp_path / "landing"
+    (landing / "tracking").mkdir(parents=True)
+    ids = []
+    for k in range(12):
+        lines = [{"messageId": f"m{k}-{n}", "type": "track", "event": "Viewed", "anonymousId": f"b{k}",
+                  "timestamp": "2026-11-20T10:00:00Z"} for n in range(40)]  # fmt: skip
+        ids += [x["messageId"] for x in lines]
+        if k:
+            lines.append(dict(lines[0], messageId=f"m{k - 1}-0"))  # the previous file's (batch's) first event
+        if k == 6:
+            lines.append(dict(lines[1], messageId="huge", value="HUGE"))
+        text = "\n".join(json.dumps(x) for x in lines).replace('"HUGE"', "1e200000")
+        (landing / "tracking" / f"f{k:02}.jsonl").write_text(text + "\n")
+    with wh.connection() as pg:
+        load = postgres_loader.load_source(pg, landing, "tracking", batch_bytes=8_000)
+        with pg.cursor() as cur:
+            cur.execute("select message_id from raw.tracking_events")
+            loaded = sorted(r[0] for r in cur.fetchall())
+            cur.execute("select sum(loaded_rows), sum(duplicate_rows), sum(quarantined_rows), count(*) "
+                        "from raw.loaded_files")  # fmt: skip
+            recorded = cur.fetchall()[0]
+    assert load.files == 12 and (load.loaded_rows, load.duplicate_rows, load.quarantined_rows) == (480, 11, 1)
+    assert loaded == sorted(ids) and recorded == (480, 11, 1, 12)
+    with wh.connection() as pg:
+        assert postgres_loader.load_source(pg, landing, "tracking", batch_bytes=8_000).files == 0
+
+
 def test_the_warehouse_url_reaches_dagster_without_its_password_showing(monkeypatch):
     from orchestration.resources import default_resources
 
