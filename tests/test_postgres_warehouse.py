@@ -51,11 +51,11 @@ def settings(fake) -> DeliverySettings:
     )  # fmt: skip
 
 
-def build_postgres(ws: Workspace, wh: PostgresWarehouse) -> None:
+def build_postgres(ws: Workspace, wh: PostgresWarehouse, *args: str) -> None:
     with wh.connection() as pg:
         postgres_loader.load_all(pg, ws.landing)
     out = subprocess.run(
-        [str(DBT), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+        [str(DBT), "build", *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
          "--target-path", str(ws.root / "dbt_target_pg"), "--log-path", str(ws.root / "dbt_logs_pg")],
         env={**os.environ, **wh.dbt_env()}, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
@@ -522,6 +522,69 @@ def test_a_long_chain_of_identities_is_one_customer_on_both_warehouses(warehouse
     # 300 browsers, 151 emails (chain0 to chain150), 150 phones
     assert len(duck) == browsers + (browsers // 2 + 1) + browsers // 2, "the chain is not one customer on DuckDB"
     assert postgres == duck
+
+
+def test_the_incremental_stitch_on_postgres_gives_the_ids_of_duckdb_through_a_merge_a_split_and_new_people(
+    warehouse, tmp_path
+):
+    """Both warehouses build the identity graph, then take increments: a site account that joins two buyers (a
+    merge), a browser that reveals a second email (its edges are dropped: a split), then new visitors. After each,
+    PostgreSQL's components and ids are DuckDB's (whose incremental stitch equals a full one:
+    tests/test_identity_components.py); PostgreSQL stitched only what changed (the other rows were not rewritten)
+    and kept exactly the used edges it stitched."""
+    from tests.test_customer_ids import _identify
+
+    db = new_database(warehouse, "stitching")
+    ws = Workspace(tmp_path)
+    ws.add_world(visitors=120, seed=81, end_date=NOW.date())
+    select = ("--select", "+int_identity_components", "--exclude-resource-type", "unit_test")
+    components = "select node, customer_id, component_size from intermediate.int_identity_components"
+
+    def build_and_compare() -> dict:
+        ws.dbt("build", *select)
+        build_postgres(ws, db, *select)
+        with db.connection() as pg, pg.cursor() as cur:
+            cur.execute(components)
+            postgres = {n: (c, k) for n, c, k in cur.fetchall()}
+            cur.execute("select count(*) from monitoring.stitch_pending")
+            assert cur.fetchall() == [(0,)]
+            cur.execute("select left_node, right_node from monitoring.stitched_edges except all "
+                        "select left_node, right_node from intermediate.int_identity_edges where is_used")  # fmt: skip
+            assert cur.fetchall() == []
+            cur.execute("select count(*) from monitoring.stitched_edges")
+            kept = cur.fetchall()[0][0]
+            cur.execute("select node, xmin::text from intermediate.int_identity_components")
+            versions = dict(cur.fetchall())
+        assert kept == ws.scalar("select count(*) from intermediate.int_identity_edges where is_used")
+        assert postgres == {n: (c, k) for n, c, k in ws.query(components)}
+        return versions
+
+    first = build_and_compare()
+    (a_email,), (b_email,) = ws.query(
+        "select min(node_value) from intermediate.int_identity_components where node_type = 'email' "
+        "and component_size >= 3 group by customer_id order by 1 limit 2"
+    )
+    (c_browser,) = ws.query(
+        "select node_value from intermediate.int_identity_components where node_type = 'browser' "
+        "and component_size >= 3 order by node limit 1"
+    )[0]
+    write_jsonl_atomic(
+        ws.landing / "tracking" / "later" / "ids.jsonl",
+        [
+            _identify("m-merge-a", "b-merge-1", "2026-11-30T10:00:00Z", user_id="u-merge", email=a_email),
+            _identify("m-merge-b", "b-merge-2", "2026-11-30T10:05:00Z", user_id="u-merge", email=b_email),
+            _identify("m-split-1", c_browser, "2026-11-30T10:10:00Z", email="second.person@fastmail.com"),
+            _identify("m-split-2", c_browser, "2026-11-30T10:11:00Z", email="third.person@fastmail.com"),
+        ],
+    )
+    second = build_and_compare()
+    with db.connection() as pg, pg.cursor() as cur:
+        cur.execute("select why, count(*) from monitoring.customer_id_changes group by why")
+        assert set(dict(cur.fetchall())) == {"merged", "split"}
+    unchanged = [n for n, version in second.items() if first.get(n) == version]
+    assert unchanged and len(unchanged) > len(second) // 2, "PostgreSQL stitched every component again"
+    ws.add_world(visitors=40, seed=82, end_date=NOW.date())
+    build_and_compare()
 
 
 def test_the_sensors_read_a_postgres_warehouse(warehouse, tmp_path):

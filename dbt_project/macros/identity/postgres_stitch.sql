@@ -5,8 +5,14 @@
    in the next (the frontier): the first round joins every edge, the later ones the few that can still move. Then, as on DuckDB: each
    component's anchor (the most stable identifier; ties by the identifier's bytes, hence collate "C"), the ids kept
    from monitoring.customer_ids, and the merges and splits written to monitoring.customer_id_changes. Returns the
-   registry writes, which the hook runs in the model's transaction. #}
-{% macro postgres_stitch(nodes, edges) %}
+   registry writes, which the hook runs in the model's transaction.
+
+   Incremental (``built``: the model's table), as the Python stitch's `changed_region`: only the components that can
+   differ from the last build are stitched again, those holding an identifier that is new or gone or the end of a used
+   edge that is new or gone since the edges kept in monitoring.stitched_edges; what changed goes to
+   monitoring.stitch_pending, which `apply_stitch_pending` (the model's post-hook) applies with the rows. PostgreSQL
+   keeps no statistics of temporary tables unless asked: each is analyzed before it is joined. #}
+{% macro postgres_stitch(nodes, edges, built=none) %}
     {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
     {%- set ranks = {'stripe_customer': 0, 'email': 1, 'phone': 2, 'user': 3, 'purchase': 4, 'browser': 5} -%}
     {%- call statement('stitch_graph') -%}
@@ -17,21 +23,83 @@
         create table if not exists monitoring.customer_id_changes (
             old_customer_id text not null, customer_id text not null, changed_at timestamp not null, why text not null
         );
+        create table if not exists monitoring.stitched_edges (left_node text, right_node text);
+        create table if not exists monitoring.stitch_pending (change text not null, left_node text, right_node text);
         drop table if exists _stitch_nodes, _stitch_pairs, _stitch_labels, _stitch_frontier, _stitch_moved,
-            _stitch_components, _stitch_previous, _stitch_kept, _stitch_ids, _stitch_changes;
+            _stitch_components, _stitch_previous, _stitch_kept, _stitch_ids, _stitch_changes, _stitch_used,
+            _stitch_all_nodes, _stitch_edge_changes, _stitch_node_changes, _stitch_region_ids, _stitch_region_nodes,
+            _stitch_region_edges;
+        create temp table _stitch_used as select left_node, right_node from {{ edges }} where is_used;
+        {%- if built is none %}
+        delete from monitoring.stitch_pending;
+        insert into monitoring.stitch_pending values ('reset', null, null);
+        {%- set stitched_nodes, stitched_edges = nodes, '_stitch_used' %}
+        {%- else %}
+        create temp table _stitch_all_nodes as select node, node_type from {{ nodes }};
+        create unique index on _stitch_all_nodes (node);
+        analyze _stitch_all_nodes;
+        analyze _stitch_used;
+        create temp table _stitch_edge_changes as
+        select 'edge_added' as change, left_node, right_node from (
+            select left_node, right_node from _stitch_used
+            except select left_node, right_node from monitoring.stitched_edges) as added
+        union all
+        select 'edge_gone', left_node, right_node from (
+            select left_node, right_node from monitoring.stitched_edges
+            except select left_node, right_node from _stitch_used) as gone;
+        create temp table _stitch_node_changes as
+        select 'node_added' as change, node from _stitch_all_nodes as n
+        where not exists (select 1 from {{ built }} as b where b.node = n.node)
+        union all
+        select 'node_removed', node from {{ built }} as b
+        where not exists (select 1 from _stitch_all_nodes as n where n.node = b.node);
+        analyze _stitch_edge_changes;
+        analyze _stitch_node_changes;
+        -- the components to stitch again: those of every touched identifier, and those whose id a returning
+        -- identifier held before (an id stays with the component holding most of its identifiers)
+        create temp table _stitch_region_ids as
+        with touched as (
+            select node from _stitch_node_changes
+            union select left_node from _stitch_edge_changes
+            union select right_node from _stitch_edge_changes
+        )
+        select b.customer_id from {{ built }} as b join touched using (node)
+        union
+        select r.customer_id from monitoring.customer_ids as r
+        join _stitch_node_changes as c on c.node = r.node and c.change = 'node_added';
+        analyze _stitch_region_ids;
+        create temp table _stitch_region_nodes as
+        select n.node, n.node_type from _stitch_all_nodes as n
+        left join {{ built }} as b using (node)
+        where b.node is null or exists (select 1 from _stitch_region_ids as i where i.customer_id = b.customer_id);
+        create unique index on _stitch_region_nodes (node);
+        analyze _stitch_region_nodes;
+        -- both ends of every used edge out of the region are in it (an unchanged edge joins two identifiers of one
+        -- built component, a new one two touched identifiers)
+        create temp table _stitch_region_edges as
+        select e.left_node, e.right_node from _stitch_used as e
+        where exists (select 1 from _stitch_region_nodes as r where r.node = e.left_node);
+        delete from monitoring.stitch_pending;
+        insert into monitoring.stitch_pending
+        select change, left_node, right_node from _stitch_edge_changes
+        union all
+        select change, node, null from _stitch_node_changes where change = 'node_removed';
+        {%- set stitched_nodes, stitched_edges = '_stitch_region_nodes', '_stitch_region_edges' %}
+        {%- endif %}
         create temp table _stitch_nodes as
         select node, node_type, cast(row_number() over () - 1 as integer) as i,
                case node_type {% for t, r in ranks.items() %}when '{{ t }}' then {{ r }} {% endfor %}else 9 end
                    as anchor_rank
-        from {{ nodes }};
+        from {{ stitched_nodes }};
         create unique index on _stitch_nodes (node);
+        analyze _stitch_nodes;
         create temp table _stitch_pairs as
         with used as (
             select l.i as a, r.i as b
-            from {{ edges }} as e
+            from {{ stitched_edges }} as e
             join _stitch_nodes as l on l.node = e.left_node
             join _stitch_nodes as r on r.node = e.right_node
-            where e.is_used and l.i <> r.i
+            where l.i <> r.i
         )
         select a, b from used union select b, a from used;
         create index on _stitch_pairs (a);
@@ -94,6 +162,7 @@
         select labelled.node, labelled.node_type, substr(labelled.node, strpos(labelled.node, ':') + 1) as node_value,
                labelled.label, anchors.anchor, sizes.component_size
         from labelled join anchors using (label) join sizes using (label);
+        analyze _stitch_components;
 
         create temp table _stitch_previous as
         select c.label, min(c.anchor collate "C") as anchor, r.customer_id as old_id, min(r.since) as since,
@@ -153,4 +222,19 @@
         on conflict (node) do update set customer_id = excluded.customer_id, since = excluded.since
     {%- endset -%}
     {{ return(writes) }}
+{% endmacro %}
+
+{# What a stitch kept (the edges it stitched, the identifiers gone: monitoring.stitch_pending), applied in the
+   transaction that writes its rows (the post-hook of int_identity_components on both warehouses): a build that
+   fails leaves the kept edges as they were with the rows they describe. A full build keeps every used edge. #}
+{% macro apply_stitch_pending(built, edges) %}
+    delete from monitoring.stitched_edges where exists (select 1 from monitoring.stitch_pending where change = 'reset');
+    insert into monitoring.stitched_edges select left_node, right_node from {{ edges }}
+    where is_used and exists (select 1 from monitoring.stitch_pending where change = 'reset');
+    delete from monitoring.stitched_edges as kept using monitoring.stitch_pending as p
+    where p.change = 'edge_gone' and kept.left_node = p.left_node and kept.right_node = p.right_node;
+    insert into monitoring.stitched_edges
+    select left_node, right_node from monitoring.stitch_pending where change = 'edge_added';
+    delete from {{ built }} where node in (select left_node from monitoring.stitch_pending where change = 'node_removed');
+    delete from monitoring.stitch_pending
 {% endmacro %}
