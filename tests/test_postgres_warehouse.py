@@ -38,6 +38,21 @@ NOW = datetime.now(UTC).replace(tzinfo=None)
 COMPARED = ["marts.attributed_purchases", "marts.attribution_credits", "marts.tiktok_conversions"]
 
 
+@pytest.fixture(autouse=True)
+def dbt_environment():
+    """dbt runs in the Dagster process and reads its warehouse from the process's environment, which the dbt asset
+    sets (DBT_TARGET and TTATTR_PG_* for PostgreSQL): a test that ran the pipeline on PostgreSQL would leave it
+    there for the next test of its worker. Put back as it was."""
+    keys = [*PostgresWarehouse("host", 5432, "user", "", "db").dbt_env(), "WAREHOUSE_PATH"]
+    saved = {key: os.environ.get(key) for key in keys}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="module")
 def warehouse():
     with server_with_database("warehouse", "the PostgreSQL warehouse test") as (host, port, user):
