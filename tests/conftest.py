@@ -21,9 +21,42 @@ DBT = Path(sys.executable).parent / "dbt"
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 
+# The pipeline keeps a dbt target folder per warehouse in dbt_project/target (orchestration/defs/dbt.py,
+# build_target_path), for good: the suite's warehouses are temporary, and each `make test` would leave dozens of
+# folders behind. Those of the warehouses the session used (in this process, or a workspace's in a subprocess) are
+# removed when it ends.
+WAREHOUSE_IDENTITIES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_the_sessions_dbt_targets():
+    import shutil
+
+    from orchestration.defs import dbt as dbt_defs
+
+    original = dbt_defs.build_target_path
+
+    def recorded(identity):
+        WAREHOUSE_IDENTITIES.add(str(identity))
+        return original(identity)
+
+    dbt_defs.build_target_path = recorded
+    try:
+        yield
+    finally:
+        dbt_defs.build_target_path = original
+        project = DBT_PROJECT.resolve()
+        for identity in WAREHOUSE_IDENTITIES:
+            if not identity.startswith(str(project.parent)):  # never a warehouse of the checkout itself
+                shutil.rmtree(project / original(identity), ignore_errors=True)
+
+
 @dataclass
 class Workspace:
     root: Path
+
+    def __post_init__(self) -> None:
+        WAREHOUSE_IDENTITIES.add(str(self.warehouse.resolve()))
 
     @property
     def landing(self) -> Path:
