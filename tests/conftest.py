@@ -23,32 +23,23 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 # The pipeline keeps a dbt target folder per warehouse in dbt_project/target (orchestration/defs/dbt.py,
 # build_target_path), for good: the suite's warehouses are temporary, and each `make test` would leave dozens of
-# folders behind. Those of the warehouses the session used (in this process, or a workspace's in a subprocess) are
-# removed when it ends.
+# folders behind. Those of the session's workspaces are removed when it ends. (Recording every warehouse by wrapping
+# build_target_path from the session's start imported the code location before the first test, and five Dagster tests
+# then failed on a deleted instance's storage; not understood, so nothing is imported before the end.)
 WAREHOUSE_IDENTITIES: set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def remove_the_sessions_dbt_targets():
+    yield
     import shutil
 
-    from orchestration.defs import dbt as dbt_defs
+    from orchestration.defs.dbt import build_target_path
 
-    original = dbt_defs.build_target_path
-
-    def recorded(identity):
-        WAREHOUSE_IDENTITIES.add(str(identity))
-        return original(identity)
-
-    dbt_defs.build_target_path = recorded
-    try:
-        yield
-    finally:
-        dbt_defs.build_target_path = original
-        project = DBT_PROJECT.resolve()
-        for identity in WAREHOUSE_IDENTITIES:
-            if not identity.startswith(str(project.parent)):  # never a warehouse of the checkout itself
-                shutil.rmtree(project / original(identity), ignore_errors=True)
+    project = DBT_PROJECT.resolve()
+    for identity in WAREHOUSE_IDENTITIES:
+        if not identity.startswith(str(project.parent)):  # never a warehouse of the checkout itself
+            shutil.rmtree(project / build_target_path(identity), ignore_errors=True)
 
 
 @dataclass
