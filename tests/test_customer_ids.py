@@ -8,7 +8,7 @@ from ingestion.landing import write_jsonl_atomic
 pytestmark = pytest.mark.slow
 
 
-def _identify(message_id, browser, at, user_id=None, email=None):
+def identify(message_id, browser, at, user_id=None, email=None):
     return {
         "messageId": message_id,
         "type": "identify",
@@ -58,9 +58,9 @@ def test_customer_ids_stay_across_runs_through_a_merge_and_a_split(workspace):
     write_jsonl_atomic(
         workspace.landing / "tracking" / "later" / "ids.jsonl",
         [
-            _identify("m-merge-a", "b-merge-1", "2026-11-30T10:00:00Z", user_id="u-merge", email=a_email),
-            _identify("m-merge-b", "b-merge-2", "2026-11-30T10:05:00Z", user_id="u-merge", email=b_email),
-            _identify("m-split", c_browser, "2026-11-30T10:10:00Z", email="second.person@fastmail.com"),
+            identify("m-merge-a", "b-merge-1", "2026-11-30T10:00:00Z", user_id="u-merge", email=a_email),
+            identify("m-merge-b", "b-merge-2", "2026-11-30T10:05:00Z", user_id="u-merge", email=b_email),
+            identify("m-split", c_browser, "2026-11-30T10:10:00Z", email="second.person@fastmail.com"),
         ],
     )
     workspace.dbt("build", "--exclude-resource-type", "unit_test")

@@ -547,7 +547,7 @@ def test_the_incremental_stitch_on_postgres_gives_the_ids_of_duckdb_through_a_me
     PostgreSQL's components and ids are DuckDB's (whose incremental stitch equals a full one:
     tests/test_identity_components.py); PostgreSQL stitched only what changed (the other rows were not rewritten)
     and kept exactly the used edges it stitched."""
-    from tests.test_customer_ids import _identify
+    from tests.test_customer_ids import identify
 
     db = new_database(warehouse, "stitching")
     ws = Workspace(tmp_path)
@@ -586,10 +586,10 @@ def test_the_incremental_stitch_on_postgres_gives_the_ids_of_duckdb_through_a_me
     write_jsonl_atomic(
         ws.landing / "tracking" / "later" / "ids.jsonl",
         [
-            _identify("m-merge-a", "b-merge-1", "2026-11-30T10:00:00Z", user_id="u-merge", email=a_email),
-            _identify("m-merge-b", "b-merge-2", "2026-11-30T10:05:00Z", user_id="u-merge", email=b_email),
-            _identify("m-split-1", c_browser, "2026-11-30T10:10:00Z", email="second.person@fastmail.com"),
-            _identify("m-split-2", c_browser, "2026-11-30T10:11:00Z", email="third.person@fastmail.com"),
+            identify("m-merge-a", "b-merge-1", "2026-11-30T10:00:00Z", user_id="u-merge", email=a_email),
+            identify("m-merge-b", "b-merge-2", "2026-11-30T10:05:00Z", user_id="u-merge", email=b_email),
+            identify("m-split-1", c_browser, "2026-11-30T10:10:00Z", email="second.person@fastmail.com"),
+            identify("m-split-2", c_browser, "2026-11-30T10:11:00Z", email="third.person@fastmail.com"),
         ],
     )
     second = build_and_compare()
