@@ -272,6 +272,35 @@ def test_staging_is_incremental_and_rebuilt_in_full_when_the_project_changes(wor
                     f"{model}: {extra} of {rows} rows differ between the incremental and the rebuilt table"
                 )
 
+    # a buyer withdraws advertising consent in a track event, the only new data: no page, no identity, only the
+    # tracking of one of their browsers changed. None of their purchases may be sent any more.
+    buyer, browser = workspace.query("""
+        select c.customer_id, min(i.node_value) from marts.tiktok_conversions c
+        join intermediate.int_identity_components i on i.customer_id = c.customer_id and i.node_type = 'browser'
+        where c.purchase_id is not null and c.advertising_consent
+        group by c.customer_id order by c.customer_id limit 1
+    """)[0]
+    with duckdb.connect(str(workspace.warehouse)) as con:
+        con.execute(
+            """
+            insert into raw.tracking_events
+            select * replace ('consent-withdrawn-in-a-track' as message_id, ? as anonymous_id,
+                              'Product Viewed' as event_name, null as user_id,
+                              timestamp '2030-01-01' as event_timestamp,
+                              cast(json_merge_patch(payload, '{"event": "Product Viewed", "userId": null,
+                                  "traits": null,
+                                  "context": {"consent": {"categoryPreferences": {"advertising": false}}}}')
+                                  as varchar) as payload,
+                              now() at time zone 'UTC' as _loaded_at)
+            from raw.tracking_events where type = 'track' order by message_id limit 1
+        """,
+            [browser],
+        )
+    assert workspace.run().success
+    assert workspace.query(
+        "select distinct advertising_consent, eligible from marts.tiktok_conversions where customer_id = ?", [buyer]
+    ) == [(False, False)]
+
     # the project the models were built from changed (here: the record of it): everything is rebuilt
     with duckdb.connect(str(workspace.warehouse)) as con:
         con.execute("update monitoring.dbt_build_state set project = 'an older project'")

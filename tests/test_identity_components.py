@@ -99,7 +99,9 @@ def post_hooks() -> list[str]:
     hooks = project["models"]["ttattribution"]["intermediate"]["int_identity_components"]["+post-hook"]
     assert "{{ ttattribution.apply_stitch_pending(this, ref('int_identity_edges')) }}" in hooks
     macros = (MODEL.parents[2] / "macros" / "identity" / "postgres_stitch.sql").read_text()
-    return [str(jinja2.Environment().from_string(macros).module.apply_stitch_pending("built", "edges_table"))]
+    env = jinja2.Environment()
+    env.globals["build_stamp"] = lambda: "cast(now() as timestamp)"  # dbt's run_started_at, as the macro writes it
+    return [str(env.from_string(macros).module.apply_stitch_pending("built", "edges_table"))]
 
 
 def load_graph(con, nodes: list[str], edges: list[tuple[str, str]]) -> None:
@@ -123,7 +125,9 @@ def build(model, con, incremental: bool) -> None:
         rows = model.stitch(con, "nodes_in", "edges_in", registry=model.REGISTRY)
     model.remember_ids(con)
     frame = rows.df()
-    con.register("_new_rows", frame)
+    con.register("_stitched", frame)
+    # the model's rows: the stitch's, unstamped (the post-hook stamps them)
+    con.execute("create or replace temp view _new_rows as select *, cast(null as timestamp) as built_at from _stitched")
     if incremental:
         con.execute("delete from built where node in (select node from _new_rows)")
         con.execute("insert into built select * from _new_rows")
@@ -161,6 +165,7 @@ def test_an_incremental_stitch_gives_what_a_full_one_gives(steps):
         load_graph(con, nodes, edges)
         build(model, con, incremental=k > 0)
         assert con.execute(f"select count(*) from {model.PENDING}").fetchall() == [(0,)]
+        assert con.execute("select count(*) from built where built_at is null").fetchall() == [(0,)]
         assert sorted(con.execute(f"select * from {model.STITCHED_EDGES}").fetchall()) == edges
         if registry is None:
             continue

@@ -226,8 +226,13 @@
 
 {# What a stitch kept (the edges it stitched, the identifiers gone: monitoring.stitch_pending), applied in the
    transaction that writes its rows (the post-hook of int_identity_components on both warehouses): a build that
-   fails leaves the kept edges as they were with the rows they describe. A full build keeps every used edge. #}
+   fails leaves the kept edges as they were with the rows they describe. A full build keeps every used edge. The
+   rows it wrote get the build's stamp (`built_at`) here: a Python model cannot read dbt's run_started_at, so the
+   Python stitch writes them unstamped (PostgreSQL's SQL stitch stamps them itself). #}
 {% macro apply_stitch_pending(built, edges) %}
+    {%- if target is not defined or target.type != 'postgres' %}
+    update {{ built }} set built_at = {{ build_stamp() }} where built_at is null;
+    {%- endif %}
     delete from monitoring.stitched_edges where exists (select 1 from monitoring.stitch_pending where change = 'reset');
     insert into monitoring.stitched_edges select left_node, right_node from {{ edges }}
     where is_used and exists (select 1 from monitoring.stitch_pending where change = 'reset');

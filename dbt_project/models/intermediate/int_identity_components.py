@@ -20,6 +20,8 @@ stitch would give again. The graph is still read whole to find what changed (set
 a stitch), but numbered, labelled and given ids only where it changed. The kept edges and the
 identifiers to delete are applied by the post-hook, in the transaction that replaces the rows (`stitch_pending`
 holds them until then): a build that fails leaves the kept edges as they were with the rows they describe.
+Every row the build wrote carries the build's stamp (`built_at`, set by that post-hook), so a model downstream tells
+whose identifiers were stitched again since its own last build without comparing every row.
 """
 
 import numpy as np
@@ -258,7 +260,9 @@ def model(dbt, session):
         stitch(session, "_identity_nodes_in", "_identity_edges_in", registry=REGISTRY)
     # the build writes the registry as it goes (a failed build after this point leaves ids that the next one keeps)
     remember_ids(session)
+    # built_at: the build's stamp, written by the post-hook (apply_stitch_pending) on the rows this build wrote
     return session.sql("""
-        select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size
+        select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size,
+               cast(null as timestamp) as built_at
         from _stitch_components c join _stitch_ids ids using (label)
     """)

@@ -202,4 +202,26 @@ final as (
     left join refused_nodes as right_refused on right_refused.node = edges.right_node
 )
 
-select * from final
+-- changed_at: when the edge last changed (new, or any column different), kept from the table this build replaces;
+-- the models downstream tell whose edges changed since their own last build by it, without comparing every edge.
+-- An edge that is gone leaves no row: where it was used, the stitch restitches its ends (and stamps them).
+{%- set previous = adapter.get_relation(this.database, this.schema, this.identifier) if execute and this is not none else none %}
+{%- set kept = previous is not none
+        and 'changed_at' in (adapter.get_columns_in_relation(previous) | map(attribute='name') | list) %}
+{%- set compared = ['left_type', 'right_type', 'edge_source', 'first_seen_at', 'last_seen_at', 'times_seen',
+                    'first_claimed_at', 'is_verified', 'is_used', 'unused_reason', 'refused_node'] %}
+select
+    final.*,
+    {%- if kept %}
+    case when built.left_node is not null
+              {%- for column in compared %}
+              and built.{{ column }} is not distinct from final.{{ column }}
+              {%- endfor %}
+         then built.changed_at else {{ build_stamp() }} end as changed_at
+    {%- else %}
+    {{ build_stamp() }} as changed_at
+    {%- endif %}
+from final
+{%- if kept %}
+left join {{ previous }} as built on built.left_node = final.left_node and built.right_node = final.right_node
+{%- endif %}

@@ -7,10 +7,12 @@
 -- var tiktok_send_leads is true, every tracked lead form (event_id = the tracking messageId).
 --
 -- Incremental: an event's row depends on the event and on its customer: the identifiers stitched to them (match
--- keys), and their browsers' tracking (context, _ttp, consent, and the touches that carry the ttclid). Each row
--- keeps a fingerprint of those inputs (`inputs_fingerprint`; a browser's tracking by its count of events and its
--- newest load: tracking events are only ever added); a run builds the row again only for the events whose
--- fingerprint is new or changed, and replaces theirs (delete+insert by event id). Purchases that are no longer
+-- keys), their used edges, and their browsers' tracking (context, _ttp, consent, and the touches that carry the
+-- ttclid). Each row keeps a fingerprint of the event's own columns (`inputs_fingerprint`); a run builds the row
+-- again for the events whose fingerprint is new or changed and for those of the customers whose inputs were
+-- written since this model's last build (by the stamps of those rows: `changed_customers`; comparing fingerprints
+-- of every customer's inputs read the whole tracking history in every run), and replaces theirs (delete+insert by
+-- event id). Purchases that are no longer
 -- sent are deleted after the run (post-hook). The orchestration rebuilds in full when the project changes.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='event_id',
           on_schema_change='fail',
@@ -121,37 +123,32 @@ all_identities as (
     select * from {{ ref('int_identity_components') }}
 ),
 
--- what changes when a browser is tracked again: how many events it has, and the newest load among them
-browser_activity as (
-    select anonymous_id, count(*) as events, max(loaded_at) as newest_load
-    from {{ ref('stg_tracking__events') }}
-    where anonymous_id is not null
-    group by anonymous_id
+{% if is_incremental() %}
+-- The customers whose inputs changed since this model's last build, by the stamps of the rows they come from (a
+-- stamp is the start of the dbt build that wrote the row; what this model's last build saw is stamped at most
+-- `since`): identifiers stitched again (a merge, a split, a new identifier, an edge that came or went), edges of
+-- theirs that changed (is_used, when first claimed, verified), browsers with new tracking (context, _ttp, consent),
+-- and journeys built again (the ttclid).
+changed_nodes as (
+    select left_node as node from {{ ref('int_identity_edges') }} where changed_at > {{ stamps_since() }}
+    union
+    select right_node from {{ ref('int_identity_edges') }} where changed_at > {{ stamps_since() }}
+    union
+    select 'browser:' || anonymous_id from {{ ref('stg_tracking__events') }}
+    where built_at > {{ stamps_since() }} and anonymous_id is not null
 ),
 
--- the edges decide which browsers are the buyer's own (below), and an edge can change inside a person whose
--- identifiers stay the same
-edge_fingerprints as (
-    select
-        all_identities.customer_id,
-        bit_xor({{ fingerprint(['edges.left_node', 'edges.right_node', 'edges.is_used', 'edges.first_claimed_at']) }})
-            as edges_fingerprint
-    from {{ ref('int_identity_edges') }} as edges
-    join all_identities on all_identities.node = edges.left_node
-    group by all_identities.customer_id
+changed_customers as (
+    select customer_id from {{ ref('int_identity_components') }} where built_at > {{ stamps_since() }}
+    union
+    select identities.customer_id from {{ ref('int_identity_components') }} as identities
+    join changed_nodes using (node)
+    union
+    select customer_id from {{ ref('customer_journeys') }} where built_at > {{ stamps_since() }}
 ),
+{% endif %}
 
-customer_fingerprints as (
-    select
-        all_identities.customer_id,
-        bit_xor({{ fingerprint(['all_identities.node', 'browser_activity.events', 'browser_activity.newest_load']) }})
-            as customer_fingerprint
-    from all_identities
-    left join browser_activity
-        on all_identities.node_type = 'browser' and browser_activity.anonymous_id = all_identities.node_value
-    group by all_identities.customer_id
-),
-
+-- what decides an event's row apart from its customer's inputs above: its own columns
 fingerprinted as (
     select
         all_events.*,
@@ -161,18 +158,16 @@ fingerprinted as (
                         'all_events.page_url', 'all_events.customer_name', 'all_events.address_city',
                         'all_events.address_state', 'all_events.address_country', 'all_events.address_postal_code',
                         'all_events.key_stripe_customer_id', 'all_events.key_browser',
-                        'all_events.awaits_checkout_session',
-                        'customer_fingerprints.customer_fingerprint', 'edge_fingerprints.edges_fingerprint']) }}
+                        'all_events.awaits_checkout_session']) }}
             as inputs_fingerprint
     from all_events
-    left join customer_fingerprints on customer_fingerprints.customer_id = all_events.customer_id
-    left join edge_fingerprints on edge_fingerprints.customer_id = all_events.customer_id
 ),
 
 -- the events to build: all of them, or in an incremental run those whose inputs are new or changed
 purchases as (
     select * from fingerprinted
-    {{ where_inputs_changed('fingerprinted', 'event_id') }}
+    {{ where_inputs_changed('fingerprinted', 'event_id',
+                            'fingerprinted.customer_id in (select customer_id from changed_customers)') }}
 ),
 
 identities as (

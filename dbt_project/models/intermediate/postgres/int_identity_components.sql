@@ -12,6 +12,6 @@
                                                 this if is_incremental() else none) }}"],
     post_hook=["{{ ttattribution.apply_stitch_pending(this, ref('int_identity_edges')) }}"],
 ) }}
-select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size
+select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size, {{ build_stamp() }} as built_at
 from _stitch_components as c
 join _stitch_ids as ids using (label)

@@ -223,7 +223,8 @@ final as (
         carried_utm_campaign,
         carried_landing_url,
         is_bot,
-        loaded_at
+        loaded_at,
+        {{ build_stamp() }} as built_at
     from classified
     left join {{ ref('referrer_hosts') }} as referrer_hosts on referrer_hosts.host = classified.referrer_listed_host
 )
