@@ -317,11 +317,15 @@ def _patch_changed_keys(con, schema: str, name: str, key: str, left_out: set[str
     few keys. False (write it whole) when the columns differ or the row counts disagree afterwards.
 
     Which keys differ: in a table whose rows carry the build's stamp (``built_at``, macro build_stamp: dbt writes
-    every row it builds with its build's start), the keys of rows whose stamp the copy does not hold, and the keys
-    whose count of rows differs (rows a post-hook deleted, keys gone). That reads two narrow columns of each side;
-    nothing updates a stamped row in place (a run rewrites it, `forget` drops the table). Stamps are compared as a
-    set, not by order, so a clock set back does not hide a build. In any other table, a hash of each whole row,
-    compared as multisets (``except all`` both ways): every column of both sides."""
+    every row it builds with its build's start), the keys of rows whose stamp the copy does not hold, and, where a
+    stamp now has fewer rows than in the copy (rows a post-hook deleted, keys gone), the keys whose count of rows of
+    those stamps differs. Rows are never added under a stamp the copy holds (the copy held all of that build's rows
+    when it was published; nothing updates a stamped row in place: a run rewrites it, `forget` drops the table), so
+    within such stamps a key's rows differ only if their count does. That reads the stamp column of each side, and
+    the keys only of the rows of new or shrunk stamps (DuckDB skips the other row groups by their min/max: a build's
+    rows are written together). Stamps are compared as a set, not by order, so a clock set back does not hide a
+    build. In any other table, a hash of each whole row, compared as multisets (``except all`` both ways): every
+    column of both sides."""
     relation = f"{_ident(schema)}.{_ident(name)}"
     copied = f"{_ALIAS}.{relation}"
     columns = [c[0] for c in con.execute(f"select * from {relation} limit 0").description if c[0] not in left_out]
@@ -331,15 +335,28 @@ def _patch_changed_keys(con, schema: str, name: str, key: str, left_out: set[str
     k, row = _ident(key), f"hash({listed})"
     if STAMP in columns:
         stamp = _ident(STAMP)
+        counts = con.execute(f"""
+            select cast(coalesce(w.s, c.s) as varchar), w.n, c.n from
+                (select {stamp} as s, count(*) as n from {relation} where {stamp} is not null group by all) as w
+                full join (select {stamp} as s, count(*) as n from {copied} where {stamp} is not null group by all) as c
+                on w.s = c.s
+        """).fetchall()
+        # new to the copy (or, were a stamp ever given twice, grown): every key of its rows; shrunk: compare counts
+        new = [s for s, here, there in counts if here is not None and (there is None or here > there)]
+        shrunk = [s for s, here, there in counts if there is not None and (here is None or here < there)]
+
+        def among(stamps: list[str]) -> str:
+            return " or ".join(f"{stamp} = cast({_literal(s)} as timestamp)" for s in stamps) or "false"
+
         con.execute(f"""
             create or replace temp table _ttattr_changed_keys as
-            select distinct {k} as k from {relation}
-            where {stamp} not in (select distinct {stamp} from {copied} where {stamp} is not null)
-               or {stamp} is null
+            select distinct {k} as k from {relation} where {among(new)} or {stamp} is null
+            union
+            select distinct {k} from {copied} where {stamp} is null
             union
             select coalesce(w.k, c.k) from
-                (select {k} as k, count(*) as n from {relation} group by all) as w
-                full join (select {k} as k, count(*) as n from {copied} group by all) as c
+                (select {k} as k, count(*) as n from {relation} where {among(shrunk)} group by all) as w
+                full join (select {k} as k, count(*) as n from {copied} where {among(shrunk)} group by all) as c
                 on w.k is not distinct from c.k
             where w.n is distinct from c.n
         """)

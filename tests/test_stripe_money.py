@@ -189,3 +189,78 @@ def test_an_unlinked_look_alike_is_held_and_a_different_amount_is_not(workspace)
     )
     assert held == [("pi_1", "no_invoice_payment_link", "in_1"), ("pi_2", None, None)]
     assert {r[0] for r in workspace.query("select purchase_id from intermediate.int_purchases")} == {"in_1", "pi_2"}
+
+
+def _listed(items: list[dict], url: str) -> dict:
+    """An includable list as an expanding request returns it (what the backfill lands)."""
+    return {"object": "list", "data": items, "has_more": False, "total_count": len(items), "url": url}
+
+
+def test_refunds_and_invoice_payments_listed_in_their_parent_are_incremental_and_equal_a_rebuild(workspace):
+    """Backfilled charges and invoices list their refunds and invoice payments; a later webhook of the same charge or
+    invoice lists none (webhooks never carry the includable lists), so the objects known only from the list are
+    gone from the latest state. The incremental build of both models takes the new states only and gives what a
+    full rebuild gives: the rows of the lists that changed, and no others."""
+
+    def charge_with(ch_id: str, refunds: list[str] | None, at: int) -> dict:
+        obj = _charge(ch_id, f"pi_{ch_id}", 2000, refunded=500 if refunds else 0)
+        if refunds is not None:
+            obj["refunds"] = _listed(
+                [
+                    so.refund(
+                        re_id=r, created=at, amount_minor=500, currency="usd", ch_id=ch_id, pi_id=None, api_version=V
+                    )
+                    for r in refunds
+                ],
+                f"/v1/charges/{ch_id}/refunds",
+            )
+        return obj
+
+    def invoice_with(in_id: str, payments: list[str] | None) -> dict:
+        obj = _invoice(in_id, 3000)
+        if payments is not None:
+            obj["payments"] = _listed(
+                [_payment(p, in_id, 3000, pi_id=f"pi_{p}") for p in payments], "/v1/invoice_payments"
+            )
+        return obj
+
+    def land(name: str, events: list[tuple[str, dict, int]]) -> None:
+        lines = [json.dumps(so.event(f"evt_{name}_{i}", kind, at, obj, V)) for i, (kind, obj, at) in enumerate(events)]
+        folder = workspace.landing / "stripe_events"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+
+    models = "stg_stripe__refunds stg_stripe__invoice_payments"
+
+    def rows() -> set[tuple]:
+        return set(
+            workspace.query("select * exclude (built_at, loaded_at) from staging.stg_stripe__refunds")
+            + workspace.query("select * exclude (built_at, loaded_at) from staging.stg_stripe__invoice_payments")
+        )
+
+    land(
+        "backfill",
+        [
+            ("charge.refunded", charge_with("ch_1", ["re_1"], NOW), NOW),
+            ("charge.refunded", charge_with("ch_kept", ["re_kept"], NOW), NOW),
+            ("invoice.paid", invoice_with("in_1", ["inpay_1"]), NOW),
+            ("invoice.paid", invoice_with("in_kept", ["inpay_kept"]), NOW),
+        ],
+    )
+    workspace.dbt("build", "--select", "+stg_stripe__refunds +stg_stripe__invoice_payments")
+    assert {r[0] for r in rows()} == {"re_1", "re_kept", "inpay_1", "inpay_kept"}
+    land(
+        "later",
+        [
+            ("charge.updated", charge_with("ch_1", None, NOW), NOW + 600),
+            ("invoice.updated", invoice_with("in_1", None), NOW + 600),
+            ("charge.refunded", charge_with("ch_2", ["re_2"], NOW + 600), NOW + 600),
+            ("invoice.paid", invoice_with("in_2", ["inpay_2"]), NOW + 600),
+        ],
+    )
+    out = workspace.dbt("build", "--select", "+stg_stripe__refunds +stg_stripe__invoice_payments")
+    assert "ERROR=0" in out
+    incremental = rows()
+    assert {r[0] for r in incremental} == {"re_kept", "re_2", "inpay_kept", "inpay_2"}
+    workspace.dbt("run", "--full-refresh", "--select", models)
+    assert rows() == incremental

@@ -129,22 +129,23 @@ all_identities as (
 -- `since`): identifiers stitched again (a merge, a split, a new identifier, an edge that came or went), edges of
 -- theirs that changed (is_used, when first claimed, verified), browsers with new tracking (context, _ttp, consent),
 -- and journeys built again (the ttclid).
+{%- set since = stamps_since() %}
 changed_nodes as (
-    select left_node as node from {{ ref('int_identity_edges') }} where changed_at > {{ stamps_since() }}
+    select left_node as node from {{ ref('int_identity_edges') }} where changed_at > {{ since }}
     union
-    select right_node from {{ ref('int_identity_edges') }} where changed_at > {{ stamps_since() }}
+    select right_node from {{ ref('int_identity_edges') }} where changed_at > {{ since }}
     union
     select 'browser:' || anonymous_id from {{ ref('stg_tracking__events') }}
-    where built_at > {{ stamps_since() }} and anonymous_id is not null
+    where built_at > {{ since }} and anonymous_id is not null
 ),
 
 changed_customers as (
-    select customer_id from {{ ref('int_identity_components') }} where built_at > {{ stamps_since() }}
+    select customer_id from {{ ref('int_identity_components') }} where built_at > {{ since }}
     union
     select identities.customer_id from {{ ref('int_identity_components') }} as identities
     join changed_nodes using (node)
     union
-    select customer_id from {{ ref('customer_journeys') }} where built_at > {{ stamps_since() }}
+    select customer_id from {{ ref('customer_journeys') }} where built_at > {{ since }}
 ),
 {% endif %}
 
