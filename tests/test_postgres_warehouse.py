@@ -736,3 +736,28 @@ def test_forget_on_postgres_erases_a_person_everywhere_and_only_them(warehouse, 
 
         run_through_dagster(defs, instance)
         assert postgres_tables_holding(db, needles) == {}
+
+
+def test_the_incremental_identity_edges_on_postgres_are_those_of_duckdb_when_a_stripe_state_takes_edges_away(
+    warehouse, tmp_path
+):
+    """The steps of tests/test_identity_edges.py (an edge a newer customer state takes away, and the shared email at
+    its other end merging its customers again) on both warehouses: after each incremental build PostgreSQL's edges
+    are DuckDB's, whose incremental build equals a full one."""
+    from tests.test_identity_edges import land_step
+
+    db = new_database(warehouse, "edges")
+    ws = Workspace(tmp_path)
+    select = ("--select", "+int_identity_edges", "--exclude-resource-type", "unit_test")
+    listed = ("left_node, right_node, left_type, right_type, edge_source, first_seen_at, last_seen_at, times_seen, "
+              "first_claimed_at, is_verified, is_used, unused_reason, refused_node, left_refused_reason, "
+              "right_refused_reason")  # fmt: skip
+    for step in (0, 1):
+        land_step(ws, step)
+        ws.dbt("build", *select)
+        build_postgres(ws, db, *select)
+        with db.connection() as pg, pg.cursor() as cur:
+            cur.execute(f"select {listed} from intermediate.int_identity_edges")
+            postgres = sorted(cur.fetchall())
+        assert postgres == sorted(ws.query(f"select {listed} from intermediate.int_identity_edges"))
+    assert ("stripe_customer:cus_s00", "email:shared@shopmail.co") not in {r[:2] for r in postgres}
