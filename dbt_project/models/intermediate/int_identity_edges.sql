@@ -18,47 +18,28 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['left_node', 'right_node'],
           on_schema_change='fail', post_hook="delete from {{ this }} where edge_source is null",
           indexes=[{'columns': ['left_node']}, {'columns': ['right_node']}] if target.type == 'postgres' else []) }}
-with tracking as (
-    select * from {{ ref('stg_tracking__events') }}
-    where reveals_identity or user_id is not null
-),
-
--- when a browser's claim reached our services (its own clock is a claim too; lines that did not come through
--- the collector keep their time); a message under a server write key is verified, as Stripe's objects are
-tracking_claims as (
-    select *, coalesce(received_at, event_at) as claimed_at from tracking
-),
-
-purchases as (
-    select * from {{ ref('int_purchases') }}
-),
-
--- the Stripe objects' identifiers, normalised once per object
-customers as (
-    select stripe_customer_id, {{ normalise_email('email') }} as email_normalised,
-           {{ normalise_phone('phone') }} as phone_normalised, created_at{% if is_incremental() %}, built_at{% endif %}
-    from {{ ref('stg_stripe__customers') }}
-),
-
-sessions as (
-    select client_reference_id, stripe_customer_id, {{ normalise_email('customer_email') }} as email_normalised,
-           created_at{% if is_incremental() %}, built_at{% endif %}
-    from {{ ref('stg_stripe__checkout_sessions') }}
-),
-
-invoices as (
-    select stripe_customer_id, {{ normalise_email('customer_email') }} as email_normalised,
-           {{ normalise_phone('customer_phone') }} as phone_normalised, created_at{% if is_incremental() %}, built_at{% endif %}
-    from {{ ref('stg_stripe__invoices') }}
-),
-
--- charges' billing details: on the customer, or linking a guest's email and phone
-charges as (
-    select stripe_customer_id, {{ normalise_email('billing_email') }} as email_normalised,
-           {{ normalise_phone('billing_phone') }} as phone_normalised, created_at{% if is_incremental() %}, built_at{% endif %}
-    from {{ ref('stg_stripe__charges') }}
-),
-
+{#- The source rows, written out where they are read (a CTE read twice is computed whole once: in an incremental
+    build each reader takes only a few of its rows). Tracking: when a browser's claim reached our services (its own
+    clock is a claim too; lines that did not come through the collector keep their time); a message under a server
+    write key is verified, as Stripe's objects are. Stripe objects: their identifiers normalised once per object;
+    charges' billing details are on the customer, or link a guest's email and phone. -#}
+{%- set stamp = ', built_at' if is_incremental() else '' %}
+{%- set rows_of = {
+    'tracking_claims': 'select *, coalesce(received_at, event_at) as claimed_at from ' ~ ref('stg_tracking__events')
+                       ~ ' where (reveals_identity or user_id is not null)',
+    'purchases': 'select * from ' ~ ref('int_purchases'),
+    'customers': 'select stripe_customer_id, ' ~ normalise_email('email') ~ ' as email_normalised, '
+                 ~ normalise_phone('phone') ~ ' as phone_normalised, created_at' ~ stamp ~ ' from '
+                 ~ ref('stg_stripe__customers'),
+    'sessions': 'select client_reference_id, stripe_customer_id, ' ~ normalise_email('customer_email')
+                ~ ' as email_normalised, created_at' ~ stamp ~ ' from ' ~ ref('stg_stripe__checkout_sessions'),
+    'invoices': 'select stripe_customer_id, ' ~ normalise_email('customer_email') ~ ' as email_normalised, '
+                ~ normalise_phone('customer_phone') ~ ' as phone_normalised, created_at' ~ stamp ~ ' from '
+                ~ ref('stg_stripe__invoices'),
+    'charges': 'select stripe_customer_id, ' ~ normalise_email('billing_email') ~ ' as email_normalised, '
+               ~ normalise_phone('billing_phone') ~ ' as phone_normalised, created_at' ~ stamp ~ ' from '
+               ~ ref('stg_stripe__charges'),
+} %}
 {#- Every sighting: (source rows, edge_source, left type, left column, right type, right column, when, when claimed,
     verified, condition). Written out below for all source rows (a full build) or for those near the seeds. -#}
 {%- set sightings = [
@@ -103,7 +84,14 @@ charges as (
                         'edge_source', 'first_seen_at', 'last_seen_at', 'times_seen', 'first_claimed_at',
                         'is_verified'] %}
 
-{% if not is_incremental() %}
+with
+{%- if not is_incremental() %}
+{%- for source in sources %}
+{{ source }} as (
+    {{ rows_of[source] }}
+),
+{%- endfor %}
+
 sightings as (
     {{ identity_sightings(sightings) }}
 ),
@@ -112,19 +100,19 @@ sightings as (
 work_edges as (
     select left_type || ':' || left_value as left_node, right_type || ':' || right_value as right_node,
            left_type, left_value, right_type, right_value, {{ aggregates }}
-    from (select edge_source, left_type, left_value, right_type, right_value, observed_at, claimed_at, verified from sightings) as sighted
+    from sightings
     group by left_type, left_value, right_type, right_value
 ),
 
-{% else %}
+{%- else %}
 {%- set since = stamps_since() %}
-built as (
-    select * from {{ this }}
+all_purchases as (
+    {{ rows_of['purchases'] }}
 ),
 
 -- a purchase's edges are its own (no other source names a purchase): those that differ from the ones built
 purchase_sightings as (
-    {{ identity_sightings(sightings, only='purchases') }}
+    {{ identity_sightings(sightings, prefix='all_', only='purchases') }}
 ),
 
 purchase_changes as (
@@ -133,7 +121,7 @@ purchase_changes as (
            coalesce(sighted.right_type, built.right_type) as right_type,
            coalesce(sighted.right_node, built.right_node) as right_node
     from purchase_sightings as sighted
-    full outer join (select * from built where left_type = 'purchase') as built
+    full outer join (select * from {{ this }} where left_type = 'purchase') as built
         on built.left_node = sighted.left_node and built.right_node = sighted.right_node
     where built.left_node is null or sighted.left_node is null
        or built.first_seen_at is distinct from sighted.observed_at
@@ -142,7 +130,7 @@ purchase_changes as (
 seeds as {{ materialized_cte() }} (
     {%- for source in sources if source != 'purchases' %}
     {%- for type, column in identifiers[source] %}
-    select '{{ type }}' as node_type, {{ column }} as node_value from {{ source }}
+    select '{{ type }}' as node_type, {{ column }} as node_value from ({{ rows_of[source] }}) as {{ source }}
     where built_at > {{ since }} and {{ column }} is not null
     union
     {%- endfor %}
@@ -159,7 +147,7 @@ seed_nodes as {{ materialized_cte() }} (
 -- the source rows that name a seed, and their sightings that touch one: every sighting of those pairs
 {%- for source in sources %}
 near_{{ source }} as (
-    select * from {{ source }}
+    select * from ({{ rows_of[source] }}) as {{ source }}
     where {% for type, column in identifiers[source] -%}
         {{ column }} in (select node_value from seeds where node_type = '{{ type }}'){% if not loop.last %} or {% endif %}
     {%- endfor %}
@@ -175,7 +163,7 @@ near_edges as {{ materialized_cte() }} (
 ),
 
 built_near as (
-    select left_node, right_node from built
+    select left_node, right_node from {{ this }}
     where left_node in (select node from seed_nodes) or right_node in (select node from seed_nodes)
 ),
 
@@ -201,7 +189,7 @@ work_edges as (
     select left_node, right_node, left_type, substr(left_node, length(left_type) + 2), right_type,
            substr(right_node, length(right_type) + 2), edge_source, first_seen_at, last_seen_at, times_seen,
            first_claimed_at, is_verified
-    from built
+    from {{ this }}
     where (left_node in (select node from ring) or right_node in (select node from ring))
       and left_node not in (select node from seed_nodes) and right_node not in (select node from seed_nodes)
 ),
@@ -280,11 +268,11 @@ refused_nodes as (
         {%- if is_incremental() %}
         union all
         -- an end not decided again keeps its refusal
-        select left_node, left_refused_reason from built
+        select left_node, left_refused_reason from {{ this }}
         where left_refused_reason is not null and left_node in (select node from endpoints)
           and left_node not in (select node from decided_nodes)
         union all
-        select right_node, right_refused_reason from built
+        select right_node, right_refused_reason from {{ this }}
         where right_refused_reason is not null and right_node in (select node from endpoints)
           and right_node not in (select node from decided_nodes)
         {%- endif %}
