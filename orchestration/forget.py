@@ -185,8 +185,9 @@ def _drop_derived_tables(con) -> int:
         con.execute(f'drop table if exists "{schema}"."{name}"{cascade}')
     if _exists(con, "monitoring", "dbt_build_state"):
         con.execute("delete from monitoring.dbt_build_state")
-    # the edges the stitch last stitched name the person too; the full build that follows keeps them again
-    for name in ("stitched_edges", "stitch_pending"):
+    # the edges the stitch last stitched (and those deleted since) name the person too; the full build that follows
+    # keeps them again
+    for name in ("stitched_edges", "stitch_pending", "identity_edges_gone"):
         con.execute(f"drop table if exists monitoring.{name}")
     return len(tables)
 

@@ -23,11 +23,12 @@ SHARING = [f"cus_s{i:02d}" for i in range(21)]
 
 
 def land_step(workspace, step: int) -> None:
-    """Step 0: 21 customers share an email, another has a phone; step 1: one of the 21 changes their email, the
-    other removes their phone."""
+    """Step 0: 21 customers share an email, another has a phone, a third is a bystander; step 1: one of the 21
+    changes their email, the one with a phone removes it."""
     events = [
         [("customer.created", _customer(c, SHARED, None), NOW) for c in SHARING]
-        + [("customer.created", _customer("cus_a", "ana@shopmail.co", "+14155550100"), NOW)],
+        + [("customer.created", _customer("cus_a", "ana@shopmail.co", "+14155550100"), NOW)]
+        + [("customer.created", _customer("cus_z", "zoe@shopmail.co", None), NOW)],  # a bystander
         [
             ("customer.updated", _customer("cus_s00", "own@shopmail.co", None, NOW), NOW + 600),
             ("customer.updated", _customer("cus_a", "ana@shopmail.co", None, NOW), NOW + 600),
@@ -43,7 +44,9 @@ def test_edges_that_a_newer_stripe_state_takes_away_are_gone_and_their_ends_deci
     """21 Stripe customers share one email: one more than max_customers_per_email, so none of those edges merges
     anybody. Then one of them changes their email, and another removes their phone. The incremental build drops
     the two edges no state shows any more, and the shared email, now at the cap, merges its 20 customers again:
-    edges that no new data names, changed by the degree of their other end. The table equals a full rebuild."""
+    edges that no new data names, changed by the degree of their other end. The table equals a full rebuild, and the
+    incremental stitch, which takes the change from the edges' stamps and the pairs they deleted, stitches what a
+    full one stitches."""
 
     def edges() -> dict[tuple[str, str], tuple]:
         return {
@@ -57,20 +60,38 @@ def test_edges_that_a_newer_stripe_state_takes_away_are_gone_and_their_ends_deci
         return set(workspace.query("select * exclude (built_at) from intermediate.int_identity_edges"))
 
     land_step(workspace, 0)
-    workspace.dbt("build", "--select", "+int_identity_edges")
+    workspace.dbt("build", "--select", "+int_identity_components")
     before = edges()
     assert before[("stripe_customer:cus_s00", f"email:{SHARED}")][:2] == (False, "shared_email: 21 stripe customers")
     assert before[("stripe_customer:cus_a", "phone:+14155550100")][0]
 
     land_step(workspace, 1)
-    out = workspace.dbt("build", "--select", "+int_identity_edges")
+    out = workspace.dbt("build", "--select", "+int_identity_components")
     assert "ERROR=0" in out
     after = edges()
     assert ("stripe_customer:cus_s00", f"email:{SHARED}") not in after
     assert after[("stripe_customer:cus_s00", "email:own@shopmail.co")][0]
     assert ("stripe_customer:cus_a", "phone:+14155550100") not in after
     assert {after[(c, f"email:{SHARED}")][:2] for c in (f"stripe_customer:{c}" for c in SHARING[1:])} == {(True, None)}
-    # only the customers' own edges and those of the shared email were written again
-    incremental = table()
-    workspace.dbt("run", "--full-refresh", "--select", "int_identity_edges")
+    # the stitch took the change in from the edges' stamps and the pairs they deleted: the phone is nobody's, the
+    # customer who left the shared email is a customer of their own, the other 20 are one
+    customers = dict(workspace.query("select node, customer_id from intermediate.int_identity_components"))
+    assert "phone:+14155550100" not in customers
+    shared = customers[f"email:{SHARED}"]
+    assert {customers[f"stripe_customer:{c}"] == shared for c in SHARING[1:]} == {True}
+    assert customers["stripe_customer:cus_s00"] != shared
+    assert customers["stripe_customer:cus_s00"] == customers["email:own@shopmail.co"]
+    assert workspace.query("select count(*) from monitoring.identity_edges_gone") == [(0,)]
+    incremental, stitched = table(), _partition(customers)
+    workspace.dbt("run", "--full-refresh", "--select", "int_identity_edges int_identity_components")
     assert table() == incremental
+    assert _partition(dict(workspace.query("select node, customer_id from intermediate.int_identity_components"))) == (
+        stitched
+    )
+
+
+def _partition(customers: dict[str, str]) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for node, customer_id in customers.items():
+        groups.setdefault(customer_id, set()).add(node)
+    return {frozenset(g) for g in groups.values()}

@@ -743,12 +743,13 @@ def test_the_incremental_identity_edges_on_postgres_are_those_of_duckdb_when_a_s
 ):
     """The steps of tests/test_identity_edges.py (an edge a newer customer state takes away, and the shared email at
     its other end merging its customers again) on both warehouses: after each incremental build PostgreSQL's edges
-    are DuckDB's, whose incremental build equals a full one."""
+    and stitched customers are DuckDB's, whose incremental builds equal full ones."""
     from tests.test_identity_edges import land_step
 
     db = new_database(warehouse, "edges")
     ws = Workspace(tmp_path)
-    select = ("--select", "+int_identity_edges", "--exclude-resource-type", "unit_test")
+    select = ("--select", "+int_identity_components", "--exclude-resource-type", "unit_test")
+    components = "select node, customer_id, component_size from intermediate.int_identity_components"
     listed = ("left_node, right_node, left_type, right_type, edge_source, first_seen_at, last_seen_at, times_seen, "
               "first_claimed_at, is_verified, is_used, unused_reason, refused_node, left_refused_reason, "
               "right_refused_reason")  # fmt: skip
@@ -759,5 +760,9 @@ def test_the_incremental_identity_edges_on_postgres_are_those_of_duckdb_when_a_s
         with db.connection() as pg, pg.cursor() as cur:
             cur.execute(f"select {listed} from intermediate.int_identity_edges")
             postgres = sorted(cur.fetchall())
+            cur.execute(components)
+            stitched = sorted(cur.fetchall())
         assert postgres == sorted(ws.query(f"select {listed} from intermediate.int_identity_edges"))
+        assert stitched == sorted(ws.query(components))
     assert ("stripe_customer:cus_s00", "email:shared@shopmail.co") not in {r[:2] for r in postgres}
+    assert "phone:+14155550100" not in {r[0] for r in stitched}

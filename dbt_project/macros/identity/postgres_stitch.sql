@@ -7,12 +7,14 @@
    from monitoring.customer_ids, and the merges and splits written to monitoring.customer_id_changes. Returns the
    registry writes, which the hook runs in the model's transaction.
 
-   Incremental (``built``: the model's table), as the Python stitch's `changed_region`: only the components that can
+   Incremental (``built``: the model's table), as the Python stitch's `changed_region_since` (from the rows written
+   since the last build: ``tracking`` and ``purchases`` are the staged events and int_purchases), or after a full
+   rebuild of the edges alone `changed_region`: only the components that can
    differ from the last build are stitched again, those holding an identifier that is new or gone or the end of a used
    edge that is new or gone since the edges kept in monitoring.stitched_edges; what changed goes to
    monitoring.stitch_pending, which `apply_stitch_pending` (the model's post-hook) applies with the rows. PostgreSQL
    keeps no statistics of temporary tables unless asked: each is analyzed before it is joined. #}
-{% macro postgres_stitch(nodes, edges, built=none) %}
+{% macro postgres_stitch(nodes, edges, built=none, tracking=none, purchases=none) %}
     {%- if not execute -%}{{ return('select 1') }}{%- endif -%}
     {%- set ranks = {'stripe_customer': 0, 'email': 1, 'phone': 2, 'user': 3, 'purchase': 4, 'browser': 5} -%}
     {%- call statement('stitch_graph') -%}
@@ -25,16 +27,92 @@
         );
         create table if not exists monitoring.stitched_edges (left_node text, right_node text);
         create table if not exists monitoring.stitch_pending (change text not null, left_node text, right_node text);
+        create table if not exists monitoring.identity_edges_gone (left_node text, right_node text, gone_at timestamp);
         drop table if exists _stitch_nodes, _stitch_pairs, _stitch_labels, _stitch_frontier, _stitch_moved,
             _stitch_components, _stitch_previous, _stitch_kept, _stitch_ids, _stitch_changes, _stitch_used,
             _stitch_all_nodes, _stitch_edge_changes, _stitch_node_changes, _stitch_region_ids, _stitch_region_nodes,
-            _stitch_region_edges;
-        create temp table _stitch_used as select left_node, right_node from {{ edges }} where is_used;
+            _stitch_region_edges, _stitch_candidates, _stitch_touched;
+        {%- set since = none %}
+        {%- if built is not none and tracking is not none %}
+        {%- set since = run_query('select cast(max(built_at) as varchar) from ' ~ built).columns[0].values()[0] %}
+        {%- if since is not none %}
+        {%- set older = run_query('select count(*) from (select 1 from ' ~ edges ~ " where built_at <= cast('"
+                                   ~ since ~ "' as timestamp) limit 1) as older").columns[0].values()[0] %}
+        {%- if older == 0 %}{% set since = none %}{% endif %}
+        {%- endif %}
+        {%- endif %}
         {%- if built is none %}
+        create temp table _stitch_used as select left_node, right_node from {{ edges }} where is_used;
         delete from monitoring.stitch_pending;
         insert into monitoring.stitch_pending values ('reset', null, null);
         {%- set stitched_nodes, stitched_edges = nodes, '_stitch_used' %}
+        {%- elif since is not none %}
+        {%- set stamp = "cast('" ~ since ~ "' as timestamp)" %}
+        -- what changed, from the rows written since the last build (see changed_region_since in the Python stitch)
+        create temp table _stitch_candidates as
+        select left_node, right_node from {{ edges }} where built_at > {{ stamp }}
+        union
+        select left_node, right_node from monitoring.identity_edges_gone;
+        analyze _stitch_candidates;
+        create temp table _stitch_edge_changes as
+        select 'edge_added' as change, e.left_node, e.right_node from {{ edges }} as e
+        where e.built_at > {{ stamp }} and e.is_used
+          and not exists (select 1 from monitoring.stitched_edges as s
+                          where s.left_node = e.left_node and s.right_node = e.right_node)
+        union all
+        select 'edge_gone', s.left_node, s.right_node from monitoring.stitched_edges as s
+        join _stitch_candidates as c on c.left_node = s.left_node and c.right_node = s.right_node
+        where not exists (select 1 from {{ edges }} as e
+                          where e.is_used and e.left_node = s.left_node and e.right_node = s.right_node);
+        create temp table _stitch_touched as
+        select left_node as node from _stitch_candidates
+        union select right_node from _stitch_candidates
+        union select 'browser:' || anonymous_id from {{ tracking }}
+              where built_at > {{ stamp }} and anonymous_id is not null
+        union select 'purchase:' || purchase_id from {{ purchases }} as p
+              where not exists (select 1 from {{ built }} as b where b.node = 'purchase:' || p.purchase_id)
+        union select node from {{ built }} as b
+              where node_type = 'purchase'
+                and not exists (select 1 from {{ purchases }} as p where b.node = 'purchase:' || p.purchase_id);
+        analyze _stitch_touched;
+        create temp table _stitch_all_nodes as
+        select left_node as node, left_type as node_type from {{ edges }}
+        where left_node in (select node from _stitch_touched)
+        union
+        select right_node, right_type from {{ edges }} where right_node in (select node from _stitch_touched)
+        union
+        select 'browser:' || anonymous_id, 'browser' from {{ tracking }}
+        where anonymous_id in (select substr(node, 9) from _stitch_touched where node like 'browser:%')
+        union
+        select 'purchase:' || purchase_id, 'purchase' from {{ purchases }}
+        where purchase_id in (select substr(node, 10) from _stitch_touched where node like 'purchase:%');
+        analyze _stitch_all_nodes;
+        create temp table _stitch_node_changes as
+        select 'node_added' as change, node from _stitch_all_nodes as n
+        where not exists (select 1 from {{ built }} as b where b.node = n.node)
+        union all
+        select 'node_removed', t.node from _stitch_touched as t
+        where exists (select 1 from {{ built }} as b where b.node = t.node)
+          and not exists (select 1 from _stitch_all_nodes as n where n.node = t.node);
+        analyze _stitch_edge_changes;
+        analyze _stitch_node_changes;
+        {{ ttattribution.postgres_stitch_region_ids(built) }}
+        create temp table _stitch_region_nodes as
+        select b.node, b.node_type from {{ built }} as b
+        where exists (select 1 from _stitch_region_ids as i where i.customer_id = b.customer_id)
+          and b.node not in (select node from _stitch_node_changes where change = 'node_removed')
+        union all
+        select n.node, n.node_type from _stitch_all_nodes as n
+        where n.node in (select node from _stitch_node_changes where change = 'node_added');
+        create unique index on _stitch_region_nodes (node);
+        analyze _stitch_region_nodes;
+        create temp table _stitch_region_edges as
+        select e.left_node, e.right_node from {{ edges }} as e
+        where e.is_used and exists (select 1 from _stitch_region_nodes as r where r.node = e.left_node);
+        {{ ttattribution.postgres_stitch_pending() }}
+        {%- set stitched_nodes, stitched_edges = '_stitch_region_nodes', '_stitch_region_edges' %}
         {%- else %}
+        create temp table _stitch_used as select left_node, right_node from {{ edges }} where is_used;
         create temp table _stitch_all_nodes as select node, node_type from {{ nodes }};
         create unique index on _stitch_all_nodes (node);
         analyze _stitch_all_nodes;
@@ -55,19 +133,7 @@
         where not exists (select 1 from _stitch_all_nodes as n where n.node = b.node);
         analyze _stitch_edge_changes;
         analyze _stitch_node_changes;
-        -- the components to stitch again: those of every touched identifier, and those whose id a returning
-        -- identifier held before (an id stays with the component holding most of its identifiers)
-        create temp table _stitch_region_ids as
-        with touched as (
-            select node from _stitch_node_changes
-            union select left_node from _stitch_edge_changes
-            union select right_node from _stitch_edge_changes
-        )
-        select b.customer_id from {{ built }} as b join touched using (node)
-        union
-        select r.customer_id from monitoring.customer_ids as r
-        join _stitch_node_changes as c on c.node = r.node and c.change = 'node_added';
-        analyze _stitch_region_ids;
+        {{ ttattribution.postgres_stitch_region_ids(built) }}
         create temp table _stitch_region_nodes as
         select n.node, n.node_type from _stitch_all_nodes as n
         left join {{ built }} as b using (node)
@@ -79,11 +145,7 @@
         create temp table _stitch_region_edges as
         select e.left_node, e.right_node from _stitch_used as e
         where exists (select 1 from _stitch_region_nodes as r where r.node = e.left_node);
-        delete from monitoring.stitch_pending;
-        insert into monitoring.stitch_pending
-        select change, left_node, right_node from _stitch_edge_changes
-        union all
-        select change, node, null from _stitch_node_changes where change = 'node_removed';
+        {{ ttattribution.postgres_stitch_pending() }}
         {%- set stitched_nodes, stitched_edges = '_stitch_region_nodes', '_stitch_region_edges' %}
         {%- endif %}
         create temp table _stitch_nodes as
@@ -241,5 +303,31 @@
     insert into monitoring.stitched_edges
     select left_node, right_node from monitoring.stitch_pending where change = 'edge_added';
     delete from {{ built }} where node in (select left_node from monitoring.stitch_pending where change = 'node_removed');
-    delete from monitoring.stitch_pending
+    delete from monitoring.stitch_pending;
+    delete from monitoring.identity_edges_gone
+{% endmacro %}
+
+{# The region of an incremental stitch on PostgreSQL, from its changes (both ways of finding them). #}
+{% macro postgres_stitch_region_ids(built) %}
+        -- the components to stitch again: those of every touched identifier, and those whose id a returning
+        -- identifier held before (an id stays with the component holding most of its identifiers)
+        create temp table _stitch_region_ids as
+        with touched as (
+            select node from _stitch_node_changes
+            union select left_node from _stitch_edge_changes
+            union select right_node from _stitch_edge_changes
+        )
+        select b.customer_id from {{ built }} as b join touched using (node)
+        union
+        select r.customer_id from monitoring.customer_ids as r
+        join _stitch_node_changes as c on c.node = r.node and c.change = 'node_added';
+        analyze _stitch_region_ids;
+{% endmacro %}
+
+{% macro postgres_stitch_pending() %}
+        delete from monitoring.stitch_pending;
+        insert into monitoring.stitch_pending
+        select change, left_node, right_node from _stitch_edge_changes
+        union all
+        select change, node, null from _stitch_node_changes where change = 'node_removed';
 {% endmacro %}

@@ -16,8 +16,10 @@ split) gets a new id, recorded there too.
 Incremental: a run stitches again only the components that can have changed, those holding an identifier that is
 new or gone or the end of a used edge that is new or gone since the last build (the edges it stitched are kept in
 `monitoring.stitched_edges`), and replaces their rows; every other component, its ids and its size, is what a full
-stitch would give again. The graph is still read whole to find what changed (set differences, cheaper than
-a stitch), but numbered, labelled and given ids only where it changed. The kept edges and the
+stitch would give again. What changed is found from the rows written since the last build
+(`changed_region_since`): the edges' rows stamped since, the pairs their post-hook deleted
+(`monitoring.identity_edges_gone`), the browsers with events staged since and the purchases that came or went;
+after a full rebuild of the edges alone, by set differences over the whole graph (`changed_region`). The kept edges and the
 identifiers to delete are applied by the post-hook, in the transaction that replaces the rows (`stitch_pending`
 holds them until then): a build that fails leaves the kept edges as they were with the rows they describe.
 Every row the build wrote carries the build's stamp (`built_at`, set by that post-hook), so a model downstream tells
@@ -177,6 +179,8 @@ def create_registry(con, registry: str = REGISTRY, changes: str = CHANGES) -> No
 
 STITCHED_EDGES = "monitoring.stitched_edges"
 PENDING = "monitoring.stitch_pending"
+# pairs int_identity_edges deleted (its post-hook, macros/identity/edges_gone.sql), until a stitch has taken them in
+EDGES_GONE = "monitoring.identity_edges_gone"
 
 
 def create_state(con) -> None:
@@ -184,6 +188,9 @@ def create_state(con) -> None:
     con.execute(f"create table if not exists {STITCHED_EDGES} (left_node varchar, right_node varchar)").fetchall()
     con.execute(
         f"create table if not exists {PENDING} (change varchar not null, left_node varchar, right_node varchar)"
+    ).fetchall()
+    con.execute(
+        f"create table if not exists {EDGES_GONE} (left_node varchar, right_node varchar, gone_at timestamp)"
     ).fetchall()
 
 
@@ -208,6 +215,12 @@ def changed_region(con, built: str, nodes: str, edges: str, registry: str = REGI
         select 'node_removed', node from {built} b
         where not exists (select 1 from _stitch_all_nodes n where n.node = b.node)
     """).fetchall()
+    _region(con, built, edges, registry, stamped=False)
+
+
+def _region(con, built: str, edges: str, registry: str, stamped: bool) -> None:
+    """From _stitch_edge_changes and _stitch_node_changes: the region to stitch again and, in PENDING, what the
+    post-hook applies. ``stamped``: _stitch_all_nodes holds only the identifiers that can have come or gone."""
     # the components to stitch again: those of every touched identifier, and those whose id a returning identifier
     # held before (an id stays with the component holding most of its identifiers: a full stitch weighs them all)
     con.execute(f"""
@@ -222,12 +235,23 @@ def changed_region(con, built: str, nodes: str, edges: str, registry: str = REGI
         select r.customer_id from {registry} r
         join _stitch_node_changes c on c.node = r.node and c.change = 'node_added'
     """).fetchall()
-    con.execute(f"""
-        create or replace temp table _stitch_region_nodes as
-        select n.node, n.node_type from _stitch_all_nodes n
-        left join {built} b using (node)
-        where b.node is null or b.customer_id in (select customer_id from _stitch_region_ids)
-    """).fetchall()
+    if stamped:  # the region's built identifiers that stay, and the new ones
+        con.execute(f"""
+            create or replace temp table _stitch_region_nodes as
+            select b.node, b.node_type from {built} b
+            where b.customer_id in (select customer_id from _stitch_region_ids)
+              and b.node not in (select node from _stitch_node_changes where change = 'node_removed')
+            union all
+            select n.node, n.node_type from _stitch_all_nodes n
+            where n.node in (select node from _stitch_node_changes where change = 'node_added')
+        """).fetchall()
+    else:
+        con.execute(f"""
+            create or replace temp table _stitch_region_nodes as
+            select n.node, n.node_type from _stitch_all_nodes n
+            left join {built} b using (node)
+            where b.node is null or b.customer_id in (select customer_id from _stitch_region_ids)
+        """).fetchall()
     # an unchanged used edge joins two identifiers of one built component, a new one two touched identifiers: both
     # ends of every edge out of the region are in it
     con.execute(f"""
@@ -243,6 +267,74 @@ def changed_region(con, built: str, nodes: str, edges: str, registry: str = REGI
         select change, node, null from _stitch_node_changes where change = 'node_removed'
     """).fetchall()
 
+def changed_region_since(con, built: str, sources: dict[str, str], since, registry: str = REGISTRY) -> bool:
+    """What :func:`changed_region` finds, from the rows written since ``since`` (the newest stamp of ``built``)
+    instead of set differences over the whole graph: the edges' rows written since and the pairs they deleted
+    (EDGES_GONE) are the only pairs whose use can differ from the edges stitched; their ends, the browsers with
+    events staged since and the purchases that came or went are the only identifiers that can have come or gone
+    (tracking events are only ever appended). ``sources``: relations named edges (int_identity_edges, every row),
+    tracking, purchases. False, with nothing done, when every edge was written since (a full rebuild of the
+    edges: the pairs it dropped are not listed), or nothing was ever stamped."""
+    edges, tracking, purchases = sources["edges"], sources["tracking"], sources["purchases"]
+    stamp = f"cast('{since}' as timestamp)"
+    older = con.execute(f"select count(*) from (select 1 from {edges} where built_at <= {stamp} limit 1)").fetchall()
+    if since is None or older[0][0] == 0:
+        return False
+    con.execute(f"""
+        create or replace temp table _stitch_candidates as
+        select left_node, right_node from {edges} where built_at > {stamp}
+        union
+        select left_node, right_node from {EDGES_GONE}
+    """).fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_edge_changes as
+        select 'edge_added' as change, e.left_node, e.right_node from {edges} e
+        where e.built_at > {stamp} and e.is_used
+          and not exists (select 1 from {STITCHED_EDGES} s where s.left_node = e.left_node and s.right_node = e.right_node)
+        union all
+        select 'edge_gone', s.left_node, s.right_node from {STITCHED_EDGES} s
+        join _stitch_candidates c on c.left_node = s.left_node and c.right_node = s.right_node
+        where not exists (select 1 from {edges} e
+                          where e.is_used and e.left_node = s.left_node and e.right_node = s.right_node)
+    """).fetchall()
+    # the identifiers that can have come or gone, and whether each is one now (an edge's end, a tracked browser, a
+    # purchase: the node view int_identity_nodes, asked of these only)
+    con.execute(f"""
+        create or replace temp table _stitch_touched as
+        select left_node as node from _stitch_candidates
+        union select right_node from _stitch_candidates
+        union select 'browser:' || anonymous_id from {tracking} where built_at > {stamp} and anonymous_id is not null
+        union select 'purchase:' || purchase_id from {purchases} p
+              where not exists (select 1 from {built} b where b.node = 'purchase:' || p.purchase_id)
+        union select node from {built} b
+              where node_type = 'purchase'
+                and not exists (select 1 from {purchases} p where b.node = 'purchase:' || p.purchase_id)
+    """).fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_all_nodes as
+        select left_node as node, left_type as node_type from {edges}
+        where left_node in (select node from _stitch_touched)
+        union
+        select right_node, right_type from {edges} where right_node in (select node from _stitch_touched)
+        union
+        select 'browser:' || anonymous_id, 'browser' from {tracking}
+        where anonymous_id in (select substr(node, 9) from _stitch_touched where node like 'browser:%')
+        union
+        select 'purchase:' || purchase_id, 'purchase' from {purchases}
+        where purchase_id in (select substr(node, 10) from _stitch_touched where node like 'purchase:%')
+    """).fetchall()
+    con.execute(f"""
+        create or replace temp table _stitch_node_changes as
+        select 'node_added' as change, node from _stitch_all_nodes n
+        where not exists (select 1 from {built} b where b.node = n.node)
+        union all
+        select 'node_removed', t.node from _stitch_touched t
+        where exists (select 1 from {built} b where b.node = t.node)
+          and not exists (select 1 from _stitch_all_nodes n where n.node = t.node)
+    """).fetchall()
+    _region(con, built, f"(select * from {edges} where is_used)", registry, stamped=True)
+    return True
+
 
 def model(dbt, session):
     # the post-hook (dbt_project.yml) applies PENDING in the transaction that writes the rows
@@ -250,9 +342,15 @@ def model(dbt, session):
                on_schema_change="fail")
     dbt.ref("int_identity_nodes").create_view("_identity_nodes_in", replace=True)
     dbt.ref("int_identity_edges").filter("is_used").create_view("_identity_edges_in", replace=True)
+    sources = {"edges": "_identity_edges_all", "tracking": "_identity_tracking", "purchases": "_identity_purchases"}
+    dbt.ref("int_identity_edges").create_view(sources["edges"], replace=True)
+    dbt.ref("stg_tracking__events").create_view(sources["tracking"], replace=True)
+    dbt.ref("int_purchases").create_view(sources["purchases"], replace=True)
     create_state(session)
     if dbt.is_incremental:
-        changed_region(session, str(dbt.this), "_identity_nodes_in", "_identity_edges_in")
+        since = session.execute(f"select cast(max(built_at) as varchar) from {dbt.this}").fetchall()[0][0]
+        if not changed_region_since(session, str(dbt.this), sources, since):
+            changed_region(session, str(dbt.this), "_identity_nodes_in", "_identity_edges_in")
         stitch(session, "_stitch_region_nodes", "_stitch_region_edges", registry=REGISTRY)
     else:
         session.execute(f"delete from {PENDING}").fetchall()

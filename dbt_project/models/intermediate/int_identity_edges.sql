@@ -11,12 +11,14 @@
 -- that name the seed). A newer state of a Stripe object always names the object's own identifier (its customer
 -- id, a Checkout's browser, a guest charge's billing email and phone: fields Stripe does not change), so the
 -- pairs of its older state are among those built again; a pair no source sees any more gets a row without
--- `edge_source`, which the post-hook deletes with the row it replaced. The other end of a pair that came or went
+-- `edge_source`, which the post-hook deletes with the row it replaced (and lists in
+-- monitoring.identity_edges_gone until the stitch has taken it in). The other end of a pair that came or went
 -- (`ring`) has a new degree: its refusal is counted again and its other edges are written again. Every other
 -- end keeps its refusal from the table (`left_refused_reason`, `right_refused_reason`). Tracking events are only
 -- ever appended; `forget` and a changed project rebuild in full.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key=['left_node', 'right_node'],
-          on_schema_change='fail', post_hook="delete from {{ this }} where edge_source is null",
+          on_schema_change='fail', post_hook=["{{ ttattribution.record_edges_gone(this) }}",
+                                               "delete from {{ this }} where edge_source is null"],
           indexes=[{'columns': ['left_node']}, {'columns': ['right_node']}] if target.type == 'postgres' else []) }}
 {#- The source rows, written out where they are read (a CTE read twice is computed whole once: in an incremental
     build each reader takes only a few of its rows). Tracking: when a browser's claim reached our services (its own

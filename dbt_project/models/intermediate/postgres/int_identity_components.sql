@@ -9,7 +9,8 @@
     unique_key='node',
     on_schema_change='fail',
     pre_hook=["{{ ttattribution.postgres_stitch(ref('int_identity_nodes'), ref('int_identity_edges'),
-                                                this if is_incremental() else none) }}"],
+                                                this if is_incremental() else none,
+                                                ref('stg_tracking__events'), ref('int_purchases')) }}"],
     post_hook=["{{ ttattribution.apply_stitch_pending(this, ref('int_identity_edges')) }}"],
 ) }}
 select c.node, c.node_type, c.node_value, ids.customer_id, c.component_size, {{ build_stamp() }} as built_at
