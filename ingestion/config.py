@@ -6,7 +6,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 
 def owner_only_files() -> None:
@@ -21,6 +21,9 @@ def landing_dir() -> Path:
     return Path(os.environ.get("LANDING_DIR") or "./data/landing").resolve()
 
 
+SESSION_OPTIONS = "-c jit=off"
+
+
 @dataclass(frozen=True)
 class PostgresWarehouse:
     """WAREHOUSE_URL, ``postgresql://user:password@host:port/dbname``: the warehouse is that PostgreSQL database
@@ -32,6 +35,10 @@ class PostgresWarehouse:
     user: str
     password: str = field(repr=False)
     dbname: str
+    # the server settings of the pipeline's sessions (libpq's `options`, the URL's ``?options=``). JIT off: the
+    # models' generated queries are wide and their row estimates rough, so PostgreSQL compiled and optimized
+    # hundreds of expressions per query in LLVM, seconds more than running them (docs/decisions.md, 2026-12-07)
+    options: str = SESSION_OPTIONS
 
     @classmethod
     def from_url(cls, url: str) -> PostgresWarehouse:
@@ -48,19 +55,26 @@ class PostgresWarehouse:
             user=unquote(parts.username or "postgres"),
             password=unquote(parts.password or ""),
             dbname=unquote(parts.path.lstrip("/")) or "postgres",
+            options=parse_qs(parts.query).get("options", [SESSION_OPTIONS])[-1],
         )
 
     @property
     def url(self) -> str:
         """The URL again, password included: for a setting that keeps it out of sight (a Dagster EnvVar, a test)."""
         auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
-        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.dbname, safe='')}"
+        query = "" if self.options == SESSION_OPTIONS else "?" + urlencode({"options": self.options})
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.dbname, safe='')}{query}"
 
     def connect(self):
         import psycopg2
 
         return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.dbname,
+            options=self.options,
         )
 
     @contextmanager
@@ -74,9 +88,11 @@ class PostgresWarehouse:
             con.close()
 
     def dbt_env(self) -> dict[str, str]:
-        """The variables that select dbt_project/profiles.yml's `postgres` target and that it reads."""
+        """The variables that select dbt_project/profiles.yml's `postgres` target and that it reads, and libpq's
+        PGOPTIONS, which every connection dbt opens takes its session settings from."""
         return {
             "DBT_TARGET": "postgres",
+            "PGOPTIONS": self.options,
             "TTATTR_PG_HOST": self.host,
             "TTATTR_PG_PORT": str(self.port),
             "TTATTR_PG_USER": self.user,

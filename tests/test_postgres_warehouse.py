@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -766,3 +767,22 @@ def test_the_incremental_identity_edges_on_postgres_are_those_of_duckdb_when_a_s
         assert stitched == sorted(ws.query(components))
     assert ("stripe_customer:cus_s00", "email:shared@shopmail.co") not in {r[:2] for r in postgres}
     assert "phone:+14155550100" not in {r[0] for r in stitched}
+
+
+def test_the_pipelines_sessions_run_without_jit_unless_the_url_says_otherwise(warehouse, tmp_path):
+    """JIT compilation cost more than the models' queries themselves (docs/decisions.md, 2026-12-07): the sessions
+    of the pipeline (its own and dbt's, through libpq's PGOPTIONS) have it off; the URL's ``options`` replaces
+    that."""
+    assert PostgresWarehouse.from_url("postgresql://u@h/d").options == "-c jit=off"
+    chosen = PostgresWarehouse.from_url("postgresql://u@h/d?options=-c%20jit%3Don")
+    assert chosen.options == "-c jit=on" and PostgresWarehouse.from_url(chosen.url) == chosen
+    with warehouse.connection() as pg, pg.cursor() as cur:
+        cur.execute("show jit")
+        assert cur.fetchall() == [("off",)]
+    out = subprocess.run(
+        [str(DBT), "show", "--inline", "select current_setting('jit') as jit", "--project-dir", str(DBT_PROJECT),
+         "--profiles-dir", str(DBT_PROJECT), "--target-path", str(tmp_path / "t"), "--log-path", str(tmp_path / "l")],
+        env={**os.environ, **warehouse.dbt_env()}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert re.search(r"\|\s*off\s*\|", out.stdout), out.stdout[-1000:]
