@@ -100,7 +100,7 @@
         create temp table _stitch_region_nodes as
         select b.node, b.node_type from {{ built }} as b
         where exists (select 1 from _stitch_region_ids as i where i.customer_id = b.customer_id)
-          and b.node not in (select node from _stitch_node_changes where change = 'node_removed')
+          and not exists (select 1 from _stitch_node_changes as c where c.change = 'node_removed' and c.node = b.node)
         union all
         select n.node, n.node_type from _stitch_all_nodes as n
         where n.node in (select node from _stitch_node_changes where change = 'node_added');

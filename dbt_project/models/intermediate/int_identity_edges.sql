@@ -146,12 +146,18 @@ seed_nodes as {{ materialized_cte() }} (
     select node_type || ':' || node_value as node from seeds
 ),
 
--- the source rows that name a seed, and their sightings that touch one: every sighting of those pairs
+-- the source rows that name a seed, and their sightings that touch one: every sighting of those pairs. (Joins, not
+-- `in (...) or in (...)`: PostgreSQL checks a subquery under an OR row by row, reading the whole subquery for each
+-- row once it expects more of it than fits in work_mem; seeds and seed_nodes are distinct.)
 {%- for source in sources %}
 near_{{ source }} as (
-    select * from ({{ rows_of[source] }}) as {{ source }}
+    select {{ source }}.* from ({{ rows_of[source] }}) as {{ source }}
+    {%- for type, column in identifiers[source] %}
+    left join seeds as seed_{{ loop.index }}
+        on seed_{{ loop.index }}.node_type = '{{ type }}' and seed_{{ loop.index }}.node_value = {{ source }}.{{ column }}
+    {%- endfor %}
     where {% for type, column in identifiers[source] -%}
-        {{ column }} in (select node_value from seeds where node_type = '{{ type }}'){% if not loop.last %} or {% endif %}
+        seed_{{ loop.index }}.node_value is not null{% if not loop.last %} or {% endif %}
     {%- endfor %}
 ),
 {%- endfor %}
@@ -160,13 +166,17 @@ near_edges as {{ materialized_cte() }} (
     select left_node, right_node, min(left_type) as left_type, min(left_value) as left_value,
            min(right_type) as right_type, min(right_value) as right_value, {{ aggregates }}
     from ({{ identity_sightings(sightings, prefix='near_') }}) as sighted
-    where left_node in (select node from seed_nodes) or right_node in (select node from seed_nodes)
+    left join seed_nodes as left_seed on left_seed.node = sighted.left_node
+    left join seed_nodes as right_seed on right_seed.node = sighted.right_node
+    where left_seed.node is not null or right_seed.node is not null
     group by left_node, right_node
 ),
 
 built_near as (
-    select left_node, right_node from {{ this }}
-    where left_node in (select node from seed_nodes) or right_node in (select node from seed_nodes)
+    select built.left_node, built.right_node from {{ this }} as built
+    left join seed_nodes as left_seed on left_seed.node = built.left_node
+    left join seed_nodes as right_seed on right_seed.node = built.right_node
+    where left_seed.node is not null or right_seed.node is not null
 ),
 
 -- pairs that came or went: their ends' degrees changed
@@ -182,7 +192,7 @@ came_or_went as (
 
 ring as (
     select node from (select left_node as node from came_or_went union select right_node from came_or_went) as ends
-    where node not in (select node from seed_nodes)
+    where not exists (select 1 from seed_nodes where seed_nodes.node = ends.node)
 ),
 
 work_edges as (
@@ -191,9 +201,13 @@ work_edges as (
     select left_node, right_node, left_type, substr(left_node, length(left_type) + 2), right_type,
            substr(right_node, length(right_type) + 2), edge_source, first_seen_at, last_seen_at, times_seen,
            first_claimed_at, is_verified
-    from {{ this }}
-    where (left_node in (select node from ring) or right_node in (select node from ring))
-      and left_node not in (select node from seed_nodes) and right_node not in (select node from seed_nodes)
+    from {{ this }} as built
+    left join ring as left_ring on left_ring.node = built.left_node
+    left join ring as right_ring on right_ring.node = built.right_node
+    left join seed_nodes as left_seed on left_seed.node = built.left_node
+    left join seed_nodes as right_seed on right_seed.node = built.right_node
+    where (left_ring.node is not null or right_ring.node is not null)
+      and left_seed.node is null and right_seed.node is null
 ),
 
 -- the nodes whose refusal is decided again (every edge of theirs is in work_edges)
@@ -270,13 +284,15 @@ refused_nodes as (
         {%- if is_incremental() %}
         union all
         -- an end not decided again keeps its refusal
-        select left_node, left_refused_reason from {{ this }}
-        where left_refused_reason is not null and left_node in (select node from endpoints)
-          and left_node not in (select node from decided_nodes)
+        select built.left_node, built.left_refused_reason from {{ this }} as built
+        where built.left_refused_reason is not null
+          and exists (select 1 from endpoints where endpoints.node = built.left_node)
+          and not exists (select 1 from decided_nodes where decided_nodes.node = built.left_node)
         union all
-        select right_node, right_refused_reason from {{ this }}
-        where right_refused_reason is not null and right_node in (select node from endpoints)
-          and right_node not in (select node from decided_nodes)
+        select built.right_node, built.right_refused_reason from {{ this }} as built
+        where built.right_refused_reason is not null
+          and exists (select 1 from endpoints where endpoints.node = built.right_node)
+          and not exists (select 1 from decided_nodes where decided_nodes.node = built.right_node)
         {%- endif %}
     ) as refused
     group by node
