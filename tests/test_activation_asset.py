@@ -23,7 +23,7 @@ def warehouse(tmp_path):
 
 def test_the_asset_sends_and_reports_ledger_counts_as_metadata(warehouse):
     with FakeTikTok(access_tokens=["tok"], pixel_codes=["PX"]) as fake:
-        result = dg.materialize(
+        result = _materialize(
             [tiktok_deliveries],
             resources={
                 "warehouse": WarehouseResource(path=str(warehouse)),
@@ -39,7 +39,7 @@ def test_the_asset_sends_and_reports_ledger_counts_as_metadata(warehouse):
 
 def test_a_token_without_permission_fails_the_asset_with_what_to_fix(warehouse):
     with FakeTikTok(access_tokens=["tok"], pixel_codes=["PX"]) as fake:
-        result = dg.materialize(
+        result = _materialize(
             [tiktok_deliveries],
             raise_on_error=False,
             resources={
@@ -96,3 +96,10 @@ def test_events_that_failed_retryably_are_sent_again_when_due_without_new_data(w
             assert retried.success
             assert fake.stats()["accepted_unique"] == 27
             assert not tick().run_requests, "nothing left to retry"
+
+
+def _materialize(*args, **kwargs):
+    """dg.materialize in an instance of its own: an instance another test entered and left in another context
+    stays the current one of Dagster's definitions state (a context variable), with its files already deleted."""
+    with dg.instance_for_test() as instance:
+        return dg.materialize(*args, instance=instance, **kwargs)
