@@ -6,6 +6,12 @@ then copied into PostgreSQL with COPY, in one transaction per batch: the rows (a
 duplicate, ``on conflict do nothing``), the quarantined lines and the record that the files are loaded. So a file
 is loaded once and an event once, and a crash leaves a batch wholly loaded or not at all, as on DuckDB.
 
+A batch is first COPYed straight into its raw table, which parses the payloads once on the way in. If that fails
+(an id PostgreSQL has already, a line ``jsonb`` refuses), it is rolled back to a savepoint and the batch is COPYed
+as text into a temporary table and inserted from there with ``on conflict do nothing``. After one such batch, the
+rest of that load takes the second path directly: Stripe's pull lands again what the webhooks landed, so there
+the first path would keep failing.
+
 PostgreSQL stores the payloads as ``jsonb``, which refuses a few lines DuckDB's JSON reader accepts: text holding
 a NUL character (escaped or raw; an escaped backslash before "u0000" is refused too, a rare false alarm) and
 numbers beyond its numeric type (1e200000). Those lines are quarantined, one by one.
@@ -24,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import psycopg2
+import psycopg2.errors
 
 from ingestion.durable import recover_orphans
 from ingestion.landing import SOURCES, landing_files_since
@@ -130,16 +138,23 @@ def load_source(pg, landing_dir: Path, source: str, batch_bytes: int = BATCH_BYT
     recover_orphans(landing_dir / source)
     files, listed_at = pending_files(pg, landing_dir, source)
 
-    def add(part: SourceLoad) -> None:
+    def add(inserted: Future) -> bool:
+        """Count a batch PostgreSQL took (a failure there stops the load, before another batch goes in); whether
+        it went straight in."""
+        part, went_straight_in = inserted.result()
         for name in ("files", "lines", "loaded_rows", "duplicate_rows", "quarantined_rows"):
             setattr(result, name, getattr(result, name) + getattr(part, name))
         result.file_names += part.file_names
+        return went_straight_in
 
     with (
         tempfile.TemporaryDirectory(prefix="landing-postgres-") as scratch,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-copy") as postgres_side,
     ):
         inserting: Future | None = None
+        # batches are tried straight in until one cannot be (it holds an id PostgreSQL has: Stripe's pull lands
+        # again what the webhooks landed): from then on, this load's batches take the insert that skips those
+        straight_in = True
         for k, batch in enumerate(_batches(files, limit=batch_bytes)):
             folder = Path(scratch) / str(k)
             folder.mkdir()
@@ -151,10 +166,10 @@ def load_source(pg, landing_dir: Path, source: str, batch_bytes: int = BATCH_BYT
                 load_files(mem, landing_dir, source, batch, work, part)
                 exported = _export_batch(mem, source, part, folder)
             if inserting is not None:
-                add(inserting.result())  # (a failure there stops the load here, before another batch goes in)
-            inserting = postgres_side.submit(_insert_batch, pg, source, part, exported)
+                straight_in = add(inserting) and straight_in
+            inserting = postgres_side.submit(_insert_batch, pg, source, part, exported, straight_in)
         if inserting is not None:
-            add(inserting.result())
+            add(inserting)
     with pg.cursor() as cur:
         cur.execute(
             f"""insert into {RAW_SCHEMA}.landing_listings values (%s, %s)
@@ -204,20 +219,43 @@ def _export_batch(mem, source: str, part: SourceLoad, folder: Path) -> _Exported
     return exported
 
 
-def _copy(cur, path: Path, table: str) -> None:
+def _copy(cur, path: Path, table: str) -> int:
+    """COPY a CSV file into ``table`` (a name, with its columns if not all); how many rows it took."""
     with open(path, encoding="utf-8") as f:
         cur.copy_expert(f"copy {table} from stdin with (format csv)", f, size=1 << 20)
-    path.unlink()
+    return cur.rowcount
 
 
-def _insert_batch(pg, source: str, part: SourceLoad, exported: _Exported) -> SourceLoad:
+def _copy_straight_in(cur, table: str, exported: _Exported) -> int | None:
+    """The batch COPYed straight into its raw table, payloads parsed to ``jsonb`` on the way: one pass instead of a
+    text copy and an insert that converts it. How many rows went in; None, and nothing written, if an id was there
+    already (or went in meanwhile, from another load) or jsonb refused a line: the batch then takes the insert
+    that sorts those out."""
+    cur.execute("savepoint straight_in")
+    try:
+        n = _copy(cur, exported.rows, f"{RAW_SCHEMA}.{table} ({', '.join(COLUMNS[table])})")
+    except (psycopg2.errors.UniqueViolation, psycopg2.DataError):
+        cur.execute("rollback to savepoint straight_in")
+        return None
+    cur.execute("release savepoint straight_in")
+    _copy(cur, exported.files, f"{RAW_SCHEMA}.loaded_files")
+    _copy(cur, exported.quarantine, f"{RAW_SCHEMA}.quarantine")
+    return n
+
+
+def _insert_batch(pg, source: str, part: SourceLoad, exported: _Exported, straight_in: bool) -> tuple[SourceLoad, bool]:
     """The exported batch into PostgreSQL, in one transaction; ``part`` (the batch's counts) corrected for what
-    PostgreSQL had already or refused, and returned."""
+    PostgreSQL had already or refused, and whether the batch went straight in. ``straight_in``: try that first."""
     table = _table(source)
     id_column = ID_COLUMN[table]
     columns = COLUMNS[table]
     refused = exported.refused
     try:
+        with pg.cursor() as cur:
+            went_in = _copy_straight_in(cur, table, exported) if straight_in else None
+        if went_in is not None:
+            pg.commit()
+            return _corrected(part, refused, went_in), True
         with pg.cursor() as cur:
             cur.execute(f"create temp table _new (like {RAW_SCHEMA}.{table}) on commit drop")
             cur.execute("alter table _new alter column payload type text")
@@ -280,7 +318,15 @@ def _insert_batch(pg, source: str, part: SourceLoad, exported: _Exported) -> Sou
     except BaseException:
         pg.rollback()
         raise
-    duplicates = part.loaded_rows - refused - sum(inserted.values())
+    finally:
+        for path in (exported.rows, exported.files, exported.quarantine):
+            path.unlink(missing_ok=True)
+    return _corrected(part, refused, sum(inserted.values())), False
+
+
+def _corrected(part: SourceLoad, refused: int, inserted: int) -> SourceLoad:
+    """The batch's counts as DuckDB made them, less what PostgreSQL refused or had already."""
+    duplicates = part.loaded_rows - refused - inserted
     part.loaded_rows -= refused + duplicates
     part.quarantined_rows += refused
     part.duplicate_rows += duplicates

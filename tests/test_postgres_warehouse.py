@@ -319,6 +319,30 @@ def test_a_load_in_many_batches_keeps_the_contracts_while_postgres_inserts_one_a
         assert postgres_loader.load_source(pg, landing, "tracking", batch_bytes=8_000).files == 0
 
 
+def test_a_batch_of_new_ids_that_jsonb_refuses_a_line_of_loads_all_but_that_line(warehouse, tmp_path):
+    """A batch whose ids PostgreSQL has none of goes straight in with COPY; a line jsonb refuses there (a number
+    past numeric's range) fails that COPY, and the batch takes the insert that quarantines the line alone."""
+    wh = new_database(warehouse, "loader_straight_in")
+    landing = tmp_path / "landing"
+    (landing / "tracking").mkdir(parents=True)
+    lines = [json.dumps({"messageId": f"m{n}", "type": "track", "event": "Viewed", "anonymousId": "b1",
+                         "timestamp": "2026-11-20T10:00:00Z"}) for n in range(5)]  # fmt: skip
+    lines[3] = lines[3].replace('"event"', '"value": 1e200000, "event"')
+    (landing / "tracking" / "a.jsonl").write_text("\n".join(lines) + "\n")
+    with wh.connection() as pg:
+        load = postgres_loader.load_all(pg, landing)["tracking"]
+        with pg.cursor() as cur:
+            cur.execute("select message_id from raw.tracking_events order by 1")
+            loaded = [r[0] for r in cur.fetchall()]
+            cur.execute("select line_number, reason from raw.quarantine")
+            quarantined = cur.fetchall()
+            cur.execute("select loaded_rows, duplicate_rows, quarantined_rows from raw.loaded_files")
+            recorded = cur.fetchall()
+    assert loaded == ["m0", "m1", "m2", "m4"]
+    assert len(quarantined) == 1 and quarantined[0][0] == 4 and "jsonb" in quarantined[0][1]
+    assert (load.loaded_rows, load.duplicate_rows, load.quarantined_rows) == (4, 0, 1) and recorded == [(4, 0, 1)]
+
+
 def test_the_warehouse_url_reaches_dagster_without_its_password_showing(monkeypatch):
     from orchestration.resources import default_resources
 
