@@ -43,27 +43,21 @@ with source as (
 {%- for c in click_ids %}{% do fields.append(('carried_' ~ c, 'context.attribution.clickIds.' ~ c)) %}{% endfor -%}
 {%- set at = json_text_refs(fields | map(attribute=0) | list) %}
 
-extracted as {{ materialized_cte() }} (
+extracted as (
     select
         message_id, type, event_name, anonymous_id, user_id, event_timestamp, _loaded_at,
         {{ json_texts('payload', fields | map(attribute=1) | list) }} as f
     from source
+    {{ kept_apart() }}
 ),
 
-parsed as {{ materialized_cte() }} (
+parsed as (
     select
         message_id,
         type as event_type,
         event_name,
         anonymous_id,
         user_id,
-        -- the client's clock is a claim: used clamped to a window around the time the collector received the event
-        -- (lines without receivedAt did not come through the collector and keep their time); the raw value is kept
-        case when {{ iso_to_timestamp(at.received_at) }} is null then event_timestamp
-             else least(greatest(event_timestamp, {{ iso_to_timestamp(at.received_at) }}
-                                                  - interval '{{ var("client_clock_max_lag_hours") }} hours'),
-                        {{ iso_to_timestamp(at.received_at) }}
-                            + interval '{{ var("client_clock_max_lead_minutes") }} minutes') end as event_at,
         event_timestamp as client_event_at,
         {{ iso_to_timestamp(at.received_at) }} as received_at,
         -- the collector's word (it overwrites whatever a client sent): a message under a server write key is
@@ -90,11 +84,18 @@ parsed as {{ materialized_cte() }} (
         {{ at.carried_utm_campaign }} as carried_utm_campaign,
         {{ at.carried_landing_url }} as carried_landing_url
     from extracted
+    {{ kept_apart() }}
 ),
 
-with_params as {{ materialized_cte() }} (
+with_params as (
     select
         *,
+        -- the client's clock is a claim: used clamped to a window around the time the collector received the event
+        -- (lines without receivedAt did not come through the collector and keep their time); the raw value is kept
+        -- (a step after received_at is parsed, so that it is parsed once)
+        case when received_at is null then client_event_at
+             else least(greatest(client_event_at, received_at - interval '{{ var("client_clock_max_lag_hours") }} hours'),
+                        received_at + interval '{{ var("client_clock_max_lead_minutes") }} minutes') end as event_at,
         {% for c in click_ids %}{{ url_param('page_url', c) }} as {{ c }},
         {% endfor %}
         {{ url_param('page_url', 'utm_source') }} as url_utm_source,
@@ -109,6 +110,7 @@ with_params as {{ materialized_cte() }} (
         {%- endfor %}
         {{ url_host('referrer') }} as referrer_host
     from parsed
+    {{ kept_apart() }}
 ),
 
 {#- the two small seeds written in as constants (macro seed_rows): matched per event without a join, so the events
@@ -127,7 +129,7 @@ bot_agents as {{ materialized_cte() }} (
     from (select distinct user_agent from with_params where user_agent is not null) as agents
 ),
 {%- endif %}
-classified as {{ materialized_cte() }} (
+classified as (
     select
         with_params.*,
         -- bots: the user agent matches any pattern of seed bot_user_agents
@@ -163,6 +165,7 @@ classified as {{ materialized_cte() }} (
     {%- if bots_per_agent %}
     left join bot_agents on bot_agents.user_agent = with_params.user_agent
     {%- endif %}
+    {{ kept_apart() }}
 ),
 
 final as (
