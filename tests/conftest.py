@@ -42,6 +42,18 @@ def remove_the_sessions_dbt_targets():
             shutil.rmtree(project / build_target_path(identity), ignore_errors=True)
 
 
+def load_defs(resources: dict) -> dg.Definitions:
+    """``build_defs`` inside an instance of its own. Loading the defs folder reads Dagster's current
+    definitions-state storage, a process-wide context variable that an instance sets when it is entered. Loaded
+    outside one, a test read whatever another test had left there; once that instance's temporary folder was gone,
+    loading failed with sqlite's "unable to open database file" (which test leaves it, an intermittent order,
+    is not found yet)."""
+    from orchestration.definitions import build_defs
+
+    with dg.instance_for_test():
+        return build_defs(resources)
+
+
 @dataclass
 class Workspace:
     root: Path
@@ -85,9 +97,7 @@ class Workspace:
         }
 
     def defs(self) -> dg.Definitions:
-        from orchestration.definitions import build_defs
-
-        return build_defs(self.resources())
+        return load_defs(self.resources())
 
     def run(self) -> dg.ExecuteInProcessResult:
         from orchestration.run import run_pipeline

@@ -13,12 +13,11 @@ from orchestration.resources import (
     TikTokResource,
     WarehouseResource,
 )
+from tests.conftest import load_defs
 
 
 def _checks_run(warehouse, tmp_path):
-    from orchestration.definitions import build_defs
-
-    defs = build_defs(
+    defs = load_defs(
         {
             "warehouse": WarehouseResource(path=str(warehouse)),
             "landing_zone": LandingZoneResource(path=str(tmp_path / "landing")),

@@ -31,7 +31,7 @@ from ingestion.config import PostgresWarehouse
 from ingestion.landing import write_jsonl_atomic
 from reverse_etl.deliver import DeliverySettings
 from tests import test_fuzz as fuzz
-from tests.conftest import DBT, DBT_PROJECT, Workspace
+from tests.conftest import DBT, DBT_PROJECT, Workspace, load_defs
 from tests.postgres_server import server_with_database
 
 TOKEN, PIXEL = "test-token", "TESTPIXEL"
@@ -130,7 +130,6 @@ def assert_same_answers(ws: Workspace, wh: PostgresWarehouse) -> dict[str, int]:
 def pipeline_defs(ws: Workspace, fake: FakeTikTok, postgres: PostgresWarehouse | None):
     """The Dagster definitions as `make run` has them, over the DuckDB file or (``postgres``) the database, with
     deliveries going to ``fake``."""
-    from orchestration.definitions import build_defs
     from orchestration.resources import TikTokResource, WarehouseResource
 
     resources = ws.resources()
@@ -138,7 +137,7 @@ def pipeline_defs(ws: Workspace, fake: FakeTikTok, postgres: PostgresWarehouse |
     if postgres is not None:
         files = ws.root / "postgres_files"  # the analysts' copy and the report of the PostgreSQL pipeline
         resources["warehouse"] = WarehouseResource(path=str(files / "warehouse.duckdb"), url=postgres.url)
-    return build_defs(resources)
+    return load_defs(resources)
 
 
 def run_through_dagster(defs, instance) -> dict[str, bool]:
