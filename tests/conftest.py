@@ -43,15 +43,17 @@ def remove_the_sessions_dbt_targets():
 
 
 def load_defs(resources: dict) -> dg.Definitions:
-    """``build_defs`` inside an instance of its own. Loading the defs folder reads Dagster's current
-    definitions-state storage, a process-wide context variable that an instance sets when it is entered. Loaded
-    outside one, a test read whatever another test had left there; once that instance's temporary folder was gone,
-    loading failed with sqlite's "unable to open database file" (which test leaves it, an intermittent order,
-    is not found yet)."""
+    """``build_defs`` inside an instance of its own, its repository resolved there. Resolving the definitions reads
+    Dagster's current definitions-state storage, a context variable an instance sets while it is entered (it is
+    resolved lazily, so ``resolve_asset_graph`` here, not at a test's first use). A test that builds a context
+    without ``with`` leaves its instance's storage current after its temporary folder is gone; a later test
+    resolving outside an instance then failed with sqlite's "unable to open database file"."""
     from orchestration.definitions import build_defs
 
     with dg.instance_for_test():
-        return build_defs(resources)
+        defs = build_defs(resources)
+        defs.resolve_asset_graph()
+        return defs
 
 
 @dataclass

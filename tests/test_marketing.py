@@ -155,19 +155,21 @@ def test_without_credentials_the_spend_pull_is_skipped_with_a_log_line(marketing
 def test_the_schedule_asks_for_today_and_the_days_tiktok_still_revises(marketing):
     defs = marketing.defs()
     schedule = defs.get_schedule_def("tiktok_ad_spend_schedule")
-    context = dg.build_schedule_context(
+    # a schedule context opens an instance of its own for the resources; entered with `with`, it is closed again
+    # (left open, it stays Dagster's current definitions-state storage for every later test of the process)
+    with dg.build_schedule_context(
         instance=marketing.instance,
         scheduled_execution_time=datetime(2026, 11, 17, 9, 17, tzinfo=UTC),
         resources={"tiktok_ads": defs.resources["tiktok_ads"]},
-    )
-    request = schedule(context)
+    ) as context:
+        request = schedule(context)
     assert request.partition_key_range == dg.PartitionKeyRange("2026-11-11", "2026-11-17")
-    unconfigured = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=marketing.instance,
         scheduled_execution_time=datetime(2026, 11, 17, 9, 17, tzinfo=UTC),
         resources={"tiktok_ads": TikTokAdsResource()},
-    )
-    assert isinstance(schedule(unconfigured), dg.SkipReason)
+    ) as unconfigured:
+        assert isinstance(schedule(unconfigured), dg.SkipReason)
 
 
 def test_the_report_renders_in_chromium_with_data_in_every_chart_and_no_errors(marketing):
