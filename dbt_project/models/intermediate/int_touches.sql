@@ -7,7 +7,8 @@
 -- Incremental: a visit is decided by the pages of its own browser only, so a run recomputes the touches of the
 -- browsers that have pages in loads not taken in yet, from all of each such browser's pages, and replaces that
 -- browser's touches (delete+insert by browser: a late page can merge or split its visits). `browser_loaded_at`,
--- the newest load among a browser's pages, records which loads are taken in (macro unstaged_loads).
+-- the newest load among a browser's pages, records which loads are taken in (macro unstaged_loads); `built_at`, the
+-- build that wrote the browser's touches, tells customer_journeys which browsers changed without comparing touches.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='anonymous_id',
           on_schema_change='fail') }}
 -- depends_on: {{ ref('stg_tracking__events') }}
@@ -65,4 +66,4 @@ final as (
     from classified
 )
 
-select * from final
+select *, {{ build_stamp() }} as built_at from final

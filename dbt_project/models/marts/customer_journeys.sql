@@ -2,21 +2,17 @@
 --
 -- Incremental: a customer's journey is decided by the touches of the browsers stitched to them only, so a run
 -- builds again the journeys of the customers that gained or lost a touch or a browser, and replaces theirs
--- (delete+insert by customer). A browser changed when one of its touches is new or gone (int_touches replaces a
--- browser's touches when it has new pages) or when it now belongs to another customer (a merge or a split); its
--- customers before and after are both built again. A customer id that no longer exists (merged into another) has
--- no new rows to replace its old ones: the post-hook deletes every row whose browser is no longer that customer's.
+-- (delete+insert by customer). A browser changed when its touches were built again (int_touches replaces a
+-- browser's touches when it has new pages; a browser keeps at least the touch of its first page) or when the stitch
+-- wrote it again (it now belongs to another customer: a merge or a split), both told by their stamps (`built_at`);
+-- its customers before and after are both built again. A customer built again with no touch left (merged into
+-- another, its browsers gone elsewhere) gets a row without a touch, so that delete+insert removes its old rows; the
+-- post-hook deletes that row.
 -- Each row carries its customer's `journey_fingerprint` (of all the customer's touches, every column), by which the
 -- models that read journeys tell whose journey changed without reading every journey.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='customer_id',
           on_schema_change='fail',
-          post_hook="{% if is_incremental() %}
-              delete from {{ this }} as built
-              where not exists (
-                  select 1 from {{ ref('int_identity_components') }} as identities
-                  where identities.node_type = 'browser' and identities.node_value = built.anonymous_id
-                    and identities.customer_id = built.customer_id)
-              {% endif %}") }}
+          post_hook="{% if is_incremental() %}delete from {{ this }} where touch_id is null{% endif %}") }}
 with touches as (
     select * from {{ ref('int_touches') }}
 ),
@@ -28,29 +24,18 @@ identities as (
 ),
 
 {% if is_incremental() %}
-built as (
-    select distinct anonymous_id, customer_id from {{ this }}
-),
-
--- (int_touches read here by name, not through `touches`: a CTE read twice is materialized, every column of every
--- touch in history, where these two need two columns)
+{%- set since = stamps_since() %}
 changed_browsers as (
-    select new_touches.anonymous_id from {{ ref('int_touches') }} as new_touches
-    where not exists (select 1 from {{ this }} as built_touches where built_touches.touch_id = new_touches.touch_id)
+    select anonymous_id from {{ ref('int_touches') }} where built_at > {{ since }}
     union
-    select built_touches.anonymous_id from {{ this }} as built_touches
-    where not exists (select 1 from {{ ref('int_touches') }} as new_touches
-                      where new_touches.touch_id = built_touches.touch_id)
-    union
-    select built.anonymous_id from built
-    left join identities on identities.anonymous_id = built.anonymous_id
-    where identities.customer_id is distinct from built.customer_id
+    select node_value from {{ ref('int_identity_components') }}
+    where node_type = 'browser' and built_at > {{ since }}
 ),
 
 changed_customers as (
     select customer_id from identities where anonymous_id in (select anonymous_id from changed_browsers)
     union
-    select customer_id from built where anonymous_id in (select anonymous_id from changed_browsers)
+    select customer_id from {{ this }} where anonymous_id in (select anonymous_id from changed_browsers)
 ),
 {% endif %}
 
@@ -89,3 +74,10 @@ final as (
 )
 
 select *, {{ build_stamp() }} as built_at from final
+{% if is_incremental() %}
+union all
+select customer_id, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+       null, null, null, {{ build_stamp() }}
+from changed_customers
+where not exists (select 1 from final where final.customer_id = changed_customers.customer_id)
+{% endif %}
