@@ -7,8 +7,11 @@
 -- TikTok Ads, Google Ads, Meta Ads, Microsoft Ads, LinkedIn Ads, X Ads, Other Paid, Email, Organic Search,
 -- Organic Social, Other Campaign, Referral, Direct.
 {% set site_hosts = var('site_hosts') %}
+-- (stg_tracking__pages' rows, read from its table with their row id: int_touches fetches a few browsers' pages by it)
+-- depends_on: {{ ref('stg_tracking__pages') }}
 with pages as (
-    select * from {{ ref('stg_tracking__pages') }}
+    select {{ row_locator() }} as event_row, * from {{ ref('stg_tracking__events') }}
+    where event_type = 'page'
 ),
 
 click_channels as (

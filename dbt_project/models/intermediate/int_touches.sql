@@ -16,12 +16,13 @@ with pages as (
     select * from {{ ref('int_page_channels') }}
     where anonymous_id is not null and not is_bot
     {% if is_incremental() %}
-      -- (read from the events table: the pages view would classify every page's channel to list its loads)
+      -- (read from the events table: the pages view would classify every page's channel to list its loads; the
+      -- browsers' pages fetched by row id, rows_where)
       {%- set page_events = "(select anonymous_id, loaded_at from " ~ ref('stg_tracking__events')
                             ~ " where event_type = 'page') as page_events" %}
-      and anonymous_id in (
-          select anonymous_id from {{ page_events }}
-          where {{ unstaged_loads(page_events, 'loaded_at', 'browser_loaded_at') }})
+      and {{ rows_where('event_row', ref('stg_tracking__events'),
+                        "event_type = 'page' and anonymous_id in (select anonymous_id from " ~ page_events
+                        ~ " where " ~ unstaged_loads(page_events, 'loaded_at', 'browser_loaded_at') ~ ")") }}
     {% endif %}
 ),
 

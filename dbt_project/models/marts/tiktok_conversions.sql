@@ -179,11 +179,22 @@ identities as (
 -- consent is the person's (any browser); the context columns are numbered for the two chosen events of each
 -- conversion only (numbering wide rows sorts all of their text), read from here: joining the chosen events back to
 -- the tracking history by message id read those columns of every event ever tracked
+{% if is_incremental() -%}
+-- the events of the customers built again, fetched by row id (rows_where) and kept apart (materialized: planned with
+-- the join to their identities, DuckDB read the text columns of every event in history to filter them)
+tracked as materialized (
+    select anonymous_id, message_id, event_at, ttp, advertising_consent, ip, user_agent, locale
+    from {{ ref('stg_tracking__events') }}
+    where {{ rows_where('rowid', ref('stg_tracking__events'),
+                        "anonymous_id in (select node_value from identities where node_type = 'browser')") }}
+),
+
+{% endif -%}
 browser_events as {{ materialized_cte() }} (
     select identities.customer_id, events.anonymous_id, events.message_id, events.event_at, events.ttp,
            events.advertising_consent, events.ip is not null or events.user_agent is not null as has_context,
            events.ip, events.user_agent, events.locale
-    from {{ ref('stg_tracking__events') }} as events
+    from {% if is_incremental() %}tracked{% else %}{{ ref('stg_tracking__events') }}{% endif %} as events
     join identities on identities.node_type = 'browser' and identities.node_value = events.anonymous_id
 ),
 
@@ -192,23 +203,23 @@ browser_events as {{ materialized_cte() }} (
 -- edges the stitch uses (blocked and capped identifiers excluded). Never the rest of the stitched person: an
 -- identify is a claim anyone with the public write key can make, and a merge is not a licence to send one
 -- customer's keys with another's purchase.
-used_key_edges as (
-    select left_node, right_type, substr(right_node, strpos(right_node, ':') + 1) as right_value
-    from {{ ref('int_identity_edges') }}
-    where is_used and right_type in ('email', 'phone')
-      and left_type in ('purchase', 'stripe_customer', 'browser')
+-- (each event's nodes joined to the edges once: the used key edges of all history, materialized for three joins,
+-- were most of an increment's time here)
+event_nodes as (
+    select event_id, 'purchase:' || purchase_id as node from purchases where purchase_id is not null
+    union all
+    select event_id, 'stripe_customer:' || key_stripe_customer_id from purchases where key_stripe_customer_id is not null
+    union all
+    select event_id, 'browser:' || key_browser from purchases where key_browser is not null
 ),
 
 event_keys as (
-    select purchases.event_id, used_key_edges.right_type, used_key_edges.right_value
-    from purchases join used_key_edges on used_key_edges.left_node = 'purchase:' || purchases.purchase_id
-    union
-    select purchases.event_id, used_key_edges.right_type, used_key_edges.right_value
-    from purchases
-    join used_key_edges on used_key_edges.left_node = 'stripe_customer:' || purchases.key_stripe_customer_id
-    union
-    select purchases.event_id, used_key_edges.right_type, used_key_edges.right_value
-    from purchases join used_key_edges on used_key_edges.left_node = 'browser:' || purchases.key_browser
+    select distinct event_nodes.event_id, edges.right_type,
+           substr(edges.right_node, strpos(edges.right_node, ':') + 1) as right_value
+    from event_nodes
+    join {{ ref('int_identity_edges') }} as edges on edges.left_node = event_nodes.node
+    where edges.is_used and edges.right_type in ('email', 'phone')
+      and edges.left_type in ('purchase', 'stripe_customer', 'browser')
 ),
 
 match_keys as (
